@@ -1,0 +1,30 @@
+# Each target creates the virtual environment it needs, so a fresh clone needs only Python 3.11+.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench typecheck clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m examples.lending.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.load_rows
+	$(BIN)/python -m bench.request_path
+
+typecheck: $(STAMP)
+	$(BIN)/python -m pip install --quiet mypy
+	$(BIN)/python -m mypy
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

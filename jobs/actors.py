@@ -1,0 +1,47 @@
+"""The Dramatiq actors: shells that open a session per message and call fanout and delivery."""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+from notifiers import PermanentChannelError
+
+from . import delivery, fanout, worker
+from .errors import DeliveryNotFound, TransitionNotFound
+
+__all__ = ["deliver", "fan_out"]
+
+_log = logging.getLogger(__name__)
+_settings = worker.runtime.settings
+
+
+@dramatiq.actor(queue_name=_settings.queue, actor_name="tidings.fan_out",
+                max_retries=_settings.max_retries, min_backoff=_settings.min_backoff_ms,
+                max_backoff=_settings.max_backoff_ms)
+def fan_out(transition_id: int) -> None:
+    """Plan the deliveries of a committed transition, then enqueue one message per new delivery."""
+    runtime = worker.runtime
+    try:
+        with runtime.session() as session:
+            new = fanout.fan_out(session, transition_id)
+    except TransitionNotFound as error:
+        _log.error("fan_out(%s) skipped: %s", transition_id, error)
+        return
+    for delivery_id in new:
+        deliver.send(delivery_id)
+
+
+@dramatiq.actor(queue_name=_settings.queue, actor_name="tidings.deliver",
+                max_retries=_settings.max_retries, min_backoff=_settings.min_backoff_ms,
+                max_backoff=_settings.max_backoff_ms, throws=(PermanentChannelError,))
+def deliver(delivery_id: int) -> None:
+    """Send one delivery; transient channel errors raise, so Dramatiq retries with backoff."""
+    runtime = worker.runtime
+    try:
+        with runtime.session() as session:
+            delivery.deliver(session, delivery_id, channel_for=runtime.channel,
+                             lease_seconds=runtime.settings.lease_seconds,
+                             max_attempts=runtime.settings.max_retries + 1)
+    except DeliveryNotFound as error:
+        _log.error("deliver(%s) skipped: %s", delivery_id, error)

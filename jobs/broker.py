@@ -1,0 +1,38 @@
+"""The Dramatiq broker, built from a URL: ``stub``, ``redis://`` or ``amqp://``."""
+
+from __future__ import annotations
+
+from dramatiq import Broker
+from dramatiq.brokers.stub import StubBroker
+
+from .config import Settings
+from .errors import ConfigurationError
+
+__all__ = ["make_broker"]
+
+
+def make_broker(settings: Settings) -> Broker:
+    """A new broker for ``settings.broker_url`` with Dramatiq's default middleware.
+
+    Raises:
+        ConfigurationError: the URL names an unknown scheme.
+    """
+    url = settings.broker_url
+    timeout = settings.broker_timeout
+    if url == "stub" or url.startswith("stub:"):
+        broker = StubBroker()
+        broker.emit_after("process_boot")
+        return broker
+    if url.startswith(("redis://", "rediss://")):
+        from dramatiq.brokers.redis import RedisBroker
+
+        return RedisBroker(url=url, socket_connect_timeout=timeout, socket_timeout=max(timeout, 10.0))
+    if url.startswith(("amqp://", "amqps://")):
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+        rabbitmq = RabbitmqBroker(url=url)
+        rabbitmq.parameters.socket_timeout = timeout
+        rabbitmq.parameters.blocked_connection_timeout = max(timeout, 10.0)
+        rabbitmq.parameters.connection_attempts = 1
+        return rabbitmq
+    raise ConfigurationError(f"Setting broker_url (TIDINGS_BROKER_URL): unknown scheme in {url!r}.")

@@ -1,0 +1,112 @@
+"""Delivery: claim a delivery row, render its message, hand it to the channel, record the outcome."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+
+from notifiers import (
+    Channel,
+    Event,
+    NotifierError,
+    PermanentChannelError,
+    Recipient,
+    TransientChannelError,
+    registry,
+)
+from sqlalchemy import and_, or_, update
+from sqlalchemy.orm import Session
+from workflow import TransitionRecord, WorkflowError, load_subject, utcnow
+
+from .delivery_log import Delivery, Status
+from .errors import ConfigurationError, DeliveryNotFound
+
+__all__ = ["deliver"]
+
+_log = logging.getLogger(__name__)
+
+
+def deliver(session: Session, delivery_id: int, *, channel_for: Callable[[str], Channel],
+            lease_seconds: float, max_attempts: int) -> str:
+    """Send one delivery at most once per claim; return its status afterwards.
+
+    A delivery is claimed (pending -> sending, or sending whose lease ran out) in its own commit,
+    so two workers never send it at once and a sent one is never sent again. Errors end as
+    recorded statuses: a broken template or message is ``failed``, a permanent channel error is
+    ``failed`` with the server's reply, a transient one goes back to ``pending`` (or ``dead``
+    once ``max_attempts`` are used) and is re-raised so that Dramatiq retries with backoff.
+
+    Raises:
+        DeliveryNotFound: no delivery has this id.
+        TransientChannelError: the channel may succeed later; retry.
+    """
+    if not _claim(session, delivery_id, lease_seconds):
+        delivery = session.get(Delivery, delivery_id)
+        if delivery is None:
+            raise DeliveryNotFound(f"Delivery {delivery_id} does not exist.")
+        _log.info("Delivery %s is %s; not sending it again.", delivery_id, delivery.status)
+        return delivery.status
+    delivery = session.get(Delivery, delivery_id, populate_existing=True)
+    assert delivery is not None
+    try:
+        message, recipient = _compose(session, delivery)
+        if message is None:
+            return _finish(session, delivery, Status.SKIPPED, "The notifier returned None for this recipient.")
+        channel_for(delivery.channel).send(message, recipient, key=delivery.key)
+    except TransientChannelError as error:
+        if delivery.attempts >= max_attempts:
+            return _finish(session, delivery, Status.DEAD, f"Gave up after {delivery.attempts} attempts: {error}")
+        _finish(session, delivery, Status.PENDING, str(error))
+        raise
+    except PermanentChannelError as error:
+        return _finish(session, delivery, Status.FAILED, str(error))
+    except (NotifierError, WorkflowError, ConfigurationError) as error:
+        return _finish(session, delivery, Status.FAILED, f"{type(error).__name__}: {error}")
+    return _finish(session, delivery, Status.SENT, None)
+
+
+def _claim(session: Session, delivery_id: int, lease_seconds: float) -> bool:
+    now = utcnow()
+    claimable = or_(Delivery.status == Status.PENDING,
+                    and_(Delivery.status == Status.SENDING, Delivery.lease_until < now))
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, claimable)
+        .values(status=Status.SENDING, attempts=Delivery.attempts + 1, updated_at=now,
+                lease_until=now + dt.timedelta(seconds=lease_seconds))
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def _compose(session: Session, delivery: Delivery) -> tuple[object | None, Recipient]:
+    record = session.get(TransitionRecord, delivery.transition_id)
+    if record is None:  # pragma: no cover - the foreign key forbids it
+        raise WorkflowError(f"Transition {delivery.transition_id} of delivery {delivery.id} is gone.")
+    registration = registry.named(delivery.notifier, record.model, record.trigger)
+    subject = load_subject(session, record)
+    if subject is None:
+        raise WorkflowError(f"{record.model} {record.key} no longer exists.")
+    recipient = Recipient(delivery.address, delivery.name, delivery.party)
+    notifier = registration.notifier()
+    return notifier.compose(registration.method, Event.of(record, subject), recipient), recipient
+
+
+def _finish(session: Session, delivery: Delivery, status: str, error: str | None) -> str:
+    now = utcnow()
+    ident, channel, address = delivery.id, delivery.channel, delivery.address
+    session.rollback()  # drop whatever rendering loaded; the row is updated by id below
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == ident)
+        .values(status=status, last_error=error, updated_at=now, lease_until=None,
+                sent_at=now if status == Status.SENT else None)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    log = _log.info if status in (Status.SENT, Status.SKIPPED) else _log.warning
+    log("Delivery %s (%s to %s): %s%s", ident, channel, address, status,
+        f" - {error}" if error else "")
+    return status

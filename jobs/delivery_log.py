@@ -1,0 +1,57 @@
+"""The delivery log: one row per (transition, notifier, recipient, channel), and its statuses."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+from workflow import TidingsBase, utcnow
+
+__all__ = ["Delivery", "Status", "delivery_key"]
+
+_Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Status:
+    """The statuses of a delivery: pending -> sending -> sent, or failed, dead or skipped."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    DEAD = "dead"
+    SKIPPED = "skipped"
+
+
+def delivery_key(transition_id: int, notifier: str, address: str, channel: str) -> str:
+    """The unique key of a delivery: the same inputs always give the same 32 hex characters."""
+    text = f"{transition_id}|{notifier}|{address.strip().lower()}|{channel}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class Delivery(TidingsBase):
+    """One notification to one recipient through one channel, and what became of it."""
+
+    __tablename__ = "tidings_deliveries"
+    __table_args__ = (Index("ix_tidings_deliveries_status_lease", "status", "lease_until"),)
+
+    id: Mapped[int] = mapped_column(_Id, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    transition_id: Mapped[int] = mapped_column(_Id, ForeignKey("tidings_transitions.id"), index=True)
+    notifier: Mapped[str] = mapped_column(String(255))
+    party: Mapped[str] = mapped_column(String(128))
+    channel: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default=Status.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def __repr__(self) -> str:
+        return f"<Delivery {self.id} {self.channel} to {self.address}: {self.status}>"

@@ -1,0 +1,94 @@
+"""Fan-out: a committed transition becomes one delivery row per (notifier, recipient, channel)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from notifiers import RecipientError, Registration, recipients_of, registry
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from workflow import TransitionRecord, WorkflowError, load_subject, utcnow
+
+from .delivery_log import Delivery, Status, delivery_key
+from .errors import TransitionNotFound
+
+__all__ = ["fan_out"]
+
+_log = logging.getLogger(__name__)
+
+
+def fan_out(session: Session, transition_id: int) -> list[int]:
+    """Plan the deliveries of one transition and commit them; return the ids of the new ones.
+
+    Parties are resolved now, from the row as it is. A delivery that already exists (same
+    transition, notifier, address and channel) is not written again, so running this twice
+    returns nothing the second time.
+
+    Raises:
+        TransitionNotFound: no transition has this id.
+    """
+    record = session.get(TransitionRecord, transition_id)
+    if record is None:
+        raise TransitionNotFound(f"Transition {transition_id} does not exist (rolled back or deleted?).")
+    registrations = registry.for_transition(record.model, record.trigger)
+    rows = _plan(session, record, registrations) if registrations else []
+    existing = set(session.scalars(select(Delivery.key).where(Delivery.transition_id == transition_id)))
+    new = [row for row in rows if row["key"] not in existing]
+    if new:
+        session.execute(insert(Delivery), new)
+    if record.fanned_out_at is None:
+        record.fanned_out_at = utcnow()
+    try:
+        session.commit()
+    except IntegrityError:  # another fan-out of the same transition won the race
+        session.rollback()
+        _log.info("Transition %s was fanned out concurrently; nothing new written.", transition_id)
+        return []
+    keys = [row["key"] for row in new if row["status"] == Status.PENDING]
+    if not keys:
+        return []
+    found = session.execute(select(Delivery.id, Delivery.key).where(Delivery.transition_id == transition_id))
+    ids = {key: id_ for id_, key in found}
+    _log.info("Transition %s fanned out to %d new deliveries.", transition_id, len(keys))
+    return [ids[key] for key in keys]
+
+
+def _plan(session: Session, record: TransitionRecord, registrations: list[Registration]) -> list[dict[str, Any]]:
+    try:
+        subject = load_subject(session, record)
+    except WorkflowError as error:
+        _log.error("Transition %s: %s", record.id, error)
+        return []
+    if subject is None:
+        _log.warning("Transition %s: %s %s no longer exists; nobody to notify.", record.id, record.model, record.key)
+        return []
+    parties = subject.parties()
+    rows: dict[str, dict[str, Any]] = {}
+    for registration in registrations:
+        for party in registration.parties:
+            try:
+                recipients = recipients_of(parties.get(party), party)
+            except RecipientError as error:
+                for channel in registration.channels:
+                    key = delivery_key(record.id, registration.name, f"!{party}", channel)
+                    rows.setdefault(key, _row(record.id, key, registration, party, channel, "", None,
+                                              Status.FAILED, f"Party {party!r}: {error}"))
+                continue
+            for recipient in recipients:
+                for channel in registration.channels:
+                    key = delivery_key(record.id, registration.name, recipient.address, channel)
+                    rows.setdefault(key, _row(record.id, key, registration, party, channel,
+                                              recipient.address, recipient.name, Status.PENDING, None))
+    return list(rows.values())
+
+
+def _row(transition_id: int, key: str, registration: Registration, party: str, channel: str, address: str,
+         name: str | None, status: str, error: str | None) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "key": key, "transition_id": transition_id, "notifier": registration.name, "party": party,
+        "channel": channel, "address": address, "name": name, "status": status, "attempts": 0,
+        "last_error": error, "created_at": now, "updated_at": now,
+    }

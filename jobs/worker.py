@@ -1,0 +1,89 @@
+"""The worker runtime: settings, the database engine, a session per message, and the channels."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from notifiers import Channel, ConsoleChannel, FileChannel, SMTPChannel
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from .config import Settings
+from .errors import ConfigurationError
+
+__all__ = ["Runtime", "runtime"]
+
+
+class Runtime:
+    """What the actors need, built lazily in the worker process (after any fork).
+
+    Args:
+        settings: the configuration.
+        engine: an engine to use instead of one built from ``settings.database_url``.
+        channels: channels by kind (``"email"``...) to use instead of those built from settings.
+    """
+
+    def __init__(self, settings: Settings, *, engine: Engine | None = None,
+                 channels: Mapping[str, Channel] | None = None) -> None:
+        self.settings = settings
+        self._engine = engine
+        self._channels: dict[str, Channel] = dict(channels or {})
+        self._sessions: sessionmaker[Session] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def engine(self) -> Engine:
+        """The database engine, created on first use."""
+        with self._lock:
+            if self._engine is None:
+                self._engine = create_engine(self.settings.database_url, pool_pre_ping=True)
+            return self._engine
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A new session for one message, closed whatever happens (even on a worker interrupt)."""
+        if self._sessions is None:
+            self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        session = self._sessions()
+        try:
+            yield session
+        finally:
+            session.close()
+
+    def channel(self, kind: str) -> Channel:
+        """The channel for ``kind``, built from settings on first use.
+
+        Raises:
+            ConfigurationError: no channel of that kind is configured.
+        """
+        with self._lock:
+            channel = self._channels.get(kind)
+            if channel is None:
+                channel = self._channels[kind] = self._build(kind)
+            return channel
+
+    def _build(self, kind: str) -> Channel:
+        s = self.settings
+        if kind != "email":
+            raise ConfigurationError(
+                f"No channel {kind!r} is configured; pass it with configure(channels={{{kind!r}: ...}})."
+            )
+        if s.email_channel == "smtp":
+            return SMTPChannel(s.smtp_host, s.smtp_port, sender=s.sender, starttls=s.smtp_starttls, ssl=s.smtp_ssl,
+                               username=s.smtp_username, password=s.smtp_password, timeout=s.smtp_timeout)
+        if s.email_channel == "console":
+            return ConsoleChannel()
+        return FileChannel(s.mail_dir, sender=s.sender)
+
+    def close(self) -> None:
+        """Close the channels and dispose of an engine this runtime created."""
+        with self._lock:
+            channels, self._channels = list(self._channels.values()), {}
+        for channel in channels:
+            channel.close()
+
+
+#: The process-wide runtime; :func:`jobs.configure` replaces it.
+runtime = Runtime(Settings.from_env())

@@ -1,0 +1,60 @@
+"""Who is told what, and through which channel, when a transition happens.
+
+This package knows ``workflow`` but not ``jobs``: it declares notifiers and renders messages;
+``jobs`` decides when they are sent.
+"""
+
+from __future__ import annotations
+
+try:
+    import workflow as _workflow
+
+    _workflow.Stateful  # noqa: B018 - fails if another distribution owns the name 'workflow'
+except (ImportError, AttributeError) as error:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "Another distribution provides a top-level 'workflow' package (see `pip show -f workflow`); "
+        "Tidings needs its own. Uninstall the other one."
+    ) from error
+
+from .channels import Channel, ConsoleChannel, FileChannel, MemoryChannel, SMTPChannel
+from .errors import (
+    ChannelError,
+    MessageError,
+    NotifierError,
+    PermanentChannelError,
+    RecipientError,
+    RegistrationError,
+    TemplateError,
+    TransientChannelError,
+)
+from .message import Email, message_id
+from .notifier import Event, Notifier, on
+from .recipients import Recipient, recipients_of
+from .registry import Registration, registry
+from .templates import Templates
+
+__all__ = [
+    "Channel",
+    "ChannelError",
+    "ConsoleChannel",
+    "Email",
+    "Event",
+    "FileChannel",
+    "MemoryChannel",
+    "MessageError",
+    "Notifier",
+    "NotifierError",
+    "PermanentChannelError",
+    "Recipient",
+    "RecipientError",
+    "Registration",
+    "RegistrationError",
+    "SMTPChannel",
+    "TemplateError",
+    "Templates",
+    "TransientChannelError",
+    "message_id",
+    "on",
+    "recipients_of",
+    "registry",
+]

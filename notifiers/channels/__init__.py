@@ -1,0 +1,18 @@
+"""Channels: the ways a notification leaves the application; one module per channel."""
+
+from __future__ import annotations
+
+from .base import Channel
+from .console import ConsoleChannel
+from .files import FileChannel
+from .memory import MemoryChannel, Sent
+from .smtp import SMTPChannel
+
+__all__ = [
+    "Channel",
+    "ConsoleChannel",
+    "FileChannel",
+    "MemoryChannel",
+    "SMTPChannel",
+    "Sent",
+]

@@ -1,0 +1,154 @@
+"""``SMTPChannel``: sends email over SMTP, one reused connection per worker thread."""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl as _ssl
+import threading
+from email.utils import parseaddr
+
+from ..errors import PermanentChannelError, TransientChannelError
+from ..message import Email
+from ..recipients import Recipient
+from .base import Channel
+
+__all__ = ["SMTPChannel"]
+
+_log = logging.getLogger(__name__)
+
+
+class SMTPChannel(Channel):
+    """Sends each email over SMTP; a 4xx reply or a network failure is transient, a 5xx permanent.
+
+    Args:
+        host, port: the SMTP server.
+        sender: the From address when the email names none.
+        starttls: upgrade the connection with STARTTLS.
+        ssl: connect with implicit TLS (SMTPS, usually port 465).
+        username, password: log in when given.
+        timeout: seconds for connecting and for each command.
+    """
+
+    def __init__(
+        self,
+        host: str = "localhost",
+        port: int = 25,
+        *,
+        sender: str = "Tidings <tidings@localhost>",
+        starttls: bool = False,
+        ssl: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.host, self.port, self.sender = host, port, sender
+        self.starttls, self.ssl, self.timeout = starttls, ssl, timeout
+        self.username, self._password = username, password
+        self._local = threading.local()
+        self._open: list[smtplib.SMTP] = []
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SMTPChannel({self.host!r}, {self.port})"
+
+    def send(self, message: Email, to: Recipient, *, key: str) -> None:
+        """Send ``message`` to ``to``, reusing this thread's connection.
+
+        Raises:
+            TransientChannelError: connection failures, timeouts and 4xx replies.
+            PermanentChannelError: 5xx replies, including a refused recipient.
+        """
+        mime = message.to_mime(to, sender=self.sender, key=key)
+        envelope_from = parseaddr(str(mime["From"]))[1]
+        reused = getattr(self._local, "connection", None) is not None
+        try:
+            self._connection().send_message(mime, from_addr=envelope_from, to_addrs=[to.address])
+        except smtplib.SMTPServerDisconnected:
+            self._drop()
+            if not reused:
+                raise TransientChannelError(f"{self!r} disconnected while sending.", channel="smtp") from None
+            self._send_fresh(mime, envelope_from, to)  # the kept connection had gone stale
+        except smtplib.SMTPRecipientsRefused as error:
+            code, reply = error.recipients.get(to.address, (550, b"recipient refused"))
+            self._reset()
+            raise _by_code(code, f"{self!r} refused {to.address}: {code} {_text(reply)}") from None
+        except smtplib.SMTPResponseException as error:
+            self._reset()
+            raise _by_code(error.smtp_code, f"{self!r} answered {error.smtp_code} {_text(error.smtp_error)}") from None
+        except (OSError, smtplib.SMTPException) as error:
+            self._drop()
+            raise TransientChannelError(f"{self!r} failed: {type(error).__name__}: {error}", channel="smtp") from None
+
+    def _send_fresh(self, mime: object, envelope_from: str, to: Recipient) -> None:
+        try:
+            self._connection().send_message(mime, from_addr=envelope_from, to_addrs=[to.address])  # type: ignore[arg-type]
+        except smtplib.SMTPResponseException as error:
+            self._reset()
+            raise _by_code(error.smtp_code, f"{self!r} answered {error.smtp_code} {_text(error.smtp_error)}") from None
+        except (OSError, smtplib.SMTPException) as error:
+            self._drop()
+            raise TransientChannelError(f"{self!r} failed: {type(error).__name__}: {error}", channel="smtp") from None
+
+    def _connection(self) -> smtplib.SMTP:
+        connection: smtplib.SMTP | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._connect()
+            self._local.connection = connection
+            with self._lock:
+                self._open.append(connection)
+        return connection
+
+    def _connect(self) -> smtplib.SMTP:
+        context = _ssl.create_default_context()
+        if self.ssl:
+            connection: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+        else:
+            connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            if self.starttls:
+                connection.starttls(context=context)
+        if self.username:
+            connection.login(self.username, self._password or "")
+        return connection
+
+    def _reset(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        try:
+            if connection is not None:
+                connection.rset()
+        except (OSError, smtplib.SMTPException):
+            self._drop()
+
+    def _drop(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None:
+            with self._lock:
+                if connection in self._open:
+                    self._open.remove(connection)
+            _quietly_close(connection)
+
+    def close(self) -> None:
+        """Close every thread's connection."""
+        with self._lock:
+            connections, self._open = self._open, []
+        for connection in connections:
+            _quietly_close(connection)
+        self._local = threading.local()
+
+
+def _quietly_close(connection: smtplib.SMTP) -> None:
+    try:
+        connection.quit()
+    except (OSError, smtplib.SMTPException):
+        connection.close()
+
+
+def _by_code(code: int, text: str) -> TransientChannelError | PermanentChannelError:
+    if 400 <= code < 500:
+        return TransientChannelError(text, channel="smtp")
+    return PermanentChannelError(text, channel="smtp")
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)

@@ -1,0 +1,73 @@
+"""Errors raised by ``notifiers``.
+
+The tree::
+
+    NotifierError
+     +-- RegistrationError        a bad @on(...) declaration, raised at import
+     +-- RecipientError           no address, CR/LF or a malformed address
+     +-- MessageError             CR/LF in a subject or header, or a message with no body
+     +-- TemplateError            a template is missing or does not compile or render
+     +-- ChannelError             raised by channels
+          +-- TransientChannelError   worth retrying later (connection refused, SMTP 4xx, timeout)
+          +-- PermanentChannelError   retrying will not help (SMTP 5xx, refused recipient)
+"""
+
+from __future__ import annotations
+
+
+class NotifierError(Exception):
+    """Base class for every error raised by ``notifiers``."""
+
+
+class RegistrationError(NotifierError):
+    """An ``@on(...)`` registration names an unknown model, trigger or party."""
+
+
+class RecipientError(NotifierError):
+    """A recipient has no usable address.
+
+    Attributes:
+        recipient: what was given as the recipient.
+    """
+
+    def __init__(self, message: str, *, recipient: object = None) -> None:
+        super().__init__(message)
+        self.recipient = recipient
+
+
+class MessageError(NotifierError):
+    """A message is malformed: CR/LF in a header value, or neither text nor HTML."""
+
+
+class TemplateError(NotifierError):
+    """A template is missing, does not compile, or fails to render.
+
+    Attributes:
+        template: the template's name.
+        lineno: the line of the error, when known.
+    """
+
+    def __init__(self, message: str, *, template: str, lineno: int | None = None) -> None:
+        super().__init__(message)
+        self.template = template
+        self.lineno = lineno
+
+
+class ChannelError(NotifierError):
+    """A channel could not hand the message over.
+
+    Attributes:
+        channel: the channel's name.
+    """
+
+    def __init__(self, message: str, *, channel: str = "") -> None:
+        super().__init__(message)
+        self.channel = channel
+
+
+class TransientChannelError(ChannelError):
+    """Sending failed for a reason that may pass: retry with backoff."""
+
+
+class PermanentChannelError(ChannelError):
+    """Sending failed for a reason that will not pass: do not retry."""

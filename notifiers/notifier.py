@@ -1,0 +1,150 @@
+"""``Notifier`` and ``@on``: who is told what when a transition happens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from workflow import Stateful, TransitionRecord, Workflow
+
+from .errors import RegistrationError
+from .message import Email
+from .recipients import Recipient
+from .registry import Registration, registry
+from .templates import Templates, templates_in
+
+__all__ = ["Event", "Notifier", "on"]
+
+_MARK = "__tidings_on__"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Event:
+    """A recorded transition as a notifier sees it, with the row it happened to."""
+
+    transition_id: int
+    model: str
+    key: str
+    trigger: str
+    source: str
+    dest: str
+    actor: str | None
+    context: dict[str, Any]
+    created_at: dt.datetime
+    subject: Any
+
+    @classmethod
+    def of(cls, record: TransitionRecord, subject: Any) -> Event:
+        """The event for ``record``, whose row is ``subject``."""
+        return cls(record.id, record.model, record.key, record.trigger, record.source, record.dest,
+                   record.actor, dict(record.context or {}), record.created_at, subject)
+
+
+def on(model: type[Stateful], trigger: str, *, to: str | Sequence[str],
+       channels: Sequence[str] = ("email",)) -> Callable[[F], F]:
+    """Register a notifier method for ``trigger`` on ``model``, sent to the party or parties ``to``.
+
+    The method is called as ``method(self, event, recipient)`` once per recipient and channel and
+    returns the message (an :class:`Email`), or ``None`` to send nothing to that recipient.
+    Decorators stack: one method may answer several transitions.
+
+    Raises:
+        RegistrationError: ``model`` is not a Stateful model, or the trigger or a party is unknown;
+            raised at import, naming what is known.
+    """
+    parties = (to,) if isinstance(to, str) else tuple(to)
+    workflow = _workflow_of(model)
+    name = workflow.name or model.__name__
+    if trigger not in workflow.triggers:
+        raise RegistrationError(
+            f"@on({name}, {trigger!r}): {name} has no trigger {trigger!r}; its triggers: "
+            f"{', '.join(workflow.triggers)}.{did_you_mean(trigger, workflow.triggers)}"
+        )
+    if not parties:
+        raise RegistrationError(f"@on({name}, {trigger!r}): name at least one party in to=.")
+    for party in parties:
+        if party not in workflow.parties:
+            known = list(workflow.parties)
+            raise RegistrationError(
+                f"@on({name}, {trigger!r}): {name} has no party {party!r}; its parties: "
+                f"{', '.join(known) or 'none declared'}.{did_you_mean(party, known)}"
+            )
+    if isinstance(channels, str) or not channels:
+        raise RegistrationError(f"@on({name}, {trigger!r}): channels= is a non-empty list of names.")
+
+    def mark(method: F) -> F:
+        marks = list(getattr(method, _MARK, ()))
+        marks.append((name, trigger, parties, tuple(channels)))
+        setattr(method, _MARK, marks)
+        return method
+
+    return mark
+
+
+def did_you_mean(word: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, known, n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def _workflow_of(model: object) -> Workflow:
+    workflow = getattr(model, "workflow", None)
+    if not isinstance(model, type) or not isinstance(workflow, Workflow) or workflow.model is not model:
+        raise RegistrationError(f"@on: {model!r} is not a Stateful model with a declared Workflow.")
+    return workflow
+
+
+class Notifier:
+    """Base class of notifiers: group ``@on`` methods, and say where their templates are.
+
+    Attributes:
+        templates: a folder of Jinja2 templates, relative to the notifier's module, or ``None``.
+    """
+
+    templates: ClassVar[str | Path | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for attr, value in list(vars(cls).items()):
+            for model, trigger, parties, channels in getattr(value, _MARK, ()):
+                registry.add(Registration(cls, attr, model, trigger, parties, channels))
+        folder = cls.template_folder()
+        if folder is not None and not folder.is_dir():
+            raise RegistrationError(f"{cls.__qualname__}.templates: folder {folder} does not exist.")
+
+    @classmethod
+    def template_folder(cls) -> Path | None:
+        """The templates folder as an absolute path, or ``None``."""
+        if cls.templates is None:
+            return None
+        folder = Path(cls.templates)
+        if not folder.is_absolute():
+            module_file = getattr(sys.modules.get(cls.__module__), "__file__", None)
+            folder = (Path(module_file).parent if module_file else Path.cwd()) / folder
+        return folder
+
+    def template_set(self) -> Templates | None:
+        """The :class:`Templates` of this notifier's folder, shared and cached."""
+        folder = self.template_folder()
+        return templates_in(folder) if folder is not None else None
+
+    def compose(self, method: str, event: Event, recipient: Recipient) -> Email | None:
+        """Call ``method`` and render what it returns.
+
+        Raises:
+            TemplateError, MessageError: the message cannot be built.
+        """
+        message = getattr(self, method)(event, recipient)
+        if message is None:
+            return None
+        if not isinstance(message, Email):
+            raise RegistrationError(
+                f"{type(self).__qualname__}.{method} returned {type(message).__name__}; return an Email or None."
+            )
+        variables = {"event": event, "recipient": recipient, "subject": event.subject}
+        return message.rendered(self.template_set(), variables)

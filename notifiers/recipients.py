@@ -1,0 +1,84 @@
+"""Recipients: objects with an ``email`` attribute, address strings, or lists of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.utils import formataddr, parseaddr
+from typing import Any
+
+from .errors import RecipientError
+
+__all__ = ["Recipient", "recipients_of"]
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One addressee of a notification.
+
+    Attributes:
+        address: the email address, checked for CR/LF and shape.
+        name: the display name, if known.
+        party: the party it was resolved from (e.g. ``"borrower"``), if any.
+    """
+
+    address: str
+    name: str | None = None
+    party: str | None = None
+
+    def __post_init__(self) -> None:
+        check_address(self.address, self)
+        if self.name is not None and ("\r" in self.name or "\n" in self.name):
+            raise RecipientError(f"Recipient name {self.name!r} contains CR or LF.", recipient=self)
+
+    def __str__(self) -> str:
+        return formataddr((self.name or "", self.address))
+
+
+def check_address(address: object, given: object = None) -> None:
+    """Refuse an empty, CR/LF-carrying or malformed address.
+
+    Raises:
+        RecipientError: naming the address and what is wrong.
+    """
+    if not isinstance(address, str) or not address.strip():
+        raise RecipientError(f"Recipient {given!r} has no email address.", recipient=given)
+    if "\r" in address or "\n" in address:
+        raise RecipientError(f"Address {address!r} contains CR or LF (header injection refused).",
+                             recipient=given)
+    try:
+        Address(addr_spec=address)
+    except (ValueError, IndexError) as error:
+        raise RecipientError(f"Address {address!r} is malformed: {error}.", recipient=given) from None
+    if "@" not in address:
+        raise RecipientError(f"Address {address!r} has no '@'.", recipient=given)
+
+
+def recipients_of(value: Any, party: str | None = None) -> list[Recipient]:
+    """Normalise what a party resolved to into a list of recipients.
+
+    Accepts ``None`` (nobody), a :class:`Recipient`, an object with an ``email`` attribute (and
+    optional ``name``), an address string (``"Ann <ann@example.com>"`` too), or a list of these.
+
+    Raises:
+        RecipientError: an element has no usable address.
+    """
+    if value is None:
+        return []
+    if isinstance(value, list | tuple | set | frozenset):
+        return [r for item in value for r in recipients_of(item, party)]
+    if isinstance(value, Recipient):
+        return [value if value.party == party or party is None else Recipient(value.address, value.name, party)]
+    if isinstance(value, str):
+        if "\r" in value or "\n" in value:
+            raise RecipientError(f"Address {value!r} contains CR or LF (header injection refused).",
+                                 recipient=value)
+        name, address = parseaddr(value)
+        return [Recipient(address or value, name or None, party)]
+    if hasattr(value, "email"):
+        return [Recipient(getattr(value, "email"), getattr(value, "name", None), party)]
+    raise RecipientError(
+        f"Party {party!r} gave {value!r}, which is not a recipient: give an object with an 'email' "
+        f"attribute, an address string, or a list of them.",
+        recipient=value,
+    )

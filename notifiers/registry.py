@@ -1,0 +1,71 @@
+"""The registry: which notifier methods answer which (model, trigger), for which parties and channels."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .errors import RegistrationError
+
+if TYPE_CHECKING:
+    from .notifier import Notifier
+
+__all__ = ["Registration", "Registry", "registry"]
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One ``@on(...)``: a notifier method, the transition it answers, its parties and channels."""
+
+    notifier: type[Notifier]
+    method: str
+    model: str
+    trigger: str
+    parties: tuple[str, ...]
+    channels: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        """A stable name for the delivery log, e.g. ``"myapp.notifications.LoanNotifier.accepted"``."""
+        return f"{self.notifier.__module__}.{self.notifier.__qualname__}.{self.method}"
+
+
+class Registry:
+    """Index of registrations by transition and by name."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[tuple[str, str, str], Registration] = {}
+        self._by_transition: dict[tuple[str, str], list[Registration]] = defaultdict(list)
+
+    def add(self, registration: Registration) -> None:
+        """Add ``registration``; one with the same notifier, method and trigger is replaced (re-import)."""
+        key = (registration.name, registration.model, registration.trigger)
+        old = self._by_name.pop(key, None)
+        bucket = self._by_transition[(registration.model, registration.trigger)]
+        if old is not None:
+            bucket.remove(old)
+        self._by_name[key] = registration
+        bucket.append(registration)
+
+    def for_transition(self, model: str, trigger: str) -> list[Registration]:
+        """The registrations answering ``trigger`` on ``model``, in declaration order."""
+        return list(self._by_transition.get((model, trigger), ()))
+
+    def named(self, name: str, model: str, trigger: str) -> Registration:
+        """The registration recorded under ``name`` for this transition.
+
+        Raises:
+            RegistrationError: it is not registered (its module was not imported by the worker?).
+        """
+        try:
+            return self._by_name[(name, model, trigger)]
+        except KeyError:
+            raise RegistrationError(
+                f"No notifier {name!r} is registered for {model}.{trigger}; import the module that "
+                f"declares it in the worker (dramatiq jobs <your modules>)."
+            ) from None
+
+
+#: The process-wide registry that ``@on`` fills.
+registry = Registry()

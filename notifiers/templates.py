@@ -1,0 +1,66 @@
+"""Jinja2 templates for message content: HTML autoescaped, undefined variables are errors."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from .errors import TemplateError
+
+__all__ = ["Templates"]
+
+
+class _Undefined(jinja2.StrictUndefined):
+    """Undefined variables may be tested (``{% if note %}``) but not printed or used."""
+
+    def __bool__(self) -> bool:
+        return False
+
+
+class Templates:
+    """A folder of Jinja2 templates.
+
+    ``.html`` and ``.htm`` templates are autoescaped; printing a variable the context lacks is
+    an error rather than an empty string (testing it with ``{% if %}`` is allowed).
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self._env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(self.directory),
+            autoescape=jinja2.select_autoescape(["html", "htm", "xml"], default_for_string=False),
+            undefined=_Undefined,
+            keep_trailing_newline=False,
+        )
+
+    def exists(self, name: str) -> bool:
+        """Whether ``name`` is a file of this folder."""
+        return (self.directory / name).is_file()
+
+    def render(self, name: str, variables: dict[str, Any]) -> str:
+        """Render template ``name`` with ``variables``.
+
+        Raises:
+            TemplateError: the template is missing, does not compile, or fails while rendering;
+                the message names the template and, where known, the line.
+        """
+        try:
+            return self._env.get_template(name).render(variables)
+        except jinja2.TemplateNotFound:
+            raise TemplateError(f"Template {name!r} not found in {self.directory}.", template=name) from None
+        except jinja2.TemplateSyntaxError as error:
+            raise TemplateError(
+                f"Template {name!r} does not compile, line {error.lineno}: {error.message}.",
+                template=name, lineno=error.lineno,
+            ) from None
+        except jinja2.TemplateError as error:
+            raise TemplateError(f"Template {name!r} failed to render: {error}.", template=name) from None
+
+
+@functools.lru_cache(maxsize=64)
+def templates_in(directory: Path) -> Templates:
+    """One shared :class:`Templates` per folder, so compiled templates are cached."""
+    return Templates(directory)

@@ -1,0 +1,171 @@
+"""Delivery: claim, render, send, record; end to end through the StubBroker and an in-process worker."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jobs
+import pytest
+from dramatiq.brokers.stub import StubBroker
+from jobs import Delivery, Status
+from jobs.actors import deliver, fan_out
+from jobs.testing import drain
+from notifiers import MemoryChannel, PermanentChannelError, TransientChannelError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tests.app import Order
+
+
+class Flaky(MemoryChannel):
+    """Fails with ``error`` the first ``failures`` times, then records like MemoryChannel."""
+
+    def __init__(self, error: Exception, failures: int) -> None:
+        super().__init__()
+        self.error, self.failures, self.calls = error, failures, 0
+
+    def send(self, message: object, to: object, *, key: str) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+        super().send(message, to, key=key)  # type: ignore[arg-type]
+
+
+def statuses(session: Session) -> list[tuple[str, str, int]]:
+    session.rollback()
+    return [(d.address, d.status, d.attempts) for d in session.scalars(select(Delivery).order_by(Delivery.id))]
+
+
+def use_channel(broker: StubBroker, engine: object, channel: MemoryChannel) -> None:
+    jobs.configure(broker=broker, engine=engine, channels={"email": channel})  # type: ignore[arg-type]
+
+
+def test_each_party_gets_exactly_one_email_after_commit(broker: StubBroker, session: Session, order: Order,
+                                                       mailbox: MemoryChannel) -> None:
+    order.pay(actor="clerk")
+    session.commit()
+    drain()
+    assert sorted((s.to.address, s.message.subject) for s in mailbox.outbox) == [
+        ("bea@example.com", f"Order {order.id} paid"), ("sam@example.com", f"Order {order.id} paid")]
+    assert [status for _, status, _ in statuses(session)] == ["sent", "sent"]
+
+
+def test_a_template_email_is_rendered_with_the_event_recipient_and_row(broker: StubBroker, session: Session,
+                                                                       order: Order, mailbox: MemoryChannel) -> None:
+    order.pay()
+    order.ship()
+    session.commit()
+    drain()
+    shipped = [s.message for s in mailbox.outbox if s.message.subject.endswith("shipped")]
+    assert [m.text for m in shipped] == [f"Hello Bea, order {order.id} is on its way."]
+    assert shipped[0].html == f"<p>Hello Bea, order {order.id} is on its way.</p>"
+
+
+def test_running_the_delivery_twice_sends_nothing_twice(broker: StubBroker, session: Session, order: Order,
+                                                        mailbox: MemoryChannel) -> None:
+    order.pay()
+    session.commit()
+    drain()
+    for delivery_id in session.scalars(select(Delivery.id)):
+        deliver.send(delivery_id)
+    fan_out.send(1)
+    drain()
+    assert len(mailbox.outbox) == 2
+
+
+def test_a_notifier_returning_none_is_recorded_as_skipped(broker: StubBroker, session: Session, order: Order,
+                                                          mailbox: MemoryChannel) -> None:
+    order.cancel(quiet=True)
+    session.commit()
+    drain()
+    assert mailbox.outbox == [] and {status for _, status, _ in statuses(session)} == {Status.SKIPPED}
+
+
+def test_transient_errors_are_retried_until_sent(broker: StubBroker, engine: object, session: Session,
+                                                 order: Order) -> None:
+    channel = Flaky(TransientChannelError("421 try later", channel="smtp"), failures=2)
+    use_channel(broker, engine, channel)
+    order.watchers = []
+    order.cancel()
+    session.commit()
+    drain()
+    assert [s.to.address for s in channel.outbox] == ["bea@example.com"]
+    assert statuses(session) == [("bea@example.com", "sent", 3)]
+
+
+def test_a_permanent_error_fails_at_once_with_the_reply(broker: StubBroker, engine: object, session: Session,
+                                                        order: Order) -> None:
+    use_channel(broker, engine, Flaky(PermanentChannelError("550 no such user", channel="smtp"), failures=99))
+    order.pay()
+    session.commit()
+    drain()
+    session.rollback()
+    rows = session.scalars(select(Delivery)).all()
+    assert {(d.status, d.attempts, d.last_error) for d in rows} == {("failed", 1, "550 no such user")}
+
+
+def test_exhausted_retries_leave_the_delivery_dead(broker: StubBroker, engine: object, session: Session,
+                                                   order: Order) -> None:
+    use_channel(broker, engine, Flaky(TransientChannelError("connection refused", channel="smtp"), failures=99))
+    order.pay()
+    session.commit()
+    drain()
+    session.rollback()
+    rows = session.scalars(select(Delivery)).all()
+    assert {(d.status, d.attempts) for d in rows} == {("dead", 3)}
+    assert all("Gave up after 3 attempts: connection refused" == d.last_error for d in rows)
+
+
+@pytest.mark.parametrize(("context", "reason"), [
+    ({"template": "broken"}, "TemplateError: Template 'broken.txt' does not compile, line 1"),
+    ({"template": "missing"}, "TemplateError: Template 'missing' not found"),
+])
+def test_a_template_error_at_render_time_is_a_recorded_failure(broker: StubBroker, session: Session, order: Order,
+                                                               mailbox: MemoryChannel, context: dict[str, str],
+                                                               reason: str) -> None:
+    order.pay()
+    order.ship(**context)
+    session.commit()
+    drain()
+    session.rollback()
+    failed = session.scalars(select(Delivery).where(Delivery.status == "failed")).one()
+    assert (failed.last_error or "").startswith(reason)
+    assert len(mailbox.outbox) == 2  # the other deliveries went out
+
+
+def test_a_header_injection_in_a_subject_is_a_recorded_failure(broker: StubBroker, session: Session, order: Order,
+                                                               mailbox: MemoryChannel) -> None:
+    order.cancel(subject="Hi\r\nBcc: everyone@example.com")
+    session.commit()
+    drain()
+    session.rollback()
+    errors = {d.last_error for d in session.scalars(select(Delivery))}
+    assert mailbox.outbox == [] and len(errors) == 1 and "contains CR or LF" in str(errors.pop())
+
+
+def test_a_message_for_a_missing_delivery_or_transition_is_dropped_with_a_log(
+        broker: StubBroker, mailbox: MemoryChannel, caplog: pytest.LogCaptureFixture) -> None:
+    deliver.send(12345)
+    fan_out.send(54321)
+    drain()
+    assert "Delivery 12345 does not exist" in caplog.text and "Transition 54321 does not exist" in caplog.text
+
+
+def test_the_message_id_is_the_same_for_every_attempt_of_a_delivery(broker: StubBroker, engine: object,
+                                                                   session: Session, order: Order) -> None:
+    channel = Flaky(TransientChannelError("451", channel="smtp"), failures=1)
+    use_channel(broker, engine, channel)
+    order.cancel(subject="x")
+    session.commit()
+    drain()
+    keys = {s.key for s in channel.outbox}
+    assert len(keys) == 3 and keys == set(session.scalars(select(Delivery.key)))
+
+
+def test_nothing_is_delivered_for_rows_counted_before_drain(broker: StubBroker, session: Session, order: Order,
+                                                           count: Callable[[type], int]) -> None:
+    order.pay()
+    session.commit()
+    assert count(Delivery) == 0  # the request wrote no delivery: that is the worker's job
+    drain()
+    assert count(Delivery) == 2

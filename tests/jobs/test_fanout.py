@@ -1,0 +1,56 @@
+"""Fan-out: one delivery row per (transition, notifier, recipient, channel), written once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from jobs import Delivery, Status, TransitionNotFound
+from jobs.fanout import fan_out
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from workflow import TransitionRecord
+
+from tests.app import Order
+
+
+def test_one_delivery_per_party_recipient_and_channel(session: Session, order: Order) -> None:
+    record = order.cancel()
+    session.commit()
+    fan_out(session, record.id)
+    rows = session.scalars(select(Delivery).order_by(Delivery.id)).all()
+    assert [(d.party, d.address, d.status) for d in rows] == [
+        ("buyer", "bea@example.com", "pending"), ("watchers", "w1@example.com", "pending"),
+        ("watchers", "w2@example.com", "pending")]
+    assert session.get(TransitionRecord, record.id).fanned_out_at is not None  # type: ignore[union-attr]
+
+
+def test_running_the_fan_out_twice_writes_nothing_new(session: Session, order: Order,
+                                                      count: Callable[[type], int]) -> None:
+    record = order.pay()
+    session.commit()
+    assert len(fan_out(session, record.id)) == 2
+    assert fan_out(session, record.id) == []
+    assert count(Delivery) == 2
+
+
+def test_a_transition_nobody_listens_to_writes_no_delivery(session: Session, order: Order,
+                                                           count: Callable[[type], int]) -> None:
+    record = order.reopen()
+    session.commit()
+    assert fan_out(session, record.id) == []
+    assert count(Delivery) == 0
+
+
+def test_an_unknown_transition_is_a_clear_error(session: Session) -> None:
+    with pytest.raises(TransitionNotFound, match="Transition 999 does not exist"):
+        fan_out(session, 999)
+
+
+def test_a_party_without_an_address_is_recorded_as_failed(session: Session, order: Order) -> None:
+    order.buyer.email = None
+    record = order.pay()
+    session.commit()
+    assert len(fan_out(session, record.id)) == 1
+    failed = session.scalars(select(Delivery).where(Delivery.status == Status.FAILED)).one()
+    assert failed.party == "buyer" and "has no email address" in (failed.last_error or "")

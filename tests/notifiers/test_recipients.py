@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from notifiers import Recipient, RecipientError, recipients_of
+
+
+def test_objects_strings_and_lists_become_recipients() -> None:
+    people = [SimpleNamespace(email="ann@example.com", name="Ann"), "Bob <bob@example.com>", "cy@example.com"]
+    assert recipients_of(people, "watchers") == [Recipient("ann@example.com", "Ann", "watchers"),
+                                                Recipient("bob@example.com", "Bob", "watchers"),
+                                                Recipient("cy@example.com", None, "watchers")]
+
+
+def test_none_is_nobody() -> None:
+    assert recipients_of(None) == []
+
+
+@pytest.mark.parametrize("value", ["ann@example.com\r\nBcc: all@example.com", "Ann\n <ann@example.com>"])
+def test_cr_or_lf_in_an_address_is_refused(value: str) -> None:
+    with pytest.raises(RecipientError, match="CR or LF"):
+        recipients_of(value)
+
+
+def test_an_object_without_an_address_is_refused() -> None:
+    with pytest.raises(RecipientError, match="has no email address"):
+        recipients_of(SimpleNamespace(email=None, name="Ann"))
+
+
+def test_something_that_is_no_recipient_is_refused_naming_the_party() -> None:
+    with pytest.raises(RecipientError, match=r"Party 'buyer' gave 42, which is not a recipient"):
+        recipients_of(42, "buyer")
+
+
+def test_an_address_without_at_sign_is_refused() -> None:
+    with pytest.raises(RecipientError, match="'not-an-address' is malformed"):
+        Recipient("not-an-address")

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import pytest
+from notifiers import Email, Notifier, RegistrationError, on, registry
+
+from tests.app import Order, OrderNotifier, Person
+
+
+def test_unknown_trigger_fails_at_declaration_with_a_suggestion() -> None:
+    with pytest.raises(RegistrationError, match=r"@on\(Order, 'shipp'\): Order has no trigger 'shipp'.*Did you mean 'ship'"):
+        on(Order, "shipp", to="buyer")
+
+
+def test_unknown_party_fails_at_declaration_naming_the_parties() -> None:
+    with pytest.raises(RegistrationError, match=r"Order has no party 'byer'; its parties: buyer, seller, watchers, nobody. Did you mean 'buyer'"):
+        on(Order, "pay", to=["seller", "byer"])
+
+
+def test_a_model_without_a_workflow_is_refused() -> None:
+    with pytest.raises(RegistrationError, match=r"is not a Stateful model"):
+        on(Person, "pay", to="buyer")  # type: ignore[arg-type]
+
+
+def test_a_missing_templates_folder_is_refused_at_class_creation() -> None:
+    with pytest.raises(RegistrationError, match=r"templates: folder .*no-such-folder does not exist"):
+        type("Lost", (Notifier,), {"templates": "no-such-folder"})
+
+
+def test_several_notifiers_and_parties_per_transition_are_kept_in_order() -> None:
+    class AuditNotifier(Notifier):
+        @on(Order, "pay", to="seller")
+        @on(Order, "cancel", to="seller")
+        def audit(self, event: object, recipient: object) -> Email:
+            return Email(subject="audit", text="x")
+
+    pay = registry.for_transition("Order", "pay")
+    assert [(r.notifier, r.parties) for r in pay][:1] == [(OrderNotifier, ("buyer", "seller"))]
+    assert any(r.notifier is AuditNotifier for r in pay)
+    assert any(r.notifier is AuditNotifier for r in registry.for_transition("Order", "cancel"))

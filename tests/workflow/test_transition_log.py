@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from sqlalchemy import String, Uuid, create_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from workflow import Stateful, TransitionRecord, Workflow, load_subject, metadata
+
+from tests.app import Order
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Ticket(Stateful, Base):
+    __tablename__ = "log_tickets"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    workflow = Workflow(states=["open", "closed"], initial="open", transitions=[["close", "open", "closed"]])
+
+
+class Page(Stateful, Base):
+    __tablename__ = "log_pages"
+    slug: Mapped[str] = mapped_column(String(50), primary_key=True)
+    workflow = Workflow(states=["draft", "live"], initial="draft", transitions=[["publish", "draft", "live"]])
+
+
+def test_committed_transitions_are_in_the_log(session: Session, order: Order,
+                                              count: Callable[[type], int]) -> None:
+    order.pay()
+    order.ship()
+    session.commit()
+    assert [(r.trigger, r.source, r.dest) for r in session.query(TransitionRecord).order_by(TransitionRecord.id)] == [
+        ("pay", "new", "paid"), ("ship", "paid", "shipped")]
+
+
+def test_a_rolled_back_transition_leaves_no_log_row(session: Session, order: Order,
+                                                    count: Callable[[type], int]) -> None:
+    order.pay()
+    session.rollback()
+    assert count(TransitionRecord) == 0
+
+
+def test_uuid_and_string_keys_are_recorded_and_lead_back_to_the_row() -> None:
+    engine = create_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    metadata.create_all(engine)
+    with Session(engine) as session:
+        ticket, page = Ticket(), Page(slug="about")
+        session.add_all([ticket, page])
+        records = [ticket.close(), page.publish()]
+        session.commit()
+        assert records[0].key == str(ticket.id) and records[1].key == "about"
+        assert load_subject(session, records[0]) is ticket
+        assert load_subject(session, records[1]) is page

@@ -1,0 +1,44 @@
+"""Declared state transitions on SQLAlchemy models, recorded in the caller's transaction.
+
+This package knows neither ``notifiers`` nor ``jobs``: it tells the world about a transition
+only by adding a :class:`TransitionRecord` row to the caller's session.
+"""
+
+from __future__ import annotations
+
+from .definition import Workflow
+from .errors import (
+    ConditionFailed,
+    ContextNotSerializable,
+    DefinitionError,
+    InvalidTransition,
+    NotInSession,
+    TransitionNotAllowed,
+    UnknownTrigger,
+    WorkflowError,
+)
+from .parties import PartySpec
+from .stateful import Stateful, Trigger, actor_reference, load_subject, model_class
+from .transition_log import TidingsBase, TransitionRecord, metadata, utcnow
+
+__all__ = [
+    "ConditionFailed",
+    "ContextNotSerializable",
+    "DefinitionError",
+    "InvalidTransition",
+    "NotInSession",
+    "PartySpec",
+    "Stateful",
+    "TidingsBase",
+    "TransitionNotAllowed",
+    "TransitionRecord",
+    "Trigger",
+    "UnknownTrigger",
+    "Workflow",
+    "WorkflowError",
+    "actor_reference",
+    "load_subject",
+    "metadata",
+    "model_class",
+    "utcnow",
+]

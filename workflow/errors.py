@@ -1,0 +1,91 @@
+"""Errors raised by ``workflow``.
+
+The tree::
+
+    WorkflowError
+     +-- DefinitionError          a bad declaration, raised when the model class is created
+     +-- InvalidTransition        firing failed; state and transition log are unchanged
+     |    +-- UnknownTrigger          the model has no such trigger
+     |    +-- TransitionNotAllowed    not allowed from the current state
+     |    +-- ConditionFailed         a condition (or ``unless``) refused
+     +-- ContextNotSerializable   the context given to a trigger is not JSON
+     +-- NotInSession             the row is not in a session, so nothing can be recorded
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class WorkflowError(Exception):
+    """Base class for every error raised by ``workflow``."""
+
+
+class DefinitionError(WorkflowError):
+    """A workflow declaration is invalid (unknown state, bad transition or party spec)."""
+
+
+class InvalidTransition(WorkflowError):
+    """Firing a trigger failed; the row's state and the transition log are unchanged.
+
+    Attributes:
+        model: the model's name, e.g. ``"Loan"``.
+        key: the row's primary key as a string (``None`` before its first flush).
+        trigger: the trigger that was fired.
+        state: the row's state when it was fired.
+    """
+
+    def __init__(self, message: str, *, model: str, key: str | None, trigger: str, state: str) -> None:
+        super().__init__(message)
+        self.model = model
+        self.key = key
+        self.trigger = trigger
+        self.state = state
+
+
+class UnknownTrigger(InvalidTransition):
+    """The model declares no such trigger."""
+
+
+class TransitionNotAllowed(InvalidTransition):
+    """The trigger exists but is not allowed from the row's current state.
+
+    Attributes:
+        allowed: the triggers allowed from the current state.
+    """
+
+    def __init__(
+        self, message: str, *, model: str, key: str | None, trigger: str, state: str, allowed: Iterable[str]
+    ) -> None:
+        super().__init__(message, model=model, key=key, trigger=trigger, state=state)
+        self.allowed = tuple(allowed)
+
+
+class ConditionFailed(InvalidTransition):
+    """A condition (or an ``unless``) of the transition refused it.
+
+    Attributes:
+        condition: the name of the refusing condition.
+    """
+
+    def __init__(
+        self, message: str, *, model: str, key: str | None, trigger: str, state: str, condition: str
+    ) -> None:
+        super().__init__(message, model=model, key=key, trigger=trigger, state=state)
+        self.condition = condition
+
+
+class ContextNotSerializable(WorkflowError):
+    """A context value given to a trigger cannot be stored as JSON.
+
+    Attributes:
+        field: the offending context key.
+    """
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class NotInSession(WorkflowError):
+    """A trigger was fired on a row that belongs to no session, so its transition cannot be recorded."""

@@ -1,0 +1,243 @@
+"""``Stateful``: the mixin that gives a SQLAlchemy model a state column and trigger methods."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol
+
+from sqlalchemy import String, event, inspect
+from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, object_session
+
+from .definition import Workflow, did_you_mean
+from .errors import (
+    ConditionFailed,
+    ContextNotSerializable,
+    DefinitionError,
+    NotInSession,
+    TransitionNotAllowed,
+    UnknownTrigger,
+    WorkflowError,
+)
+from .parties import resolve_party
+from .transition_log import TransitionRecord
+
+_models: dict[str, type[Stateful]] = {}
+
+
+class Trigger(Protocol):
+    """The shape of a generated trigger method, e.g. ``loan.accept(actor=user, note="Friday")``."""
+
+    def __call__(self, *, actor: object = None, **context: Any) -> TransitionRecord: ...
+
+
+class Stateful:
+    """Mixin for declarative models: a ``state`` column and one method per declared trigger.
+
+    Put it before the declarative base and assign a :class:`Workflow` to ``workflow``::
+
+        class Loan(Stateful, Base):
+            __tablename__ = "loans"
+            workflow = Workflow(states=[...], initial="requested", transitions=[...])
+
+    A new row starts in the initial state; a loaded row keeps its stored state. One state
+    machine serves every row of the class.
+    """
+
+    workflow: ClassVar[Workflow]
+
+    @declared_attr
+    def state(cls) -> Mapped[str]:
+        """The row's current state, one of the workflow's states."""
+        return mapped_column(String(64), nullable=False, index=True)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        workflow = cls.__dict__.get("workflow")
+        if workflow is None:
+            return
+        if not isinstance(workflow, Workflow):
+            raise DefinitionError(f"{cls.__name__}.workflow must be a Workflow, not {type(workflow).__name__}.")
+        workflow.bind(cls)
+        _register(cls, workflow)
+        initial = workflow.initial
+
+        def set_initial(target: Stateful, args: Any, kwargs: Any) -> None:
+            target.state = initial
+
+        event.listen(cls, "init", set_initial)
+
+    def allowed_triggers(self) -> list[str]:
+        """The triggers that have a transition from the current state (conditions not evaluated)."""
+        return _machine(self).allowed(self.state)
+
+    def fire(self, trigger: str, *, actor: object = None, **context: Any) -> TransitionRecord:
+        """Fire ``trigger`` by name; the generated methods (``loan.accept(...)``) call this.
+
+        Checks the trigger, the current state and the conditions, sets the new state, and adds a
+        :class:`TransitionRecord` to the row's session, all in the caller's transaction.
+
+        Args:
+            trigger: the trigger's name.
+            actor: who fired it (a mapped row, a string or ``None``); stored as a reference.
+            context: JSON-serialisable values stored with the transition and passed to callbacks.
+
+        Raises:
+            UnknownTrigger, TransitionNotAllowed, ConditionFailed: the state is unchanged.
+            ContextNotSerializable: a context value is not JSON.
+            NotInSession: the row was not added to a session.
+        """
+        workflow = type(self).workflow
+        machine = _machine(self)
+        source = self.state
+        if trigger not in machine.events:
+            raise UnknownTrigger(
+                f"{_describe(self)} has no trigger {trigger!r}; its triggers: "
+                f"{', '.join(workflow.triggers)}.{did_you_mean(trigger, workflow.triggers)}",
+                model=workflow.name or "", key=_key(self), trigger=trigger, state=source,
+            )
+        if source not in machine.events[trigger].transitions:
+            allowed = machine.allowed(source)
+            raise TransitionNotAllowed(
+                f"{_describe(self)} cannot {trigger!r} from state {source!r}; allowed now: "
+                f"{', '.join(allowed) or 'nothing (a final state)'}.",
+                model=workflow.name or "", key=_key(self), trigger=trigger, state=source, allowed=allowed,
+            )
+        _check_json(self, trigger, context)
+        session = object_session(self)
+        if session is None:
+            raise NotInSession(
+                f"{_describe(self)}: add it to a session before firing {trigger!r}, so that the "
+                f"transition is recorded in the same transaction."
+            )
+        if inspect(self).key is None:
+            session.flush()
+        try:
+            done, condition = machine.fire(self, trigger, {"actor": actor, **context})
+        except BaseException:
+            self.state = source
+            raise
+        if not done:
+            self.state = source
+            raise ConditionFailed(
+                f"{_describe(self)} cannot {trigger!r}: condition {condition!r} refused it "
+                f"(state stays {source!r}).",
+                model=workflow.name or "", key=_key(self), trigger=trigger, state=source,
+                condition=condition or "?",
+            )
+        record = TransitionRecord(
+            model=workflow.name, key=_key(self), trigger=trigger, source=source, dest=self.state,
+            actor=actor_reference(actor), context=dict(context),
+        )
+        session.add(record)
+        return record
+
+    def parties(self) -> dict[str, Any]:
+        """Each declared party resolved for this row: one recipient, a list of them, or ``None``."""
+        return {name: resolve_party(self, spec) for name, spec in type(self).workflow.parties.items()}
+
+
+def _register(cls: type[Stateful], workflow: Workflow) -> None:
+    name = workflow.name or cls.__name__
+    known = _models.get(name)
+    if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise DefinitionError(
+            f"Two Stateful models are named {name!r} ({known.__module__}.{known.__qualname__} and "
+            f"{cls.__module__}.{cls.__qualname__}); give one Workflow(name=...)."
+        )
+    _models[name] = cls
+    for trigger in workflow.triggers:
+        if trigger in cls.__dict__ or hasattr(Stateful, trigger):
+            raise DefinitionError(f"{name}: trigger {trigger!r} clashes with an attribute of the model.")
+        setattr(cls, trigger, _trigger_method(trigger))
+
+
+def _trigger_method(trigger: str) -> Callable[..., TransitionRecord]:
+    def fire_trigger(self: Stateful, *, actor: object = None, **context: Any) -> TransitionRecord:
+        return self.fire(trigger, actor=actor, **context)
+
+    fire_trigger.__name__ = fire_trigger.__qualname__ = trigger
+    fire_trigger.__doc__ = f"Fire {trigger!r}: see :meth:`Stateful.fire`."
+    return fire_trigger
+
+
+def _machine(row: Stateful) -> Any:
+    machine = type(row).workflow.machine
+    if machine is None:  # pragma: no cover - bind() always builds it
+        raise WorkflowError(f"{type(row).__name__}.workflow was never bound to its model.")
+    return machine
+
+
+def _key(row: object) -> str | None:
+    identity = inspect(row).identity
+    if identity is None:
+        return None
+    return "/".join(str(part) for part in identity)
+
+
+def _describe(row: Stateful) -> str:
+    key = _key(row)
+    name = type(row).workflow.name or type(row).__name__
+    return f"{name} {key}" if key is not None else f"{name} (not yet flushed)"
+
+
+def _check_json(row: Stateful, trigger: str, context: dict[str, Any]) -> None:
+    try:
+        json.dumps(context)
+    except (TypeError, ValueError):
+        for field, value in context.items():
+            try:
+                json.dumps(value)
+            except (TypeError, ValueError):
+                raise ContextNotSerializable(
+                    f"{_describe(row)}: context {field!r} of {trigger!r} is a {type(value).__name__}, "
+                    f"which is not JSON; pass ids, strings or numbers.",
+                    field=field,
+                ) from None
+        raise
+
+
+def actor_reference(actor: object) -> str | None:
+    """How an actor is stored: a string as is, a mapped row as ``"Model:key"``, else ``str()``."""
+    if actor is None:
+        return None
+    if isinstance(actor, str):
+        return actor[:255]
+    try:
+        identity = inspect(actor).identity
+    except Exception:  # not a mapped object
+        return str(actor)[:255]
+    key = "/".join(str(part) for part in identity) if identity else "?"
+    return f"{type(actor).__name__}:{key}"[:255]
+
+
+def model_class(name: str) -> type[Stateful]:
+    """The Stateful model class recorded under ``name`` in the transition log.
+
+    Raises:
+        WorkflowError: no such model has been imported.
+    """
+    try:
+        return _models[name]
+    except KeyError:
+        raise WorkflowError(
+            f"No Stateful model named {name!r} is imported; known: {', '.join(sorted(_models)) or 'none'}. "
+            f"Import the module that declares it."
+        ) from None
+
+
+def load_subject(session: Session, record: TransitionRecord) -> Stateful | None:
+    """The row a transition was fired on, or ``None`` if it no longer exists."""
+    cls = model_class(record.model)
+    columns = inspect(cls).primary_key
+    parts = record.key.split("/") if len(columns) > 1 else [record.key]
+    values = tuple(_convert(column, part) for column, part in zip(columns, parts))
+    return session.get(cls, values if len(values) > 1 else values[0])
+
+
+def _convert(column: Any, text: str) -> Any:
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        return text
+    return text if python_type is str else python_type(text)
