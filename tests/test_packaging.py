@@ -1,0 +1,29 @@
+"""The wheel holds the three packages with py.typed and the templates-free runtime; the names are ours."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_the_three_import_names_belong_to_tidings_only() -> None:
+    owners = importlib.metadata.packages_distributions()
+    for name in ("workflow", "notifiers", "jobs"):
+        assert set(owners.get(name, [])) == {"tidings"}, f"'{name}' is also provided by {owners.get(name)}: uninstall it."
+
+
+def test_the_wheel_holds_the_packages_and_their_py_typed_markers(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+                   check=True, timeout=300, capture_output=True)
+    [wheel] = tmp_path.glob("tidings-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for package in ("workflow", "notifiers", "notifiers/channels", "jobs"):
+        assert f"{package}/__init__.py" in names
+    for package in ("workflow", "notifiers", "jobs"):
+        assert f"{package}/py.typed" in names
+    assert not [n for n in names if n.startswith(("tests/", "examples/", "bench/"))]
