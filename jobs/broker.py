@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from dramatiq import Broker
 from dramatiq.brokers.stub import StubBroker
 
@@ -26,13 +28,15 @@ def make_broker(settings: Settings) -> Broker:
     if url.startswith(("redis://", "rediss://")):
         from dramatiq.brokers.redis import RedisBroker
 
-        return RedisBroker(url=url, socket_connect_timeout=timeout, socket_timeout=max(timeout, 10.0))
+        return RedisBroker(url=url, socket_connect_timeout=timeout,  # type: ignore[no-untyped-call]
+                           socket_timeout=max(timeout, 10.0))
     if url.startswith(("amqp://", "amqps://")):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
         rabbitmq = RabbitmqBroker(url=url)
-        rabbitmq.parameters.socket_timeout = timeout
-        rabbitmq.parameters.blocked_connection_timeout = max(timeout, 10.0)
-        rabbitmq.parameters.connection_attempts = 1
+        parameters: Any = rabbitmq.parameters  # one URLParameters for a single URL
+        parameters.socket_timeout = timeout
+        parameters.blocked_connection_timeout = max(timeout, 10.0)
+        parameters.connection_attempts = 1
         return rabbitmq
     raise ConfigurationError(f"Setting broker_url (TIDINGS_BROKER_URL): unknown scheme in {url!r}.")

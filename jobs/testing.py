@@ -27,9 +27,10 @@ def drain(broker: StubBroker | None = None, *, timeout: float = 10.0, worker_thr
         ConfigurationError: the broker is not a StubBroker.
         TimeoutError: the queues were not empty after ``timeout`` seconds.
     """
-    broker = broker or dramatiq.get_broker()
-    if not isinstance(broker, StubBroker):
-        raise ConfigurationError(f"drain() needs the StubBroker (TIDINGS_BROKER_URL=stub), not {type(broker).__name__}.")
+    found = broker or dramatiq.get_broker()
+    if not isinstance(found, StubBroker):
+        raise ConfigurationError(f"drain() needs the StubBroker (TIDINGS_BROKER_URL=stub), not {type(found).__name__}.")
+    broker = found
     deadline = time.monotonic() + timeout
     worker = _workers.get(broker)
     if worker is None:

@@ -16,7 +16,7 @@ __all__ = ["Templates"]
 class _Undefined(jinja2.StrictUndefined):
     """Undefined variables may be tested (``{% if note %}``) but not printed or used."""
 
-    def __bool__(self) -> bool:
+    def __bool__(self) -> bool:  # type: ignore[override]
         return False
 
 

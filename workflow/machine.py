@@ -48,7 +48,7 @@ def call_with_accepted(func: Callable[..., Any], kwargs: Mapping[str, Any]) -> A
     return func(**{k: v for k, v in kwargs.items() if k in names})
 
 
-class _Condition(Condition):  # type: ignore[misc]
+class _Condition(Condition):
     def check(self, event_data: EventData) -> bool:
         predicate = event_data.machine.resolve_callable(self.func, event_data)
         passed = bool(call_with_accepted(predicate, event_data.kwargs) == self.target)
@@ -58,11 +58,11 @@ class _Condition(Condition):  # type: ignore[misc]
         return passed
 
 
-class _Transition(Transition):  # type: ignore[misc]
+class _Transition(Transition):
     condition_cls = _Condition
 
 
-class StateMachine(_Machine):  # type: ignore[misc]
+class StateMachine(_Machine):
     """A ``transitions.Machine`` holding no models, shared by every row of one model class."""
 
     transition_cls = _Transition

@@ -69,7 +69,8 @@ class Stateful:
 
     def allowed_triggers(self) -> list[str]:
         """The triggers that have a transition from the current state (conditions not evaluated)."""
-        return _machine(self).allowed(self.state)
+        allowed: list[str] = _machine(self).allowed(self.state)
+        return allowed
 
     def fire(self, trigger: str, *, actor: object = None, **context: Any) -> TransitionRecord:
         """Fire ``trigger`` by name; the generated methods (``loan.accept(...)``) call this.
