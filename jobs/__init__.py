@@ -25,8 +25,17 @@ dramatiq.set_broker(broker)
 
 from . import actors, outbox  # noqa: E402
 from .delivery_log import Delivery, Status  # noqa: E402
+from .sweeper import Sweep, SweeperMiddleware  # noqa: E402
 
 outbox.install(actors.fan_out.send)
+
+
+def _add_sweeper(target: dramatiq.Broker) -> None:
+    if not any(isinstance(m, SweeperMiddleware) for m in target.middleware):
+        target.add_middleware(SweeperMiddleware(actors.sweep, lambda: worker.runtime.settings.sweep_interval))
+
+
+_add_sweeper(broker)
 
 __all__ = [
     "ConfigurationError",
@@ -35,6 +44,8 @@ __all__ = [
     "JobsError",
     "Settings",
     "Status",
+    "Sweep",
+    "SweeperMiddleware",
     "TransitionNotFound",
     "broker",
     "configure",
@@ -80,6 +91,7 @@ def configure(settings: Settings | None = None, *, engine: Engine | None = None,
 def _rebind(new: dramatiq.Broker) -> None:
     globals()["broker"] = new
     dramatiq.set_broker(new)
+    _add_sweeper(new)
     for actor in (actors.fan_out, actors.deliver):
         actor.broker = new
         new.declare_actor(actor)

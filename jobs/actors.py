@@ -7,10 +7,10 @@ import logging
 import dramatiq
 from notifiers import PermanentChannelError
 
-from . import delivery, fanout, worker
+from . import delivery, fanout, sweeper, worker
 from .errors import DeliveryNotFound, TransitionNotFound
 
-__all__ = ["deliver", "fan_out"]
+__all__ = ["deliver", "fan_out", "sweep"]
 
 _log = logging.getLogger(__name__)
 _settings = worker.runtime.settings
@@ -42,6 +42,20 @@ def deliver(delivery_id: int) -> None:
         with runtime.session() as session:
             delivery.deliver(session, delivery_id, channel_for=runtime.channel,
                              lease_seconds=runtime.settings.lease_seconds,
-                             max_attempts=runtime.settings.max_retries + 1)
+                             max_attempts=runtime.settings.max_retries + 1,
+                             min_backoff_ms=runtime.settings.min_backoff_ms,
+                             max_backoff_ms=runtime.settings.max_backoff_ms)
     except DeliveryNotFound as error:
         _log.error("deliver(%s) skipped: %s", delivery_id, error)
+
+
+def sweep() -> sweeper.Sweep:
+    """Sweep once: re-enqueue overdue transitions and deliveries (the worker's sweeper thread calls this)."""
+    runtime = worker.runtime
+    with runtime.session() as session:
+        found = sweeper.sweep(session, grace_seconds=runtime.settings.lease_seconds)
+    for transition_id in found.transitions:
+        fan_out.send(transition_id)
+    for delivery_id in found.deliveries:
+        deliver.send(delivery_id)
+    return found

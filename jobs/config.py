@@ -45,6 +45,7 @@ class Settings:
     min_backoff_ms: int = 1_000
     max_backoff_ms: int = 600_000
     lease_seconds: float = 60.0
+    sweep_interval: float = 15.0
     broker_timeout: float = 5.0
 
     def __post_init__(self) -> None:
@@ -54,7 +55,7 @@ class Settings:
                     f"{self.email_channel!r} is not one of {', '.join(_EMAIL_CHANNELS)}")
         self._check(bool(self.queue) and self.queue.replace("-", "_").replace(".", "_").isidentifier(),
                     "queue", f"{self.queue!r} is not a valid queue name")
-        for name in ("smtp_port", "max_retries", "min_backoff_ms", "max_backoff_ms"):
+        for name in ("smtp_port", "max_retries", "min_backoff_ms", "max_backoff_ms", "sweep_interval"):
             self._check(getattr(self, name) >= 0, name, "must not be negative")
         for name in ("lease_seconds", "smtp_timeout", "broker_timeout"):
             self._check(getattr(self, name) > 0, name, "must be positive")

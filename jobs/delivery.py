@@ -28,14 +28,16 @@ _log = logging.getLogger(__name__)
 
 
 def deliver(session: Session, delivery_id: int, *, channel_for: Callable[[str], Channel],
-            lease_seconds: float, max_attempts: int) -> str:
+            lease_seconds: float, max_attempts: int, min_backoff_ms: int = 1_000,
+            max_backoff_ms: int = 600_000) -> str:
     """Send one delivery at most once per claim; return its status afterwards.
 
     A delivery is claimed (pending -> sending, or sending whose lease ran out) in its own commit,
     so two workers never send it at once and a sent one is never sent again. Errors end as
     recorded statuses: a broken template or message is ``failed``, a permanent channel error is
     ``failed`` with the server's reply, a transient one goes back to ``pending`` (or ``dead``
-    once ``max_attempts`` are used) and is re-raised so that Dramatiq retries with backoff.
+    once ``max_attempts`` are used) and is re-raised so that Dramatiq retries with backoff; its
+    lease then covers the longest backoff Dramatiq may choose, so the sweeper leaves it alone.
 
     Raises:
         DeliveryNotFound: no delivery has this id.
@@ -57,7 +59,9 @@ def deliver(session: Session, delivery_id: int, *, channel_for: Callable[[str], 
     except TransientChannelError as error:
         if delivery.attempts >= max_attempts:
             return _finish(session, delivery, Status.DEAD, f"Gave up after {delivery.attempts} attempts: {error}")
-        _finish(session, delivery, Status.PENDING, str(error))
+        backoff_ms = min(min_backoff_ms * 2 ** (delivery.attempts + 1), max_backoff_ms)
+        _finish(session, delivery, Status.PENDING, str(error),
+                lease_until=utcnow() + dt.timedelta(milliseconds=backoff_ms, seconds=lease_seconds))
         raise
     except PermanentChannelError as error:
         return _finish(session, delivery, Status.FAILED, str(error))
@@ -94,14 +98,15 @@ def _compose(session: Session, delivery: Delivery) -> tuple[object | None, Recip
     return notifier.compose(registration.method, Event.of(record, subject), recipient), recipient
 
 
-def _finish(session: Session, delivery: Delivery, status: str, error: str | None) -> str:
+def _finish(session: Session, delivery: Delivery, status: str, error: str | None,
+            lease_until: dt.datetime | None = None) -> str:
     now = utcnow()
     ident, channel, address = delivery.id, delivery.channel, delivery.address
     session.rollback()  # drop whatever rendering loaded; the row is updated by id below
     session.execute(
         update(Delivery)
         .where(Delivery.id == ident)
-        .values(status=status, last_error=error, updated_at=now, lease_until=None,
+        .values(status=status, last_error=error, updated_at=now, lease_until=lease_until,
                 sent_at=now if status == Status.SENT else None)
         .execution_options(synchronize_session=False)
     )

@@ -39,7 +39,7 @@ def broker(engine: Engine, mailbox: MemoryChannel) -> Iterator[StubBroker]:
     broker = StubBroker()
     broker.emit_after("process_boot")
     jobs.configure(jobs.Settings(), broker=broker, engine=engine, channels={"email": mailbox},
-                   max_retries=2, min_backoff_ms=10, max_backoff_ms=40)
+                   max_retries=2, min_backoff_ms=10, max_backoff_ms=40, sweep_interval=0)
     yield broker
     stop_workers()
     broker.flush_all()

@@ -1,0 +1,106 @@
+"""The sweeper: re-enqueue what a broker outage or a killed worker left behind.
+
+A transition committed while the broker was down is never fanned out; a delivery whose message
+was lost stays ``pending``; one whose worker was killed mid-send stays ``sending``. The sweeper
+finds them by age and lease and enqueues them again. The actors are idempotent, so a message
+that was merely slow costs a no-op. Several sweepers may run at once: rows are taken with
+``FOR UPDATE SKIP LOCKED`` where the database has it, and re-stamped, so each is taken once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import dramatiq
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+from workflow import TransitionRecord, utcnow
+
+from .delivery_log import Delivery, Status
+
+__all__ = ["Sweep", "SweeperMiddleware", "sweep"]
+
+_log = logging.getLogger(__name__)
+
+
+class Sweep:
+    """What one sweep found: transitions to fan out again and deliveries to send again."""
+
+    def __init__(self, transitions: list[int], deliveries: list[int]) -> None:
+        self.transitions, self.deliveries = transitions, deliveries
+
+    def __repr__(self) -> str:
+        return f"Sweep(transitions={self.transitions}, deliveries={self.deliveries})"
+
+
+def sweep(session: Session, *, grace_seconds: float, limit: int = 1000) -> Sweep:
+    """Take the transitions and deliveries that are overdue, and commit their new stamps.
+
+    Overdue means: a transition not fanned out ``grace_seconds`` after it was committed; a
+    ``pending`` delivery untouched for ``grace_seconds`` and not waiting for a retry; a
+    ``sending`` delivery whose lease has run out. The caller enqueues what is returned.
+    """
+    now = utcnow()
+    cutoff = now - dt.timedelta(seconds=grace_seconds)
+    transitions = list(session.scalars(
+        _locked(select(TransitionRecord.id)
+                .where(TransitionRecord.fanned_out_at.is_(None), TransitionRecord.created_at < cutoff)
+                .order_by(TransitionRecord.id).limit(limit))))
+    overdue = or_(
+        and_(Delivery.status == Status.PENDING, Delivery.updated_at < cutoff,
+             or_(Delivery.lease_until.is_(None), Delivery.lease_until < now)),
+        and_(Delivery.status == Status.SENDING, Delivery.lease_until < now),
+    )
+    deliveries = list(session.scalars(
+        _locked(select(Delivery.id).where(overdue).order_by(Delivery.id).limit(limit))))
+    if deliveries:  # re-stamp, so the next sweep waits a full grace period again
+        session.execute(update(Delivery).where(Delivery.id.in_(deliveries), Delivery.status == Status.PENDING)
+                        .values(updated_at=now).execution_options(synchronize_session=False))
+    session.commit()
+    if transitions or deliveries:
+        _log.warning("Sweeper re-enqueues %d transitions and %d deliveries.", len(transitions), len(deliveries))
+    return Sweep(transitions, deliveries)
+
+
+def _locked(statement: Any) -> Any:
+    return statement.with_for_update(skip_locked=True)
+
+
+class SweeperMiddleware(dramatiq.Middleware):  # type: ignore[misc]
+    """Runs :func:`sweep` every ``interval`` seconds in a thread of each worker process.
+
+    Args:
+        run_once: performs one sweep and enqueues what it found (``jobs`` passes its own).
+        interval: seconds between sweeps; 0 disables the thread.
+    """
+
+    def __init__(self, run_once: Callable[[], Sweep], interval: Callable[[], float]) -> None:
+        self._run_once, self._interval = run_once, interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        """Start the sweeping thread."""
+        if self._interval() <= 0:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="tidings-sweeper", daemon=True)
+        self._thread.start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        """Stop the sweeping thread, waiting for a sweep in progress."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval()):
+            try:
+                self._run_once()
+            except Exception:  # a database or broker blip: try again next time
+                _log.exception("Sweep failed; retrying in %s s.", self._interval())

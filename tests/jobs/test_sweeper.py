@@ -1,0 +1,80 @@
+"""The sweeper re-enqueues what an outage or a killed worker left behind, once."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from dramatiq.brokers.stub import StubBroker
+from jobs import Delivery, Status
+from jobs.actors import sweep
+from jobs.fanout import fan_out
+from jobs.testing import drain
+from notifiers import MemoryChannel
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+from workflow import TransitionRecord, utcnow
+
+from tests.app import Order
+
+LONG_AGO = utcnow() - dt.timedelta(hours=1)
+
+
+def age_everything(session: Session) -> None:
+    session.execute(update(TransitionRecord).values(created_at=LONG_AGO))
+    session.execute(update(Delivery).values(updated_at=LONG_AGO))
+    session.commit()
+
+
+def test_a_transition_committed_while_the_broker_was_down_is_delivered_by_the_sweep(
+        broker: StubBroker, session: Session, order: Order, mailbox: MemoryChannel,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with monkeypatch.context() as patch:
+        patch.setattr(broker, "enqueue", lambda *a, **k: (_ for _ in ()).throw(ConnectionError("down")))
+        order.pay()
+        session.commit()
+    drain()
+    assert mailbox.outbox == []
+    age_everything(session)
+    assert len(sweep().transitions) == 1
+    drain()
+    assert sorted(s.to.address for s in mailbox.outbox) == ["bea@example.com", "sam@example.com"]
+
+
+def test_a_delivery_stuck_in_sending_past_its_lease_is_sent_again_once(
+        broker: StubBroker, session: Session, order: Order, mailbox: MemoryChannel) -> None:
+    record = order.pay()
+    session.commit()
+    fan_out(session, record.id)  # rows written, messages never enqueued: as if the worker died
+    session.execute(update(Delivery).values(status=Status.SENDING, attempts=1, lease_until=LONG_AGO))
+    session.commit()
+    assert len(sweep().deliveries) == 2
+    drain()
+    assert sweep().deliveries == []
+    assert sorted(s.to.address for s in mailbox.outbox) == ["bea@example.com", "sam@example.com"]
+
+
+def test_a_delivery_waiting_for_its_retry_is_left_alone(broker: StubBroker, session: Session, order: Order) -> None:
+    record = order.pay()
+    session.commit()
+    fan_out(session, record.id)
+    session.execute(update(Delivery).values(updated_at=LONG_AGO, lease_until=utcnow() + dt.timedelta(minutes=5)))
+    session.commit()
+    assert sweep().deliveries == []
+
+
+def test_a_second_sweep_right_after_the_first_takes_nothing(broker: StubBroker, session: Session,
+                                                            order: Order) -> None:
+    record = order.pay()
+    session.commit()
+    fan_out(session, record.id)
+    age_everything(session)
+    assert len(sweep().deliveries) == 2
+    assert sweep().deliveries == []
+
+
+def test_fresh_work_is_not_swept(broker: StubBroker, session: Session, order: Order) -> None:
+    order.pay()
+    session.commit()
+    found = sweep()
+    assert (found.transitions, found.deliveries) == ([], [])
