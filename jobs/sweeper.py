@@ -70,7 +70,7 @@ def _locked(statement: Any) -> Any:
     return statement.with_for_update(skip_locked=True)
 
 
-class SweeperMiddleware(dramatiq.Middleware):  # type: ignore[misc]
+class SweeperMiddleware(dramatiq.Middleware):
     """Runs :func:`sweep` every ``interval`` seconds in a thread of each worker process.
 
     Args:
