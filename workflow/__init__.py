@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .definition import Workflow
 from .errors import (
+    ConcurrentTransition,
     ConditionFailed,
     ContextNotSerializable,
     DefinitionError,
@@ -22,6 +23,7 @@ from .stateful import Stateful, Trigger, actor_reference, load_subject, model_cl
 from .transition_log import TidingsBase, TransitionRecord, metadata, utcnow
 
 __all__ = [
+    "ConcurrentTransition",
     "ConditionFailed",
     "ContextNotSerializable",
     "DefinitionError",

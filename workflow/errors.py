@@ -8,6 +8,7 @@ The tree::
      |    +-- UnknownTrigger          the model has no such trigger
      |    +-- TransitionNotAllowed    not allowed from the current state
      |    +-- ConditionFailed         a condition (or ``unless``) refused
+     |    +-- ConcurrentTransition    another transaction changed the row's state first
      +-- ContextNotSerializable   the context given to a trigger is not JSON
      +-- NotInSession             the row is not in a session, so nothing can be recorded
 """
@@ -73,6 +74,10 @@ class ConditionFailed(InvalidTransition):
     ) -> None:
         super().__init__(message, model=model, key=key, trigger=trigger, state=state)
         self.condition = condition
+
+
+class ConcurrentTransition(InvalidTransition):
+    """Another transaction changed the row's state first; this transition was not applied."""
 
 
 class ContextNotSerializable(WorkflowError):

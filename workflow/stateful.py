@@ -9,8 +9,10 @@ from typing import Any, ClassVar, Protocol
 from sqlalchemy import String, event, inspect
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, object_session
 
+from .concurrency import compare_and_set_state
 from .definition import Workflow, did_you_mean
 from .errors import (
+    ConcurrentTransition,
     ConditionFailed,
     ContextNotSerializable,
     DefinitionError,
@@ -87,6 +89,7 @@ class Stateful:
             UnknownTrigger, TransitionNotAllowed, ConditionFailed: the state is unchanged.
             ContextNotSerializable: a context value is not JSON.
             NotInSession: the row was not added to a session.
+            ConcurrentTransition: another transaction changed the row's state first.
         """
         workflow = type(self).workflow
         machine = _machine(self)
@@ -118,6 +121,13 @@ class Stateful:
         except BaseException:
             self.state = source
             raise
+        if done and not compare_and_set_state(session, self, source, self.state):
+            self.state = source
+            raise ConcurrentTransition(
+                f"{_describe(self)} was changed by another transaction while firing {trigger!r} from "
+                f"{source!r}; roll back, reload it and decide again.",
+                model=workflow.name or "", key=_key(self), trigger=trigger, state=source,
+            )
         if not done:
             self.state = source
             raise ConditionFailed(
