@@ -15,14 +15,14 @@ from notifiers import (
     TransientChannelError,
     registry,
 )
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, WorkflowError, load_subject, utcnow
 
 from .delivery_log import Delivery, Status
 from .errors import ConfigurationError, DeliveryNotFound
 
-__all__ = ["deliver"]
+__all__ = ["deliver", "reset_for_resend"]
 
 _log = logging.getLogger(__name__)
 
@@ -115,3 +115,28 @@ def _finish(session: Session, delivery: Delivery, status: str, error: str | None
     log("Delivery %s (%s to %s): %s%s", ident, channel, address, status,
         f" - {error}" if error else "")
     return status
+
+
+def reset_for_resend(session: Session, *, ids: list[int] | None = None, statuses: tuple[str, ...] = ()) -> list[int]:
+    """Put failed or dead deliveries back to ``pending`` with their attempts reset; return their ids.
+
+    Only ``failed`` and ``dead`` deliveries are reset (a sent one is never sent again this way).
+
+    Raises:
+        DeliveryNotFound: an id names no failed or dead delivery.
+    """
+    allowed = tuple(s for s in (statuses or (Status.FAILED, Status.DEAD)) if s in (Status.FAILED, Status.DEAD))
+    query = select(Delivery.id).where(Delivery.status.in_(allowed)).order_by(Delivery.id)
+    if ids is not None:
+        query = query.where(Delivery.id.in_(ids))
+    found = list(session.scalars(query.with_for_update(skip_locked=True)))
+    missing = sorted(set(ids or ()) - set(found))
+    if missing:
+        session.rollback()
+        raise DeliveryNotFound(f"No failed or dead delivery has id {', '.join(map(str, missing))}.")
+    if found:
+        session.execute(update(Delivery).where(Delivery.id.in_(found))
+                        .values(status=Status.PENDING, attempts=0, lease_until=None, updated_at=utcnow())
+                        .execution_options(synchronize_session=False))
+    session.commit()
+    return found
