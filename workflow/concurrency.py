@@ -28,11 +28,11 @@ def compare_and_set_state(session: Session, row: Any, source: str, dest: str) ->
     """
     mapper = inspect(type(row))
     identity = inspect(row).identity
+    state = mapper.columns["state"]
     where = [column == value for column, value in zip(mapper.primary_key, identity or ())]
-    statement = (update(type(row)).where(*where, type(row).state == source).values(state=dest)
-                 .execution_options(synchronize_session=False))
+    statement = update(state.table).where(*where, state == source).values({state.name: dest})
     with session.no_autoflush:
-        result = session.execute(statement)
+        result = session.connection().execute(statement)
     if getattr(result, "rowcount", 0) != 1:
         return False
     set_committed_value(row, "state", dest)
