@@ -61,34 +61,28 @@ class SMTPChannel(Channel):
         """
         mime = message.to_mime(to, sender=self.sender, key=key)
         envelope_from = parseaddr(str(mime["From"]))[1]
-        reused = getattr(self._local, "connection", None) is not None
-        try:
-            self._connection().send_message(mime, from_addr=envelope_from, to_addrs=[to.address])
-        except smtplib.SMTPServerDisconnected:
-            self._drop()
-            if not reused:
-                raise TransientChannelError(f"{self!r} disconnected while sending.", channel="smtp") from None
-            self._send_fresh(mime, envelope_from, to)  # the kept connection had gone stale
-        except smtplib.SMTPRecipientsRefused as error:
-            code, reply = error.recipients.get(to.address, (550, b"recipient refused"))
-            self._reset()
-            raise _by_code(code, f"{self!r} refused {to.address}: {code} {_text(reply)}") from None
-        except smtplib.SMTPResponseException as error:
-            self._reset()
-            raise _by_code(error.smtp_code, f"{self!r} answered {error.smtp_code} {_text(error.smtp_error)}") from None
-        except (OSError, smtplib.SMTPException) as error:
-            self._drop()
-            raise TransientChannelError(f"{self!r} failed: {type(error).__name__}: {error}", channel="smtp") from None
-
-    def _send_fresh(self, mime: object, envelope_from: str, to: Recipient) -> None:
-        try:
-            self._connection().send_message(mime, from_addr=envelope_from, to_addrs=[to.address])  # type: ignore[arg-type]
-        except smtplib.SMTPResponseException as error:
-            self._reset()
-            raise _by_code(error.smtp_code, f"{self!r} answered {error.smtp_code} {_text(error.smtp_error)}") from None
-        except (OSError, smtplib.SMTPException) as error:
-            self._drop()
-            raise TransientChannelError(f"{self!r} failed: {type(error).__name__}: {error}", channel="smtp") from None
+        while True:
+            reused = getattr(self._local, "connection", None) is not None
+            try:
+                self._connection().send_message(mime, from_addr=envelope_from, to_addrs=[to.address])
+                return
+            except smtplib.SMTPServerDisconnected:
+                self._drop()
+                if not reused:
+                    raise TransientChannelError(f"{self!r} disconnected while sending.", channel="smtp") from None
+                # The kept connection had gone stale: try once more on a new one.
+            except smtplib.SMTPRecipientsRefused as error:
+                code, reply = error.recipients.get(to.address, (550, b"recipient refused"))
+                self._reset()
+                raise _by_code(code, f"{self!r} refused {to.address}: {code} {_text(reply)}") from None
+            except smtplib.SMTPResponseException as error:
+                self._reset()
+                raise _by_code(error.smtp_code,
+                               f"{self!r} answered {error.smtp_code} {_text(error.smtp_error)}") from None
+            except (OSError, smtplib.SMTPException) as error:
+                self._drop()
+                raise TransientChannelError(f"{self!r} failed: {type(error).__name__}: {error}",
+                                            channel="smtp") from None
 
     def _connection(self) -> smtplib.SMTP:
         connection: smtplib.SMTP | None = getattr(self._local, "connection", None)

@@ -69,3 +69,12 @@ def test_a_closed_port_is_transient() -> None:
     channel = SMTPChannel("127.0.0.1", 1, timeout=2)
     with pytest.raises(TransientChannelError, match="ConnectionRefusedError"):
         channel.send(Email(subject="Hi", text="body"), Recipient("ann@example.com"), key="k")
+
+
+def test_a_kept_connection_that_went_stale_is_replaced_once(server: tuple[Controller, Reply]) -> None:
+    controller, handler = server
+    with channel_for(controller) as channel:
+        channel.send(Email(subject="Hi", text="one"), Recipient("ann@example.com"), key="k1")
+        channel._local.connection.close()  # as if the server had dropped the idle connection
+        channel.send(Email(subject="Hi", text="two"), Recipient("ann@example.com"), key="k2")
+    assert len(handler.received) == 2
