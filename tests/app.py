@@ -40,7 +40,8 @@ class Order(Stateful, Base):
         transitions=[
             {"trigger": "pay", "source": "new", "dest": "paid", "conditions": "is_paid_in_full",
              "before": "note_before", "after": "note_after"},
-            {"trigger": "ship", "source": "paid", "dest": "shipped", "unless": ["is_blocked"]},
+            {"trigger": "ship", "source": "paid", "dest": "shipped", "unless": ["is_blocked"],
+             "after": "greet_buyer"},
             {"trigger": "cancel", "source": ["new", "paid"], "dest": "cancelled"},
             ["reopen", "*", "new"],
             ["explode", "new", "paid", None, None, "blow_up"],
@@ -59,6 +60,9 @@ class Order(Stateful, Base):
 
     def note_after(self, **context: Any) -> None:
         self.calls = [*self.calls, f"after:{sorted(context)}"]
+
+    def greet_buyer(self) -> None:
+        self.calls = [*self.calls, f"greet:{self.buyer.name}"]  # a lazy load: the session autoflushes
 
     def blow_up(self) -> None:
         raise RuntimeError("after-callback failed")

@@ -82,11 +82,28 @@ class StateMachine(_Machine):
         """Call a callback with the trigger's keyword arguments it accepts."""
         call_with_accepted(self.resolve_callable(func, event_data), event_data.kwargs)
 
-    def fire(self, row: object, trigger: str, kwargs: Mapping[str, Any]) -> tuple[bool, str | None]:
-        """Run ``trigger`` on ``row``; return whether it happened and, if refused, the refusing condition."""
+    def fire(self, row: object, trigger: str, kwargs: Mapping[str, Any],
+             on_change: Callable[[str], None]) -> tuple[bool, str | None]:
+        """Run ``trigger`` on ``row``; return whether it happened and, if refused, the refusing condition.
+
+        ``on_change(dest)`` is called right after the state attribute is set, before the
+        ``on_enter`` and ``after`` callbacks run; what it raises aborts the transition.
+        """
         _failed.name = None
-        done = bool(self.events[trigger].trigger(row, **kwargs))
+        outer = getattr(_failed, "on_change", None)
+        _failed.on_change = on_change
+        try:
+            done = bool(self.events[trigger].trigger(row, **kwargs))
+        finally:
+            _failed.on_change = outer
         return done, None if done else _failed.name
+
+    def set_state(self, state: Any, model: Any = None) -> None:
+        """Set the row's state, then let the firing row write it (see :meth:`fire`)."""
+        super().set_state(state, model)
+        on_change = getattr(_failed, "on_change", None)
+        if on_change is not None and model is not None:
+            on_change(getattr(model, self.model_attribute))
 
     def allowed(self, state: str) -> list[str]:
         """The triggers that have a transition from ``state`` (conditions are not evaluated)."""

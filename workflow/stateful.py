@@ -116,18 +116,20 @@ class Stateful:
             )
         if inspect(self).key is None:
             session.flush()
+
+        def write_state(dest: str) -> None:
+            if not compare_and_set_state(session, self, source, dest):
+                raise ConcurrentTransition(
+                    f"{_describe(self)} was changed by another transaction while firing {trigger!r} from "
+                    f"{source!r}; roll back, reload it and decide again.",
+                    model=workflow.name or "", key=_key(self), trigger=trigger, state=source,
+                )
+
         try:
-            done, condition = machine.fire(self, trigger, {"actor": actor, **context})
+            done, condition = machine.fire(self, trigger, {"actor": actor, **context}, write_state)
         except BaseException:
             self.state = source
             raise
-        if done and not compare_and_set_state(session, self, source, self.state):
-            self.state = source
-            raise ConcurrentTransition(
-                f"{_describe(self)} was changed by another transaction while firing {trigger!r} from "
-                f"{source!r}; roll back, reload it and decide again.",
-                model=workflow.name or "", key=_key(self), trigger=trigger, state=source,
-            )
         if not done:
             self.state = source
             raise ConditionFailed(

@@ -45,3 +45,12 @@ def test_the_state_update_is_written_once(engine: Engine, session: Session, orde
     finally:
         event.remove(engine, "before_cursor_execute", record)
     assert [s for s in statements if s in ("UPDATE", "INSERT")] == ["UPDATE", "INSERT"]
+
+
+def test_a_callback_that_makes_the_session_autoflush_does_not_defeat_the_check(session: Session,
+                                                                              order: Order) -> None:
+    order.pay()
+    session.commit()  # expires order.buyer: the after-callback of 'ship' loads it again
+    order.ship()
+    session.commit()
+    assert (order.state, order.calls[-1]) == ("shipped", "greet:Bea")
