@@ -1,9 +1,21 @@
-"""Fixtures of the unit tests: the embedded default (SQLite file, StubBroker, MemoryChannel)."""
+"""Fixtures: the embedded default for unit tests (SQLite file, StubBroker, MemoryChannel), and the
+real services for integration tests (PostgreSQL, Redis, RabbitMQ, SMTP, worker processes)."""
 
 from __future__ import annotations
 
+import email
+import email.policy
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jobs
 import pytest
@@ -72,3 +84,153 @@ def count(engine: Engine) -> Callable[[type], int]:
             return int(fresh.scalar(select(func.count()).select_from(table)) or 0)
 
     return count
+
+
+# --- Real services: PostgreSQL, Redis, RabbitMQ, an SMTP server, dramatiq worker processes --------
+
+CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+ROOT = Path(__file__).parents[1]
+
+
+def require(service: str, host: str, port: int) -> None:
+    """Skip (or, with CI=true, fail) when a service does not answer on host:port."""
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError:
+        reason = f"{service} not reachable on {host}:{port}"
+        if CI:
+            pytest.fail(f"{reason} (CI=true: the integration tests need it)")
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def queue_name() -> str:
+    """A queue of this test's own, so runs sharing a broker do not meet."""
+    return f"tidings_it_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    require("PostgreSQL", "127.0.0.1", 5432)
+    schema = f"it_{uuid.uuid4().hex[:12]}"
+    admin = create_engine("postgresql+psycopg://root@127.0.0.1:5432/test")
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    yield f"postgresql+psycopg://root@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+    admin.dispose()
+
+
+@pytest.fixture
+def redis_url(queue_name: str) -> Iterator[str]:
+    """Redis database 13; this test's queue keys are deleted afterwards."""
+    require("Redis", "127.0.0.1", 6379)
+    url = "redis://127.0.0.1:6379/13"
+    yield url
+    import redis
+
+    client = redis.Redis.from_url(url)
+    keys = client.keys(f"dramatiq:{queue_name}*")
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def rabbitmq_url(queue_name: str) -> Iterator[str]:
+    """RabbitMQ as guest; this test's queues are deleted afterwards."""
+    require("RabbitMQ", "127.0.0.1", 5672)
+    url = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    yield url
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    for name in (queue_name, f"{queue_name}.DQ", f"{queue_name}.XQ"):
+        channel.queue_delete(name)
+    connection.close()
+
+
+@dataclass
+class SMTPServer:
+    """An aiosmtpd server on loopback that keeps every message it accepts."""
+
+    host: str
+    port: int
+    received: list[Any] = field(default_factory=list)
+    arrived: threading.Condition = field(default_factory=threading.Condition)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self.arrived:
+            self.received.append(message)
+            self.arrived.notify_all()
+        return "250 OK"
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[Any]:
+        """The messages received once there are at least ``count`` (or all there are at the deadline)."""
+        with self.arrived:
+            self.arrived.wait_for(lambda: len(self.received) >= count, timeout=timeout)
+            return list(self.received)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SMTPServer]:
+    """A real SMTP server on 127.0.0.1 and a free port."""
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = SMTPServer("127.0.0.1", port)
+    controller = Controller(server, hostname=server.host, port=port)
+    controller.start()
+    yield server
+    controller.stop()
+
+
+@pytest.fixture
+def worker_process(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start ``dramatiq jobs <modules>`` as its own process group; stopped (group-wide) afterwards."""
+    started: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    def start(*modules: str, env: dict[str, str], processes: int = 1, threads: int = 4) -> subprocess.Popen[bytes]:
+        log = tmp_path / f"worker-{len(started)}.log"
+        command = [sys.executable, "-m", "dramatiq", "jobs", *modules, "--processes", str(processes),
+                   "--threads", str(threads), "--path", str(ROOT)]
+        with log.open("wb") as output:
+            process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=output,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+        started.append((process, log))
+        return process
+
+    yield start
+    for process, log in started:
+        stop_group(process)
+        sys.stderr.write(f"\n--- {log.name} (last lines) ---\n" + "\n".join(log.read_text().splitlines()[-15:]))
+
+
+def stop_group(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGTERM the process group, wait, then SIGKILL it."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=timeout)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture
+def restore_jobs() -> Iterator[None]:
+    """Put jobs back on a fresh StubBroker after a test that pointed it at a real broker."""
+    yield
+    stop_workers()
+    current = jobs.broker
+    fresh = StubBroker()
+    fresh.emit_after("process_boot")
+    jobs.configure(jobs.Settings(), broker=fresh)
+    current.close()
