@@ -19,8 +19,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.load_rows
-	$(BIN)/python -m bench.request_path
+	$(BIN)/python -m bench.rows
+	$(BIN)/python -m bench.request
 
 typecheck: $(STAMP)
 	$(BIN)/python -m pip install --quiet mypy
