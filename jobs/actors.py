@@ -53,7 +53,7 @@ def sweep() -> sweeper.Sweep:
     """Sweep once: re-enqueue overdue transitions and deliveries (the worker's sweeper thread calls this)."""
     runtime = worker.runtime
     with runtime.session() as session:
-        found = sweeper.sweep(session, grace_seconds=runtime.settings.lease_seconds)
+        found = sweeper.sweep(session, grace_seconds=runtime.settings.sweep_after_seconds)
     for transition_id in found.transitions:
         fan_out.send(transition_id)
     for delivery_id in found.deliveries:

@@ -46,6 +46,7 @@ class Settings:
     max_backoff_ms: int = 600_000
     lease_seconds: float = 60.0
     sweep_interval: float = 15.0
+    sweep_after_seconds: float = 60.0
     broker_timeout: float = 5.0
 
     def __post_init__(self) -> None:
@@ -57,7 +58,7 @@ class Settings:
                     "queue", f"{self.queue!r} is not a valid queue name")
         for name in ("smtp_port", "max_retries", "min_backoff_ms", "max_backoff_ms", "sweep_interval"):
             self._check(getattr(self, name) >= 0, name, "must not be negative")
-        for name in ("lease_seconds", "smtp_timeout", "broker_timeout"):
+        for name in ("lease_seconds", "smtp_timeout", "broker_timeout", "sweep_after_seconds"):
             self._check(getattr(self, name) > 0, name, "must be positive")
 
     def _check(self, ok: bool, name: str, problem: str) -> None:

@@ -161,13 +161,19 @@ class SMTPServer:
     port: int
     received: list[Any] = field(default_factory=list)
     arrived: threading.Condition = field(default_factory=threading.Condition)
+    reply: str = "250 OK"
+    refused: int = 0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        """Accept and keep the message, or answer with :attr:`reply` when it is not a 2xx."""
+        if not self.reply.startswith("2"):
+            self.refused += 1
+            return self.reply
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.arrived:
             self.received.append(message)
             self.arrived.notify_all()
-        return "250 OK"
+        return self.reply
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[Any]:
         """The messages received once there are at least ``count`` (or all there are at the deadline)."""
@@ -234,3 +240,116 @@ def restore_jobs() -> Iterator[None]:
     fresh.emit_after("process_boot")
     jobs.configure(jobs.Settings(), broker=fresh)
     current.close()
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker_url(request: pytest.FixtureRequest) -> str:
+    """Each real broker in turn."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+def create_lending_tables(engine: Engine) -> None:
+    """The lending example's tables and Tidings' own."""
+    from examples.lending.models import Base as LendingBase
+
+    LendingBase.metadata.create_all(engine)
+    workflow.metadata.create_all(engine)
+
+
+@pytest.fixture
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    """An engine on the test's PostgreSQL schema, with the lending example's tables."""
+    engine = create_engine(pg_url)
+    create_lending_tables(engine)
+    yield engine
+    engine.dispose()
+
+
+def worker_env(database_url: str, broker_url: str, queue: str, smtp: SMTPServer, **more: str) -> dict[str, str]:
+    """The TIDINGS_* variables of a worker process delivering to ``smtp``."""
+    return {"TIDINGS_DATABASE_URL": database_url, "TIDINGS_BROKER_URL": broker_url, "TIDINGS_QUEUE": queue,
+            "TIDINGS_EMAIL_CHANNEL": "smtp", "TIDINGS_SMTP_HOST": smtp.host, "TIDINGS_SMTP_PORT": str(smtp.port),
+            **more}
+
+
+class TCPProxy:
+    """Forwards a local port to a service; :meth:`cut` drops every connection and refuses new ones."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self.restore()
+
+    def restore(self) -> None:
+        """Accept connections again."""
+        listener = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
+        listener.settimeout(0.2)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        """Close the listening socket and every forwarded connection."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while self._listener is listener:
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            client.settimeout(None)
+            with self._lock:
+                self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+@pytest.fixture
+def tcp_proxy() -> Iterator[Callable[[int], TCPProxy]]:
+    """Start proxies to local ports; each is cut at teardown."""
+    proxies: list[TCPProxy] = []
+
+    def start(target_port: int) -> TCPProxy:
+        proxies.append(TCPProxy(target_port))
+        return proxies[-1]
+
+    yield start
+    for proxy in proxies:
+        proxy.cut()

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from examples.lending.models import Base, Item, Loan, User
 from examples.lending.notifications import LoanNotifier  # noqa: F401 - registers the notifier
-from tests.conftest import SMTPServer
+from tests.conftest import SMTPServer, create_lending_tables, worker_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_jobs")]
 
@@ -28,11 +28,6 @@ STORY = [
     ("give_back", [("ann@example.com", "Your ladder is back")]),
 ]
 EXPECTED = sorted(mail for _, mails in STORY for mail in mails)
-
-
-def create_tables(engine: Engine) -> None:
-    Base.metadata.create_all(engine)
-    workflow.metadata.create_all(engine)
 
 
 def tell_the_story(engine: Engine, after_each: Callable[[], None] = lambda: None) -> None:
@@ -65,28 +60,13 @@ def received(server: SMTPServer) -> list[tuple[str, str]]:
                   for m in server.received)
 
 
-@pytest.fixture(params=["redis", "rabbitmq"])
-def broker_url(request: pytest.FixtureRequest) -> str:
-    """Each real broker in turn."""
-    return str(request.getfixturevalue(f"{request.param}_url"))
-
-
-@pytest.fixture
-def pg_engine(pg_url: str) -> Iterator[Engine]:
-    engine = create_engine(pg_url)
-    create_tables(engine)
-    yield engine
-    engine.dispose()
-
-
 def test_a_worker_process_delivers_one_email_per_party_on_postgresql(
         pg_url: str, pg_engine: Engine, broker_url: str, queue_name: str, smtp_server: SMTPServer,
         worker_process: Callable[..., Any]) -> None:
     jobs.configure(jobs.Settings(), broker_url=broker_url, queue=queue_name, database_url=pg_url)
-    worker_process("examples.lending.notifications", env={
-        "TIDINGS_DATABASE_URL": pg_url, "TIDINGS_BROKER_URL": broker_url, "TIDINGS_QUEUE": queue_name,
-        "TIDINGS_EMAIL_CHANNEL": "smtp", "TIDINGS_SMTP_HOST": smtp_server.host,
-        "TIDINGS_SMTP_PORT": str(smtp_server.port), "TIDINGS_SENDER": "Lending <loans@lending.example>"})
+    worker_process("examples.lending.notifications",
+                   env=worker_env(pg_url, broker_url, queue_name, smtp_server,
+                                  TIDINGS_SENDER="Lending <loans@lending.example>"))
 
     tell_the_story(pg_engine)
 
@@ -100,7 +80,7 @@ def test_a_worker_process_delivers_one_email_per_party_on_postgresql(
 def test_an_in_process_worker_delivers_one_email_per_party_on_sqlite_and_the_stub_broker(
         tmp_path: Any, smtp_server: SMTPServer) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'lending.db'}")
-    create_tables(engine)
+    create_lending_tables(engine)
     jobs.configure(jobs.Settings(), broker_url="stub", engine=engine, email_channel="smtp",
                    smtp_host=smtp_server.host, smtp_port=smtp_server.port)
 
@@ -114,10 +94,7 @@ def test_a_rolled_back_transition_never_reaches_the_smtp_server(
         pg_url: str, pg_engine: Engine, redis_url: str, queue_name: str, smtp_server: SMTPServer,
         worker_process: Callable[..., Any]) -> None:
     jobs.configure(jobs.Settings(), broker_url=redis_url, queue=queue_name, database_url=pg_url)
-    worker_process("examples.lending.notifications", env={
-        "TIDINGS_DATABASE_URL": pg_url, "TIDINGS_BROKER_URL": redis_url, "TIDINGS_QUEUE": queue_name,
-        "TIDINGS_EMAIL_CHANNEL": "smtp", "TIDINGS_SMTP_HOST": smtp_server.host,
-        "TIDINGS_SMTP_PORT": str(smtp_server.port)})
+    worker_process("examples.lending.notifications", env=worker_env(pg_url, redis_url, queue_name, smtp_server))
     with Session(pg_engine) as session:
         ann, bob = User(name="Ann", email="ann@example.com"), User(name="Bob", email="bob@example.com")
         declined = Loan(item=Item(title="saw", owner=ann), borrower=bob)
