@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import dramatiq
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, false, or_, select, update
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
 
@@ -44,6 +44,10 @@ def sweep(session: Session, *, grace_seconds: float, limit: int = 1000) -> Sweep
     ``pending`` delivery untouched for ``grace_seconds`` and not waiting for a retry; a
     ``sending`` delivery whose lease has run out. The caller enqueues what is returned.
     """
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite has no row locks: take its write lock first (an UPDATE of no row does), so that
+        # concurrent sweeps run one after the other and the second sees the first one's stamps.
+        session.execute(update(Delivery).where(false()).values(attempts=Delivery.attempts))
     now = utcnow()
     cutoff = now - dt.timedelta(seconds=grace_seconds)
     transitions = list(session.scalars(

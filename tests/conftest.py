@@ -265,6 +265,16 @@ def pg_engine(pg_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
+@pytest.fixture
+def shop(pg_url: str) -> Iterator[Engine]:
+    """The test shop's tables and Tidings' own on the test's PostgreSQL schema."""
+    engine = create_engine(pg_url)
+    Base.metadata.create_all(engine)
+    workflow.metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
 def worker_env(database_url: str, broker_url: str, queue: str, smtp: SMTPServer, **more: str) -> dict[str, str]:
     """The TIDINGS_* variables of a worker process delivering to ``smtp``."""
     return {"TIDINGS_DATABASE_URL": database_url, "TIDINGS_BROKER_URL": broker_url, "TIDINGS_QUEUE": queue,

@@ -5,32 +5,21 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import jobs
 import pytest
-import workflow
 from jobs import Delivery, Status
 from jobs.actors import deliver, fan_out
-from sqlalchemy import Engine, create_engine, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from tests.app import Base, Order, Person
+from tests.app import Order, Person
 from tests.conftest import ROOT, SMTPServer, worker_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_jobs")]
 
 QUICK_RETRIES = {"TIDINGS_MAX_RETRIES": "3", "TIDINGS_MIN_BACKOFF_MS": "200", "TIDINGS_MAX_BACKOFF_MS": "1000"}
-
-
-@pytest.fixture
-def shop(pg_url: str) -> Iterator[Engine]:
-    """The test shop's tables on the test's PostgreSQL schema."""
-    engine = create_engine(pg_url)
-    Base.metadata.create_all(engine)
-    workflow.metadata.create_all(engine)
-    yield engine
-    engine.dispose()
 
 
 def paid_order(engine: Engine, **context: object) -> int:

@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import subprocess
 import sys
 import textwrap
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import jobs
 import pytest
 from jobs import Delivery, Status
-from sqlalchemy import Engine, func, insert, select
+from jobs.fanout import fan_out as fan_out_rows
+from jobs.sweeper import sweep
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord
 
 from examples.lending.models import Item, Loan, User
+from tests.app import Order, Person
 from examples.lending.notifications import LoanNotifier  # noqa: F401 - registers the notifier
 from tests.conftest import ROOT, SMTPServer, TCPProxy, stop_group, worker_env
 
@@ -148,7 +154,7 @@ def test_transitions_committed_while_the_broker_is_down_are_delivered_when_it_re
 
 
 def test_two_processes_firing_conflicting_transitions_leave_one_winner_per_row(
-        pg_url: str, pg_engine: Engine, redis_url: str, queue_name: str, smtp_server: SMTPServer,
+        pg_url: str, pg_engine: Engine, broker_url: str, queue_name: str, smtp_server: SMTPServer,
         worker_process: Callable[..., subprocess.Popen[bytes]], tmp_path: Any) -> None:
     # Given 100 requested loans, and two processes: one accepts them all, the other declines them all
     with Session(pg_engine) as session:
@@ -156,7 +162,7 @@ def test_two_processes_firing_conflicting_transitions_leave_one_winner_per_row(
         session.add_all([Loan(item=Item(title=f"thing {i}", owner=ann), borrower=bob, state="requested")
                          for i in range(100)])
         session.commit()
-    env = {**os.environ, "TIDINGS_DATABASE_URL": pg_url, "TIDINGS_BROKER_URL": redis_url,
+    env = {**os.environ, "TIDINGS_DATABASE_URL": pg_url, "TIDINGS_BROKER_URL": broker_url,
            "TIDINGS_QUEUE": queue_name, "PYTHONPATH": str(ROOT)}
     script = textwrap.dedent("""
         import sys, time, jobs
@@ -196,7 +202,7 @@ def test_two_processes_firing_conflicting_transitions_leave_one_winner_per_row(
         outcomes.append(tuple(int(n) for n in out.split()))
 
     # Then each row is in one valid state, its log has exactly the winner, and only winners are told
-    worker_process("examples.lending.notifications", env=worker_env(pg_url, redis_url, queue_name, smtp_server))
+    worker_process("examples.lending.notifications", env=worker_env(pg_url, broker_url, queue_name, smtp_server))
     with Session(pg_engine) as session:
         states = dict(session.execute(select(Loan.id, Loan.state)).all())
         log = dict(session.execute(select(TransitionRecord.key, TransitionRecord.dest)).all())
@@ -208,3 +214,33 @@ def test_two_processes_firing_conflicting_transitions_leave_one_winner_per_row(
     assert wait_for(lambda: len(message_ids(smtp_server)) >= 100, timeout=60)
     subjects = Counter(str(m["Subject"]).startswith("Ann said yes") for m in smtp_server.received)
     assert subjects == Counter({True: outcomes[0][0], False: outcomes[1][0]})
+
+
+def test_two_sweepers_on_postgresql_take_each_overdue_row_once(shop: Engine, broker: object) -> None:
+    with Session(shop) as session:
+        order = Order(buyer=Person(name="Bea", email="bea@example.com"),
+                      seller=Person(name="Sam", email="sam@example.com"), watchers=["w@example.com"])
+        session.add(order)
+        session.commit()
+        for _ in range(50):
+            order.cancel()
+            order.reopen()
+            session.commit()
+        for record_id in list(session.scalars(select(TransitionRecord.id))):
+            fan_out_rows(session, record_id)
+        long_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+        session.execute(update(Delivery).values(updated_at=long_ago))
+        session.execute(update(TransitionRecord).values(fanned_out_at=None, created_at=long_ago))
+        session.commit()
+    start = threading.Barrier(2)
+
+    def one_sweep(_: int) -> Any:
+        with Session(shop) as own:
+            start.wait(timeout=10)
+            return sweep(own, grace_seconds=60)
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(one_sweep, range(2))
+    assert len(first.deliveries) + len(second.deliveries) == 100
+    assert not set(first.deliveries) & set(second.deliveries)
+    assert sorted(first.transitions + second.transitions) == sorted(set(first.transitions + second.transitions))

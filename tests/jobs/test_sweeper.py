@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from dramatiq.brokers.stub import StubBroker
@@ -11,7 +13,8 @@ from jobs.actors import sweep
 from jobs.fanout import fan_out
 from jobs.testing import drain
 from notifiers import MemoryChannel
-from sqlalchemy import update
+from jobs.sweeper import sweep as sweep_rows
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
 
@@ -78,3 +81,24 @@ def test_fresh_work_is_not_swept(broker: StubBroker, session: Session, order: Or
     session.commit()
     found = sweep()
     assert (found.transitions, found.deliveries) == ([], [])
+
+
+def test_two_sweepers_at_once_take_each_delivery_once(broker: StubBroker, engine: object, session: Session,
+                                                      order: Order) -> None:
+    for _ in range(20):
+        order.cancel()
+        order.reopen()
+    session.commit()
+    for record_id in session.scalars(select(TransitionRecord.id)):
+        fan_out(session, record_id)
+    age_everything(session)
+    start = threading.Barrier(2)
+
+    def one_sweep() -> list[int]:
+        with Session(engine) as own:  # type: ignore[arg-type]
+            start.wait(timeout=10)
+            return sweep_rows(own, grace_seconds=60).deliveries
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda _: one_sweep(), range(2))
+    assert len(first) + len(second) == 60 and not set(first) & set(second)
