@@ -11,7 +11,7 @@ from typing import Any
 
 import dramatiq
 from notifiers import Channel
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 # Order matters: settings, then the broker, then the actors. An actor declared before
 # set_broker() binds to a default RabbitMQ broker on localhost.
@@ -53,14 +53,15 @@ __all__ = [
 ]
 
 
-def configure(settings: Settings | None = None, *, engine: Engine | None = None,
+def configure(settings: Settings | None = None, *, engine: Engine | Connection | None = None,
               channels: Mapping[str, Channel] | None = None, broker: dramatiq.Broker | None = None,
               **changes: Any) -> Settings:
     """Replace the runtime configuration, in code (tests, demos, applications that configure themselves).
 
     Args:
         settings: the base settings; defaults to the current ones.
-        engine: the database engine the workers use, instead of ``database_url``.
+        engine: the database engine the workers use, instead of ``database_url`` (or, in tests,
+            a connection whose transaction the workers' sessions join).
         channels: channels by kind, e.g. ``{"email": MemoryChannel()}``, instead of the configured ones.
         broker: a broker to use; otherwise one is built if ``broker_url`` changed.
         changes: individual settings, e.g. ``broker_url="redis://..."``.

@@ -35,8 +35,9 @@ def deliver(session: Session, delivery_id: int, *, channel_for: Callable[[str], 
     A delivery is claimed (pending -> sending, or sending whose lease ran out) in its own commit,
     so two workers never send it at once and a sent one is never sent again. Errors end as
     recorded statuses: a broken template or message is ``failed``, a permanent channel error is
-    ``failed`` with the server's reply, a transient one goes back to ``pending`` (or ``dead``
-    once ``max_attempts`` are used) and is re-raised so that Dramatiq retries with backoff; its
+    ``failed`` with the server's reply, a transient one (or any other exception, such as a bug
+    in a notifier) goes back to ``pending`` (or ``dead`` once ``max_attempts`` are used) and is
+    re-raised so that Dramatiq retries with backoff; its
     lease then covers the longest backoff Dramatiq may choose, so the sweeper leaves it alone.
 
     Raises:
@@ -56,18 +57,27 @@ def deliver(session: Session, delivery_id: int, *, channel_for: Callable[[str], 
         if message is None:
             return _finish(session, delivery, Status.SKIPPED, "The notifier returned None for this recipient.")
         channel_for(delivery.channel).send(message, recipient, key=delivery.key)
-    except TransientChannelError as error:
-        if delivery.attempts >= max_attempts:
-            return _finish(session, delivery, Status.DEAD, f"Gave up after {delivery.attempts} attempts: {error}")
-        backoff_ms = min(min_backoff_ms * 2 ** (delivery.attempts + 1), max_backoff_ms)
-        _finish(session, delivery, Status.PENDING, str(error),
-                lease_until=utcnow() + dt.timedelta(milliseconds=backoff_ms, seconds=lease_seconds))
-        raise
     except PermanentChannelError as error:
         return _finish(session, delivery, Status.FAILED, str(error))
+    except TransientChannelError as error:
+        return _retry_later(session, delivery, error, max_attempts, min_backoff_ms, max_backoff_ms, lease_seconds)
     except (NotifierError, WorkflowError, ConfigurationError) as error:
         return _finish(session, delivery, Status.FAILED, f"{type(error).__name__}: {error}")
+    except Exception as error:  # anything unforeseen, e.g. a bug in a notifier or a database blip
+        return _retry_later(session, delivery, error, max_attempts, min_backoff_ms, max_backoff_ms, lease_seconds)
     return _finish(session, delivery, Status.SENT, None)
+
+
+def _retry_later(session: Session, delivery: Delivery, error: Exception, max_attempts: int, min_backoff_ms: int,
+                 max_backoff_ms: int, lease_seconds: float) -> str:
+    """Record a failure worth retrying and re-raise it, or mark the delivery dead when attempts are used up."""
+    reason = str(error) if isinstance(error, TransientChannelError) else f"{type(error).__name__}: {error}"
+    if delivery.attempts >= max_attempts:
+        return _finish(session, delivery, Status.DEAD, f"Gave up after {delivery.attempts} attempts: {reason}")
+    backoff_ms = min(min_backoff_ms * 2 ** (delivery.attempts + 1), max_backoff_ms)
+    _finish(session, delivery, Status.PENDING, reason,
+            lease_until=utcnow() + dt.timedelta(milliseconds=backoff_ms, seconds=lease_seconds))
+    raise error
 
 
 def _claim(session: Session, delivery_id: int, lease_seconds: float) -> bool:

@@ -1,18 +1,33 @@
-"""Test helpers: run the queued jobs of a StubBroker to completion, in-process."""
+"""The test kit: capture and assert notifications (:func:`kit`), or drain an in-process worker.
+
+The ``tidings`` pytest fixture (``jobs.pytest_plugin``, registered on install) wraps :func:`kit`.
+"""
 
 from __future__ import annotations
 
 import atexit
 import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from queue import Empty
+from typing import Any
 
 import dramatiq
-from dramatiq import Worker
+from dramatiq import Message, Worker
 from dramatiq.brokers.stub import StubBroker
+from notifiers import Channel, MemoryChannel, registry
+from notifiers.channels import Sent
+from sqlalchemy import Connection, Engine, event, select
+from sqlalchemy.orm import Session
+from workflow import TransitionRecord
 
+from . import worker
+from .delivery_log import Delivery
 from .errors import ConfigurationError
 
-__all__ = ["drain", "stop_workers"]
+__all__ = ["Kit", "Notification", "drain", "kit", "memory_channels", "stop_workers"]
 
 _workers: weakref.WeakKeyDictionary[StubBroker, Worker] = weakref.WeakKeyDictionary()
 
@@ -54,3 +69,178 @@ def stop_workers() -> None:
     for broker, worker in list(_workers.items()):
         worker.stop()
         _workers.pop(broker, None)
+
+
+# --- The test kit ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One notification the kit delivered: to whom, for which transition, through which channel, what."""
+
+    to: str
+    name: str | None
+    party: str
+    channel: str
+    model: str
+    key: str
+    trigger: str
+    notifier: str
+    subject: str
+    text: str
+    html: str
+
+    def __str__(self) -> str:
+        return f"{self.model} {self.key} {self.trigger!r} -> {self.party} <{self.to}> by {self.channel}: {self.subject!r}"
+
+
+class Kit:
+    """Captures what an application's transitions would send, and delivers it on demand.
+
+    Each test gets its own: a fresh StubBroker, a memory channel for every channel kind, and
+    the jobs run synchronously in the test thread by :meth:`run`, on the connection the test's
+    session committed on (so a test wrapped in an outer transaction and SAVEPOINTs works too).
+    An actor's exception is raised in the test at once, with its traceback; nothing is retried.
+    """
+
+    def __init__(self, broker: StubBroker) -> None:
+        self.broker = broker
+        self.channel = MemoryChannel()
+        self.sent: list[Notification] = []
+        self._bind: Engine | Connection | None = None
+
+    # Delivering -----------------------------------------------------------------------------
+
+    @property
+    def queued(self) -> int:
+        """How many fan-out and delivery messages wait to be run."""
+        return sum(queue.qsize() for queue in self.broker.queues.values())
+
+    def run(self) -> list[Notification]:
+        """Run every queued fan-out and delivery, and what they enqueue; return what was sent now."""
+        before = len(self.channel.outbox)
+        while (message := self._next()) is not None:
+            self._use_bind()
+            actor = self.broker.get_actor(message.actor_name)
+            actor.fn(*message.args, **message.kwargs)
+        new = self._describe(self.channel.outbox[before:])
+        self.sent.extend(new)
+        return new
+
+    def _next(self) -> Message[Any] | None:
+        for queue in self.broker.queues.values():
+            try:
+                data = queue.get_nowait()
+            except Empty:
+                continue
+            queue.task_done()
+            return Message.decode(data)
+        return None
+
+    def _use_bind(self) -> None:
+        if self._bind is not None and worker.runtime.engine is not self._bind:
+            worker.runtime = worker.Runtime(worker.runtime.settings, engine=self._bind,
+                                            channels=memory_channels(self.channel))
+
+    def _describe(self, sent: list[Sent]) -> list[Notification]:
+        if not sent:
+            return []
+        with worker.runtime.session() as session:
+            keys = [s.key for s in sent]
+            rows = {d.key: (d, t) for d, t in session.execute(
+                select(Delivery, TransitionRecord).join(TransitionRecord, Delivery.transition_id == TransitionRecord.id)
+                .where(Delivery.key.in_(keys)))}
+        notifications = []
+        for s in sent:
+            delivery, record = rows[s.key]
+            message = s.message
+            notifications.append(Notification(
+                to=s.to.address, name=s.to.name, party=delivery.party, channel=delivery.channel, model=record.model,
+                key=record.key, trigger=record.trigger, notifier=delivery.notifier,
+                subject=str(getattr(message, "subject", "")), text=str(getattr(message, "text", "") or ""),
+                html=str(getattr(message, "html", "") or "")))
+        return notifications
+
+    # Asserting ------------------------------------------------------------------------------
+
+    def notifications(self, to: str | None = None, *, trigger: str | None = None, model: str | None = None,
+                      party: str | None = None, channel: str | None = None, subject: str | None = None,
+                      body: str | None = None) -> list[Notification]:
+        """What was sent, filtered: ``subject`` and ``body`` match as substrings, the rest exactly.
+
+        Queued jobs are run first, so a test can fire, commit and assert.
+        """
+        self.run()
+        return [n for n in self.sent
+                if (to is None or n.to == to) and (trigger is None or n.trigger == trigger)
+                and (model is None or n.model == model) and (party is None or n.party == party)
+                and (channel is None or n.channel == channel) and (subject is None or subject in n.subject)
+                and (body is None or body in n.text or body in n.html)]
+
+    def assert_notified(self, to: str | None = None, *, count: int | None = None, **match: str) -> list[Notification]:
+        """Assert that notifications matching ``to`` and ``match`` were sent (exactly ``count``, if given).
+
+        The failure message lists everything that was sent instead.
+        """
+        found = self.notifications(to, **match)
+        wanted = ", ".join(f"{k}={v!r}" for k, v in {"to": to, **match}.items() if v is not None) or "anything"
+        if (count is None and not found) or (count is not None and len(found) != count):
+            expected = f"exactly {count}" if count is not None else "at least one"
+            raise AssertionError(f"Expected {expected} notification(s) matching {wanted}; "
+                                 f"found {len(found)}.\n{self.report()}")
+        return found
+
+    def assert_nothing_sent(self) -> None:
+        """Assert that nothing was sent (and nothing is waiting to be)."""
+        self.run()
+        if self.sent:
+            raise AssertionError(f"Expected no notification.\n{self.report()}")
+
+    def assert_sent_count(self, count: int) -> None:
+        """Assert that exactly ``count`` notifications were sent in all."""
+        self.run()
+        if len(self.sent) != count:
+            raise AssertionError(f"Expected {count} notification(s) in all; {len(self.sent)} were sent.\n"
+                                 f"{self.report()}")
+
+    def report(self) -> str:
+        """What was sent, one line each, for failure messages."""
+        if not self.sent:
+            return "Sent: nothing."
+        return "Sent:\n" + "\n".join(f"  {n}" for n in self.sent)
+
+    def clear(self) -> None:
+        """Deliver what is queued, then forget everything sent so far."""
+        self.run()
+        self.sent.clear()
+        self.channel.clear()
+
+
+def memory_channels(channel: MemoryChannel) -> dict[str, Channel]:
+    """``channel`` for every channel kind a registered notifier uses (and ``email``)."""
+    return {kind: channel for kind in {"email", *registry.channel_kinds()}}
+
+
+@contextmanager
+def kit() -> Iterator[Kit]:
+    """A :class:`Kit` on a fresh StubBroker; the previous configuration is restored on exit."""
+    import jobs
+
+    previous_runtime, previous_broker = worker.runtime, jobs.broker
+    broker = StubBroker()
+    broker.emit_after("process_boot")
+    new = Kit(broker)
+    jobs.configure(broker=broker, channels=memory_channels(new.channel), sweep_interval=0)
+
+    def remember_bind(session: Session) -> None:
+        new._bind = session.get_bind()
+
+    event.listen(Session, "after_commit", remember_bind)
+    try:
+        yield new
+    finally:
+        event.remove(Session, "after_commit", remember_bind)
+        broker.flush_all()
+        broker.close()
+        jobs.configure(previous_runtime.settings, broker=previous_broker)
+        worker.runtime = previous_runtime

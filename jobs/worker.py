@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from notifiers import Channel, ConsoleChannel, FileChannel, SMTPChannel
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from .config import Settings
@@ -21,11 +21,12 @@ class Runtime:
 
     Args:
         settings: the configuration.
-        engine: an engine to use instead of one built from ``settings.database_url``.
+        engine: an engine to use instead of one built from ``settings.database_url``, or a
+            connection (sessions then join its transaction through SAVEPOINTs, as tests do).
         channels: channels by kind (``"email"``...) to use instead of those built from settings.
     """
 
-    def __init__(self, settings: Settings, *, engine: Engine | None = None,
+    def __init__(self, settings: Settings, *, engine: Engine | Connection | None = None,
                  channels: Mapping[str, Channel] | None = None) -> None:
         self.settings = settings
         self._engine = engine
@@ -34,8 +35,8 @@ class Runtime:
         self._lock = threading.Lock()
 
     @property
-    def engine(self) -> Engine:
-        """The database engine, created on first use."""
+    def engine(self) -> Engine | Connection:
+        """The database engine (or test connection), created on first use."""
         with self._lock:
             if self._engine is None:
                 self._engine = create_engine(self.settings.database_url, pool_pre_ping=True)
@@ -45,7 +46,11 @@ class Runtime:
     def session(self) -> Iterator[Session]:
         """A new session for one message, closed whatever happens (even on a worker interrupt)."""
         if self._sessions is None:
-            self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+            bind = self.engine
+            if isinstance(bind, Connection):
+                self._sessions = sessionmaker(bind, expire_on_commit=False, join_transaction_mode="create_savepoint")
+            else:
+                self._sessions = sessionmaker(bind, expire_on_commit=False)
         session = self._sessions()
         try:
             yield session

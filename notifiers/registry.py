@@ -52,6 +52,10 @@ class Registry:
         """The registrations answering ``trigger`` on ``model``, in declaration order."""
         return list(self._by_transition.get((model, trigger), ()))
 
+    def channel_kinds(self) -> set[str]:
+        """Every channel kind some registration sends through."""
+        return {kind for registration in self._by_name.values() for kind in registration.channels}
+
     def named(self, name: str, model: str, trigger: str) -> Registration:
         """The registration recorded under ``name`` for this transition.
 

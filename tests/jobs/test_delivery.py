@@ -169,3 +169,15 @@ def test_nothing_is_delivered_for_rows_counted_before_drain(broker: StubBroker, 
     assert count(Delivery) == 0  # the request wrote no delivery: that is the worker's job
     drain()
     assert count(Delivery) == 2
+
+
+def test_an_unforeseen_error_is_retried_then_leaves_the_delivery_dead(broker: StubBroker, engine: object,
+                                                                     session: Session, order: Order) -> None:
+    use_channel(broker, engine, Flaky(RuntimeError("bug in a channel"), failures=99))  # type: ignore[arg-type]
+    order.pay()
+    session.commit()
+    drain()
+    session.rollback()
+    rows = session.scalars(select(Delivery)).all()
+    assert {(d.status, d.last_error) for d in rows} == {
+        ("dead", "Gave up after 3 attempts: RuntimeError: bug in a channel")}
