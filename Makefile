@@ -21,6 +21,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.rows
 	$(BIN)/python -m bench.request
+	$(BIN)/python -m bench.throughput
 
 typecheck: $(STAMP)
 	$(BIN)/python -m pip install --quiet mypy

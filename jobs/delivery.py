@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sys
 from collections.abc import Callable
 
 from notifiers import (
@@ -16,6 +17,7 @@ from notifiers import (
     registry,
 )
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, WorkflowError, load_subject, utcnow
 
@@ -44,14 +46,13 @@ def deliver(session: Session, delivery_id: int, *, channel_for: Callable[[str], 
         DeliveryNotFound: no delivery has this id.
         TransientChannelError: the channel may succeed later; retry.
     """
-    if not _claim(session, delivery_id, lease_seconds):
-        delivery = session.get(Delivery, delivery_id)
-        if delivery is None:
+    delivery = _claim(session, delivery_id, lease_seconds)
+    if delivery is None:
+        status = session.scalar(select(Delivery.status).where(Delivery.id == delivery_id))
+        if status is None:
             raise DeliveryNotFound(f"Delivery {delivery_id} does not exist.")
-        _log.info("Delivery %s is %s; not sending it again.", delivery_id, delivery.status)
-        return delivery.status
-    delivery = session.get(Delivery, delivery_id, populate_existing=True)
-    assert delivery is not None
+        _log.info("Delivery %s is %s; not sending it again.", delivery_id, status)
+        return status
     try:
         message, recipient = _compose(session, delivery)
         if message is None:
@@ -80,19 +81,21 @@ def _retry_later(session: Session, delivery: Delivery, error: Exception, max_att
     raise error
 
 
-def _claim(session: Session, delivery_id: int, lease_seconds: float) -> bool:
+def _claim(session: Session, delivery_id: int, lease_seconds: float) -> Delivery | None:
+    """pending -> sending (or sending past its lease -> sending), committed; the claimed row, or None."""
     now = utcnow()
     claimable = or_(Delivery.status == Status.PENDING,
                     and_(Delivery.status == Status.SENDING, Delivery.lease_until < now))
-    result = session.execute(
+    claimed = session.scalars(
         update(Delivery)
         .where(Delivery.id == delivery_id, claimable)
         .values(status=Status.SENDING, attempts=Delivery.attempts + 1, updated_at=now,
                 lease_until=now + dt.timedelta(seconds=lease_seconds))
-        .execution_options(synchronize_session=False)
-    )
+        .returning(Delivery)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
     session.commit()
-    return bool(getattr(result, "rowcount", 0) == 1)
+    return claimed
 
 
 def _compose(session: Session, delivery: Delivery) -> tuple[object | None, Recipient]:
@@ -112,7 +115,11 @@ def _finish(session: Session, delivery: Delivery, status: str, error: str | None
             lease_until: dt.datetime | None = None) -> str:
     now = utcnow()
     ident, channel, address = delivery.id, delivery.channel, delivery.address
-    session.rollback()  # drop whatever rendering loaded; the row is updated by id below
+    # Forget what rendering loaded (a notifier must not change rows by accident); a transaction
+    # that failed in the database must be rolled back before the outcome can be written.
+    if isinstance(sys.exc_info()[1], SQLAlchemyError):
+        session.rollback()
+    session.expunge_all()
     session.execute(
         update(Delivery)
         .where(Delivery.id == ident)

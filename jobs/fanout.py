@@ -34,25 +34,28 @@ def fan_out(session: Session, transition_id: int) -> list[int]:
         raise TransitionNotFound(f"Transition {transition_id} does not exist (rolled back or deleted?).")
     registrations = registry.for_transition(record.model, record.trigger)
     rows = _plan(session, record, registrations) if registrations else []
-    existing = set(session.scalars(select(Delivery.key).where(Delivery.transition_id == transition_id)))
-    new = [row for row in rows if row["key"] not in existing]
-    if new:
-        session.execute(insert(Delivery), new)
-    if record.fanned_out_at is None:
-        record.fanned_out_at = utcnow()
+    if record.fanned_out_at is not None:  # a second run: keep only what the first did not write
+        existing = set(session.scalars(select(Delivery.key).where(Delivery.transition_id == transition_id)))
+        rows = [row for row in rows if row["key"] not in existing]
+    # The rows and the marker commit together, so a first run (no marker) finds no rows to skip.
+    ids = _insert(session, rows) if rows else {}
+    record.fanned_out_at = record.fanned_out_at or utcnow()
     try:
         session.commit()
     except IntegrityError:  # another fan-out of the same transition won the race
         session.rollback()
         _log.info("Transition %s was fanned out concurrently; nothing new written.", transition_id)
         return []
-    keys = [row["key"] for row in new if row["status"] == Status.PENDING]
-    if not keys:
-        return []
-    found = session.execute(select(Delivery.id, Delivery.key).where(Delivery.transition_id == transition_id))
-    ids = {key: id_ for id_, key in found}
-    _log.info("Transition %s fanned out to %d new deliveries.", transition_id, len(keys))
-    return [ids[key] for key in keys]
+    new = [ids[row["key"]] for row in rows if row["status"] == Status.PENDING]
+    if new:
+        _log.info("Transition %s fanned out to %d new deliveries.", transition_id, len(new))
+    return new
+
+
+def _insert(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert the rows in batches (one statement per batch where the database allows); their ids by key."""
+    result = session.execute(insert(Delivery).returning(Delivery.id, Delivery.key, sort_by_parameter_order=True), rows)
+    return {key: id_ for id_, key in result}
 
 
 def _plan(session: Session, record: TransitionRecord, registrations: list[Registration]) -> list[dict[str, Any]]:

@@ -39,7 +39,9 @@ class Runtime:
         """The database engine (or test connection), created on first use."""
         with self._lock:
             if self._engine is None:
-                self._engine = create_engine(self.settings.database_url, pool_pre_ping=True)
+                # No pool_pre_ping: it costs a round trip at every checkout, that is after every
+                # commit; a connection lost to a database restart fails one message, which is retried.
+                self._engine = create_engine(self.settings.database_url, pool_size=10, max_overflow=20)
             return self._engine
 
     @contextmanager
