@@ -6,10 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from dramatiq.brokers.stub import StubBroker
 from jobs import Delivery
-from jobs.testing import drain
-from notifiers import MemoryChannel
+from jobs.testing import Kit
 from sqlalchemy.orm import Session
 from workflow import ConditionFailed, ContextNotSerializable, TransitionNotAllowed, TransitionRecord, UnknownTrigger
 
@@ -25,13 +23,13 @@ BAD_INPUT = [
 
 @pytest.mark.parametrize(("case", "fire", "error"), BAD_INPUT, ids=[case for case, _, _ in BAD_INPUT])
 def test_bad_input_changes_nothing(case: str, fire: Callable[[Order], Any], error: type[Exception],
-                                   broker: StubBroker, session: Session, order: Order, mailbox: MemoryChannel,
+                                   tidings: Kit, session: Session, order: Order,
                                    count: Callable[[type], int]) -> None:
     with pytest.raises(error):
         fire(order)
     assert order.state == "new"
     session.commit()
-    drain()
-    assert (count(TransitionRecord), count(Delivery), mailbox.outbox) == (0, 0, [])
+    tidings.assert_nothing_sent()
+    assert (count(TransitionRecord), count(Delivery)) == (0, 0)
     session.refresh(order)
     assert order.state == "new"
