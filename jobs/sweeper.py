@@ -52,7 +52,8 @@ def sweep(session: Session, *, grace_seconds: float, limit: int = 1000) -> Sweep
     cutoff = now - dt.timedelta(seconds=grace_seconds)
     transitions = list(session.scalars(
         _locked(select(TransitionRecord.id)
-                .where(TransitionRecord.fanned_out_at.is_(None), TransitionRecord.created_at < cutoff)
+                .where(TransitionRecord.fanned_out_at.is_(None), TransitionRecord.created_at < cutoff,
+                       or_(TransitionRecord.retried_at.is_(None), TransitionRecord.retried_at < cutoff))
                 .order_by(TransitionRecord.id).limit(limit))))
     overdue = or_(
         and_(Delivery.status == Status.PENDING, Delivery.updated_at < cutoff,
@@ -61,9 +62,14 @@ def sweep(session: Session, *, grace_seconds: float, limit: int = 1000) -> Sweep
     )
     deliveries = list(session.scalars(
         _locked(select(Delivery.id).where(overdue).order_by(Delivery.id).limit(limit))))
-    if deliveries:  # re-stamp, so the next sweep waits a full grace period again
-        session.execute(update(Delivery).where(Delivery.id.in_(deliveries), Delivery.status == Status.PENDING)
-                        .values(updated_at=now).execution_options(synchronize_session=False))
+    # Re-stamp what was taken, so that the next sweep waits a full grace period again.
+    if transitions:
+        session.execute(update(TransitionRecord).where(TransitionRecord.id.in_(transitions))
+                        .values(retried_at=now).execution_options(synchronize_session=False))
+    if deliveries:  # a claim whose lease ran out goes back to pending: free to claim again, at once
+        session.execute(update(Delivery).where(Delivery.id.in_(deliveries))
+                        .values(status=Status.PENDING, lease_until=None, updated_at=now)
+                        .execution_options(synchronize_session=False))
     session.commit()
     if transitions or deliveries:
         _log.warning("Sweeper re-enqueues %d transitions and %d deliveries.", len(transitions), len(deliveries))

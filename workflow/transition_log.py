@@ -32,7 +32,8 @@ class TransitionRecord(TidingsBase):
     """A transition that happened: which row, which trigger, from where to where, who and why.
 
     Written in the caller's session by the trigger itself, so it commits or rolls back with the
-    state change. ``fanned_out_at`` stays empty until the notifications have been planned.
+    state change. ``fanned_out_at`` stays empty until the notifications have been planned;
+    ``retried_at`` is when the planning was last asked for again (after a lost message).
     """
 
     __tablename__ = "tidings_transitions"
@@ -51,6 +52,7 @@ class TransitionRecord(TidingsBase):
     context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     fanned_out_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    retried_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     def __repr__(self) -> str:
         return f"<TransitionRecord {self.id} {self.model} {self.key} {self.trigger}: {self.source} -> {self.dest}>"

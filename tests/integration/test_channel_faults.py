@@ -15,7 +15,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from tests.app import Order, Person
-from tests.conftest import ROOT, SMTPServer, worker_env
+from tests.conftest import ROOT, SMTPServer, stop_group, worker_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_jobs")]
 
@@ -47,8 +47,8 @@ def settled(engine: Engine, count: int, timeout: float = 60) -> list[Delivery]:
 
 
 def start_worker(worker_process: Callable[..., subprocess.Popen[bytes]], pg_url: str, broker_url: str,
-                 queue: str, smtp: SMTPServer, **more: str) -> None:
-    worker_process("tests.app", env=worker_env(pg_url, broker_url, queue, smtp, **QUICK_RETRIES, **more))
+                 queue: str, smtp: SMTPServer, **more: str) -> subprocess.Popen[bytes]:
+    return worker_process("tests.app", env=worker_env(pg_url, broker_url, queue, smtp, **QUICK_RETRIES, **more))
 
 
 def test_smtp_4xx_replies_are_retried_until_the_server_accepts(
@@ -85,12 +85,13 @@ def test_a_dead_server_past_the_retry_budget_leaves_deliveries_dead_and_they_can
         worker_process: Callable[..., subprocess.Popen[bytes]]) -> None:
     jobs.configure(jobs.Settings(), broker_url=broker_url, queue=queue_name, database_url=pg_url)
     dead_server = SMTPServer("127.0.0.1", 1)  # nothing listens on port 1
-    start_worker(worker_process, pg_url, broker_url, queue_name, dead_server)
+    first = start_worker(worker_process, pg_url, broker_url, queue_name, dead_server)
     paid_order(shop)
     rows = settled(shop, 2)
     assert [(d.status, d.attempts) for d in rows] == [(Status.DEAD, 4), (Status.DEAD, 4)]
     assert all("Gave up after 4 attempts" in (d.last_error or "") for d in rows)
 
+    stop_group(first)  # the server is repaired: workers now point at a live one
     start_worker(worker_process, pg_url, broker_url, queue_name, smtp_server)
     command = [sys.executable, "-m", "jobs", "resend", "--status", "dead"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60,
