@@ -22,6 +22,7 @@ from .errors import ConfigurationError, DeliveryNotFound, JobsError, TransitionN
 
 broker = make_broker(worker.runtime.settings)
 dramatiq.set_broker(broker)
+_built: set[dramatiq.Broker] = {broker}  # the brokers jobs made, and so closes when replaced
 
 from . import actors, outbox  # noqa: E402
 from .delivery_log import Delivery, Status  # noqa: E402
@@ -82,6 +83,7 @@ def configure(settings: Settings | None = None, *, engine: Engine | Connection |
         actor.queue_name = new_settings.queue
     if broker is None and new_settings.broker_url != old.settings.broker_url:
         broker = make_broker(new_settings)
+        _built.add(broker)
     if broker is None and new_settings.queue != old.settings.queue:
         broker = dramatiq.get_broker()
     if broker is not None:
@@ -90,6 +92,10 @@ def configure(settings: Settings | None = None, *, engine: Engine | Connection |
 
 
 def _rebind(new: dramatiq.Broker) -> None:
+    old = globals()["broker"]
+    if old is not new and old in _built:
+        _built.discard(old)
+        old.close()  # a broker configure() built; one passed in belongs to its caller
     globals()["broker"] = new
     dramatiq.set_broker(new)
     _add_sweeper(new)

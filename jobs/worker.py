@@ -30,7 +30,9 @@ class Runtime:
                  channels: Mapping[str, Channel] | None = None) -> None:
         self.settings = settings
         self._engine = engine
-        self._channels: dict[str, Channel] = dict(channels or {})
+        self._owns_engine = engine is None
+        self._given: dict[str, Channel] = dict(channels or {})
+        self._channels: dict[str, Channel] = dict(self._given)
         self._sessions: sessionmaker[Session] | None = None
         self._lock = threading.Lock()
 
@@ -85,11 +87,17 @@ class Runtime:
         return FileChannel(s.mail_dir, sender=s.sender)
 
     def close(self) -> None:
-        """Close the channels and dispose of an engine this runtime created."""
+        """Close the channels and dispose of the engine this runtime created (not those it was given)."""
         with self._lock:
-            channels, self._channels = list(self._channels.values()), {}
+            channels = [c for kind, c in self._channels.items() if self._given.get(kind) is not c]
+            self._channels = dict(self._given)
+            engine = self._engine
+            if self._owns_engine:  # an engine given by the caller stays theirs, and in use
+                self._engine, self._sessions = None, None
         for channel in channels:
             channel.close()
+        if self._owns_engine and isinstance(engine, Engine):
+            engine.dispose()
 
 
 #: The process-wide runtime; :func:`jobs.configure` replaces it.

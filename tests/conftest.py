@@ -235,11 +235,9 @@ def restore_jobs() -> Iterator[None]:
     """Put jobs back on a fresh StubBroker after a test that pointed it at a real broker."""
     yield
     stop_workers()
-    current = jobs.broker
     fresh = StubBroker()
     fresh.emit_after("process_boot")
-    jobs.configure(jobs.Settings(), broker=fresh)
-    current.close()
+    jobs.configure(jobs.Settings(), broker=fresh)  # closes the real broker it had built
 
 
 @pytest.fixture(params=["redis", "rabbitmq"])

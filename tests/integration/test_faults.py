@@ -192,12 +192,14 @@ def test_two_processes_firing_conflicting_transitions_leave_one_winner_per_row(
     racers = [subprocess.Popen([sys.executable, "-c", script, trigger, str(start)], env=env, cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
               for trigger in ("accept", "decline")]
-    outcomes = []
-    for racer in racers:
+    finished = []
+    for racer in racers:  # wait for both before judging either, so none is left running
         try:
-            out, err = racer.communicate(timeout=120)
+            finished.append(racer.communicate(timeout=120))
         finally:
             stop_group(racer)
+    outcomes = []
+    for racer, (out, err) in zip(racers, finished):
         assert racer.returncode == 0, err.decode()
         outcomes.append(tuple(int(n) for n in out.split()))
 
