@@ -19,7 +19,7 @@ from .errors import (
     WorkflowError,
 )
 from .parties import PartySpec
-from .stateful import Stateful, Trigger, actor_reference, load_subject, model_class
+from .stateful import Stateful, Trigger, actor_reference, load_subject, model_class, stateful_models
 from .transition_log import TidingsBase, TransitionRecord, metadata, utcnow
 
 __all__ = [
@@ -42,5 +42,6 @@ __all__ = [
     "load_subject",
     "metadata",
     "model_class",
+    "stateful_models",
     "utcnow",
 ]

@@ -224,6 +224,11 @@ def actor_reference(actor: object) -> str | None:
     return f"{type(actor).__name__}:{key}"[:255]
 
 
+def stateful_models() -> dict[str, type[Stateful]]:
+    """Every Stateful model imported so far, by the name the transition log records."""
+    return dict(_models)
+
+
 def model_class(name: str) -> type[Stateful]:
     """The Stateful model class recorded under ``name`` in the transition log.
 

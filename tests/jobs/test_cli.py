@@ -56,3 +56,35 @@ def test_resending_an_id_that_is_not_dead_or_failed_is_refused(dead: list[int],
 def test_sweep_reports_what_it_re_enqueued(broker: StubBroker, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sweep"]) == 0
     assert capsys.readouterr().out.strip() == "re-enqueued 0 transitions and 0 deliveries"
+
+
+def test_status_counts_deliveries_and_fails_past_a_threshold(dead: list[int],
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["deliveries"]["dead"] == 2 and figures["transitions_not_fanned_out"] == 0
+    assert figures["failures_by_reason"][0]["count"] == 2
+    assert main(["status", "--max-dead", "1"]) == 1
+    assert "unhealthy: 2 dead or failed > 1" in capsys.readouterr().err
+
+
+def test_explain_shows_each_transition_and_who_was_told(broker: StubBroker, session: Session, order: Order,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    order.pay(actor="clerk")
+    order.ship(blocked=False)
+    order.reopen()
+    session.commit()
+    drain()
+    assert main(["explain", "Order", str(order.id)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("pay: new -> paid by clerk")
+    assert lines[1:3] == ["    buyer <bea@example.com> by email: sent, 1 attempt(s)",
+                          "    seller <sam@example.com> by email: sent, 1 attempt(s)"]
+    assert lines[-1] == "    nobody told: no notifier is registered for Order.reopen"
+
+
+def test_graph_draws_each_transition_with_the_parties_told(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["graph", "--mermaid"]) == 0
+    out = capsys.readouterr().out
+    assert "    new --> paid: pay / buyer (email); seller (email)" in out
+    assert "    paid --> shipped: ship / buyer (email)" in out

@@ -1,0 +1,38 @@
+"""The declared workflows, with who is notified through which channel on each transition."""
+
+from __future__ import annotations
+
+from notifiers import registry
+from workflow import stateful_models
+
+__all__ = ["graph"]
+
+
+def graph(mermaid: bool = False) -> str:
+    """Every imported Stateful model's transitions and notified parties, as text or Mermaid."""
+    blocks = []
+    for name, model in sorted(stateful_models().items()):
+        workflow = model.workflow
+        lines = [f"stateDiagram-v2\n    %% {name}" if mermaid else f"{name} (initial: {workflow.initial})"]
+        if mermaid:
+            lines.append(f"    [*] --> {workflow.initial}")
+        for transition in workflow.transitions:
+            sources = transition["source"]
+            sources = workflow.states if sources == "*" else sources if isinstance(sources, list | tuple) else [sources]
+            for source in sources:
+                dest = source if transition["dest"] in (None, "=") else transition["dest"]
+                told = _notified(name, transition["trigger"])
+                if mermaid:
+                    lines.append(f"    {source} --> {dest}: {transition['trigger']}{' / ' + told if told else ''}")
+                else:
+                    lines.append(f"  {source} -> {dest} on {transition['trigger']}: {told or 'nobody is told'}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) if blocks else "No Stateful model is imported (pass --import myapp.models)."
+
+
+def _notified(model: str, trigger: str) -> str:
+    parts = []
+    for registration in registry.for_transition(model, trigger):
+        channels = ", ".join(registration.channels)
+        parts += [f"{party} ({channels})" for party in registration.parties]
+    return "; ".join(dict.fromkeys(parts))
