@@ -6,8 +6,13 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
+
+PG_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/12"
 
 
 def header(title: str, compared: str) -> None:
@@ -45,3 +50,27 @@ def table(rows: Sequence[Sequence[object]], columns: Sequence[str]) -> None:
         print("| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths)) + " |")
         if n == 0:
             print("|" + "|".join("-" * (width + 2) for width in widths) + "|")
+
+
+@contextmanager
+def scratch_space() -> Iterator[tuple[str, str]]:
+    """A PostgreSQL URL on a schema of its own and a queue-name prefix, both removed afterwards."""
+    from sqlalchemy import create_engine
+
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f"CREATE SCHEMA {name}")
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{name}", name
+    finally:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f"DROP SCHEMA {name} CASCADE")
+        admin.dispose()
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = client.keys(f"dramatiq:{name}*")
+        if keys:
+            client.delete(*keys)
+        client.close()

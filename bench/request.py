@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import socket
 import tempfile
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from workflow import Stateful, Workflow
 from workflow import metadata as tidings_metadata
 
-from .common import header, interleaved, table
+from .common import REDIS_URL, header, interleaved, scratch_space, table
 
 ITERATIONS = 400
-PG_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
-REDIS_URL = "redis://127.0.0.1:6379/12"
 
 
 class Base(DeclarativeBase):
@@ -121,13 +118,8 @@ def main() -> None:
         rows += measure(engine, "SQLite + StubBroker")
         engine.dispose()
     if reachable(5432) and reachable(6379):
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(PG_URL)
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
-        queue = f"bench_{schema}"
-        try:
-            engine = create_engine(f"{PG_URL}?options=-csearch_path%3D{schema}")
+        with scratch_space() as (database_url, queue):
+            engine = create_engine(database_url)
             Base.metadata.create_all(engine)
             tidings_metadata.create_all(engine)
             jobs.configure(jobs.Settings(), broker=StubBroker(), sweep_interval=0)
@@ -138,15 +130,6 @@ def main() -> None:
             jobs.configure(jobs.Settings(), broker_url=REDIS_URL, queue=queue, sweep_interval=0)
             rows += measure(engine, "PostgreSQL + Redis")
             engine.dispose()
-        finally:
-            with admin.begin() as connection:
-                connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-            import redis
-
-            client = redis.Redis.from_url(REDIS_URL)
-            keys = client.keys(f"dramatiq:{queue}*")
-            if keys:
-                client.delete(*keys)
     else:
         print("PostgreSQL or Redis not reachable on 127.0.0.1: only the embedded default is measured.\n")
     table(rows, ["scenario", "baseline ms", "tidings ms", "ratio", "target", "met"])

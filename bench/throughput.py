@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 from workflow import metadata as tidings_metadata
 
-from .common import header, table
-from .request import PG_URL, REDIS_URL, Base, Task, reachable
+from .common import REDIS_URL, header, scratch_space, table
+from .request import Base, Task, reachable
 
 COUNT = 2000
 ROOT = Path(__file__).parents[1]
@@ -126,22 +125,9 @@ def main() -> None:
     if not (reachable(5432) and reachable(6379)):
         print("PostgreSQL or Redis not reachable on 127.0.0.1: skipped.")
         return
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as connection:
-        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    try:
-        bare_rate = bare(f"bench_bare_{schema}")
-        tidings_rate = tidings(f"bench_tidings_{schema}", f"{PG_URL}?options=-csearch_path%3D{schema}")
-    finally:
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-        import redis
-
-        client = redis.Redis.from_url(REDIS_URL)
-        keys = client.keys(f"dramatiq:bench_*{schema}*")
-        if keys:
-            client.delete(*keys)
+    with scratch_space() as (database_url, queue):
+        bare_rate = bare(f"{queue}_bare")
+        tidings_rate = tidings(f"{queue}_tidings", database_url)
     ratio = tidings_rate / bare_rate
     table([("deliveries per second", f"{bare_rate:.0f}", f"{tidings_rate:.0f}", f"{ratio:.2f}", ">= 0.7",
             "yes" if ratio >= 0.7 else "NO")], ["measure", "bare Dramatiq", "Tidings", "ratio", "target", "met"])
