@@ -24,7 +24,6 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.throughput
 
 typecheck: $(STAMP)
-	$(BIN)/python -m pip install --quiet mypy
 	$(BIN)/python -m mypy
 
 clean:
