@@ -22,6 +22,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.rows
 	$(BIN)/python -m bench.request
 	$(BIN)/python -m bench.throughput
+	$(BIN)/python -m bench.fanout
 
 typecheck: $(STAMP)
 	$(BIN)/python -m mypy
