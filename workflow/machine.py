@@ -18,7 +18,7 @@ from transitions.core import Condition, EventData, Transition
 
 __all__ = ["StateMachine", "call_with_accepted"]
 
-_failed = threading.local()
+_firing = threading.local()
 
 
 @functools.lru_cache(maxsize=1024)
@@ -54,7 +54,7 @@ class _Condition(Condition):
         passed = bool(call_with_accepted(predicate, event_data.kwargs) == self.target)
         if not passed:
             name = self.func if isinstance(self.func, str) else getattr(self.func, "__name__", repr(self.func))
-            _failed.name = name if self.target else f"unless {name}"
+            _firing.name = name if self.target else f"unless {name}"
         return passed
 
 
@@ -89,19 +89,19 @@ class StateMachine(_Machine):
         ``on_change(dest)`` is called right after the state attribute is set, before the
         ``on_enter`` and ``after`` callbacks run; what it raises aborts the transition.
         """
-        _failed.name = None
-        outer = getattr(_failed, "on_change", None)
-        _failed.on_change = on_change
+        _firing.name = None
+        outer = getattr(_firing, "on_change", None)
+        _firing.on_change = on_change
         try:
             done = bool(self.events[trigger].trigger(row, **kwargs))
         finally:
-            _failed.on_change = outer
-        return done, None if done else _failed.name
+            _firing.on_change = outer
+        return done, None if done else _firing.name
 
     def set_state(self, state: Any, model: Any = None) -> None:
         """Set the row's state, then let the firing row write it (see :meth:`fire`)."""
         super().set_state(state, model)
-        on_change = getattr(_failed, "on_change", None)
+        on_change = getattr(_firing, "on_change", None)
         if on_change is not None and model is not None:
             on_change(getattr(model, self.model_attribute))
 

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 from sqlalchemy.orm import Session
 from workflow import (
@@ -108,8 +106,7 @@ def test_loaded_rows_keep_their_stored_state(session: Session, order: Order, eng
         assert other.get(Order, order.id).state == "paid"  # type: ignore[union-attr]
 
 
-def test_no_machine_is_made_or_registered_per_row(session: Session, order: Order,
-                                                  count: Callable[[type], int]) -> None:
+def test_no_machine_is_made_or_registered_per_row(session: Session, order: Order) -> None:
     machine = Order.workflow.machine
     for _ in range(20):
         order.cancel()
