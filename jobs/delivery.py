@@ -7,6 +7,8 @@ import logging
 import sys
 from collections.abc import Callable
 
+import dramatiq
+
 from notifiers import (
     Channel,
     Event,
@@ -54,10 +56,10 @@ def deliver(session: Session, delivery_id: int, *, channel_for: Callable[[str], 
         _log.info("Delivery %s is %s; not sending it again.", delivery_id, status)
         return status
     try:
-        message, recipient = _compose(session, delivery)
+        message, recipient, event = _compose(session, delivery)
         if message is None:
             return _finish(session, delivery, Status.SKIPPED, "The notifier returned None for this recipient.")
-        channel_for(delivery.channel).send(message, recipient, key=delivery.key)
+        channel_for(delivery.channel).send(message, recipient, key=delivery.key, event=event)
     except PermanentChannelError as error:
         return _finish(session, delivery, Status.FAILED, str(error))
     except TransientChannelError as error:
@@ -76,8 +78,13 @@ def _retry_later(session: Session, delivery: Delivery, error: Exception, max_att
     if delivery.attempts >= max_attempts:
         return _finish(session, delivery, Status.DEAD, f"Gave up after {delivery.attempts} attempts: {reason}")
     backoff_ms = min(min_backoff_ms * 2 ** (delivery.attempts + 1), max_backoff_ms)
+    asked = getattr(error, "retry_after", None)
+    if asked is not None:  # the other side said when: wait that long, not Dramatiq's own backoff
+        backoff_ms = max(int(asked * 1000), 0)
     _finish(session, delivery, Status.PENDING, reason,
             lease_until=utcnow() + dt.timedelta(milliseconds=backoff_ms, seconds=lease_seconds))
+    if asked is not None:
+        raise dramatiq.Retry(str(error), delay=backoff_ms) from error
     raise error
 
 
@@ -98,7 +105,7 @@ def _claim(session: Session, delivery_id: int, lease_seconds: float) -> Delivery
     return claimed
 
 
-def _compose(session: Session, delivery: Delivery) -> tuple[object | None, Recipient]:
+def _compose(session: Session, delivery: Delivery) -> tuple[object | None, Recipient, Event]:
     record = session.get(TransitionRecord, delivery.transition_id)
     if record is None:  # pragma: no cover - the foreign key forbids it
         raise WorkflowError(f"Transition {delivery.transition_id} of delivery {delivery.id} is gone.")
@@ -106,9 +113,10 @@ def _compose(session: Session, delivery: Delivery) -> tuple[object | None, Recip
     subject = load_subject(session, record)
     if subject is None:
         raise WorkflowError(f"{record.model} {record.key} no longer exists.")
-    recipient = Recipient(delivery.address, delivery.name, delivery.party)
-    notifier = registration.notifier()
-    return notifier.compose(registration.method, Event.of(record, subject), recipient), recipient
+    recipient = Recipient(delivery.address, delivery.name, delivery.party, ref=delivery.recipient_ref,
+                          locale=delivery.locale)
+    event = Event.of(record, subject)
+    return registration.notifier().compose(registration.method, event, recipient), recipient, event
 
 
 def _finish(session: Session, delivery: Delivery, status: str, error: str | None,

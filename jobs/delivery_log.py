@@ -45,6 +45,8 @@ class Delivery(TidingsBase):
     channel: Mapped[str] = mapped_column(String(64))
     address: Mapped[str] = mapped_column(String(320))
     name: Mapped[str | None] = mapped_column(String(255))
+    recipient_ref: Mapped[str] = mapped_column(String(255), default="")
+    locale: Mapped[str | None] = mapped_column(String(35))
     status: Mapped[str] = mapped_column(String(16), default=Status.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from notifiers import RecipientError, Registration, recipients_of, registry
+from notifiers import Recipient, RecipientError, Registration, recipients_of, registry
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -76,22 +76,24 @@ def _plan(session: Session, record: TransitionRecord, registrations: list[Regist
             except RecipientError as error:
                 for channel in registration.channels:
                     key = delivery_key(record.id, registration.name, f"!{party}", channel)
-                    rows.setdefault(key, _row(record.id, key, registration, party, channel, "", None,
+                    rows.setdefault(key, _row(record.id, key, registration, party, channel, None,
                                               Status.FAILED, f"Party {party!r}: {error}"))
                 continue
             for recipient in recipients:
                 for channel in registration.channels:
                     key = delivery_key(record.id, registration.name, recipient.address, channel)
-                    rows.setdefault(key, _row(record.id, key, registration, party, channel,
-                                              recipient.address, recipient.name, Status.PENDING, None))
+                    rows.setdefault(key, _row(record.id, key, registration, party, channel, recipient,
+                                              Status.PENDING, None))
     return list(rows.values())
 
 
-def _row(transition_id: int, key: str, registration: Registration, party: str, channel: str, address: str,
-         name: str | None, status: str, error: str | None) -> dict[str, Any]:
+def _row(transition_id: int, key: str, registration: Registration, party: str, channel: str,
+         recipient: Recipient | None, status: str, error: str | None) -> dict[str, Any]:
     now = utcnow()
     return {
         "key": key, "transition_id": transition_id, "notifier": registration.name, "party": party,
-        "channel": channel, "address": address, "name": name, "status": status, "attempts": 0,
+        "channel": channel, "address": recipient.address if recipient else "",
+        "name": recipient.name if recipient else None, "recipient_ref": recipient.ref if recipient else "",
+        "locale": recipient.locale if recipient else None, "status": status, "attempts": 0,
         "last_error": error, "created_at": now, "updated_at": now,
     }

@@ -66,7 +66,16 @@ class ChannelError(NotifierError):
 
 
 class TransientChannelError(ChannelError):
-    """Sending failed for a reason that may pass: retry with backoff."""
+    """Sending failed for a reason that may pass: retry with backoff.
+
+    Attributes:
+        retry_after: seconds the other side asked to wait (an HTTP ``Retry-After``), if it said;
+            the retry then waits at least that long.
+    """
+
+    def __init__(self, message: str, *, channel: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message, channel=channel)
+        self.retry_after = retry_after
 
 
 class PermanentChannelError(ChannelError):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.headerregistry import Address
 from email.utils import formataddr, parseaddr
 from typing import Any
+
+from sqlalchemy import inspect
+from workflow import actor_reference
 
 from .errors import RecipientError
 
@@ -20,16 +23,24 @@ class Recipient:
         address: the email address, checked for CR/LF and shape.
         name: the display name, if known.
         party: the party it was resolved from (e.g. ``"borrower"``), if any.
+        ref: who this is, stably: ``"User:42"`` for a mapped row, else the address. Preferences
+            and in-app inboxes are kept under it.
+        locale: the recipient's language, e.g. ``"de"`` or ``"pt_BR"``, if known; templates
+            have a variant per locale.
     """
 
     address: str
     name: str | None = None
     party: str | None = None
+    ref: str = ""
+    locale: str | None = None
 
     def __post_init__(self) -> None:
         check_address(self.address, self)
         if self.name is not None and ("\r" in self.name or "\n" in self.name):
             raise RecipientError(f"Recipient name {self.name!r} contains CR or LF.", recipient=self)
+        if not self.ref:
+            object.__setattr__(self, "ref", self.address.strip().lower())
 
     def __str__(self) -> str:
         return formataddr((self.name or "", self.address))
@@ -58,7 +69,8 @@ def recipients_of(value: Any, party: str | None = None) -> list[Recipient]:
     """Normalise what a party resolved to into a list of recipients.
 
     Accepts ``None`` (nobody), a :class:`Recipient`, an object with an ``email`` attribute (and
-    optional ``name``), an address string (``"Ann <ann@example.com>"`` too), or a list of these.
+    optional ``name`` and ``locale``), an address string (``"Ann <ann@example.com>"`` too), or a
+    list of these.
 
     Raises:
         RecipientError: an element has no usable address.
@@ -68,7 +80,7 @@ def recipients_of(value: Any, party: str | None = None) -> list[Recipient]:
     if isinstance(value, list | tuple | set | frozenset):
         return [r for item in value for r in recipients_of(item, party)]
     if isinstance(value, Recipient):
-        return [value if value.party == party or party is None else Recipient(value.address, value.name, party)]
+        return [value if value.party == party or party is None else replace(value, party=party)]
     if isinstance(value, str):
         if "\r" in value or "\n" in value:
             raise RecipientError(f"Address {value!r} contains CR or LF (header injection refused).",
@@ -76,9 +88,17 @@ def recipients_of(value: Any, party: str | None = None) -> list[Recipient]:
         name, address = parseaddr(value)
         return [Recipient(address or value, name or None, party)]
     if hasattr(value, "email"):
-        return [Recipient(getattr(value, "email"), getattr(value, "name", None), party)]
+        address = getattr(value, "email")
+        mapped = inspect(value, raiseerr=False) is not None
+        return [Recipient(address, getattr(value, "name", None), party,
+                          ref=(actor_reference(value) or "") if mapped else "", locale=_locale(value))]
     raise RecipientError(
         f"Party {party!r} gave {value!r}, which is not a recipient: give an object with an 'email' "
         f"attribute, an address string, or a list of them.",
         recipient=value,
     )
+
+
+def _locale(value: object) -> str | None:
+    locale = getattr(value, "locale", None)
+    return str(locale) if locale else None

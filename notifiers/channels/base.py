@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..recipients import Recipient
+
+if TYPE_CHECKING:
+    from ..notifier import Event
 
 __all__ = ["Channel"]
 
@@ -14,17 +17,19 @@ class Channel:
     """Hands a rendered message to one recipient.
 
     Subclasses implement :meth:`send`. The contract: return once the message is accepted; raise
-    :class:`~notifiers.TransientChannelError` when a retry later may succeed and
-    :class:`~notifiers.PermanentChannelError` when it will not. ``key`` is the same every time the
-    same delivery is attempted: use it as an idempotency key or a Message-ID.
+    :class:`~notifiers.TransientChannelError` when a retry later may succeed (with ``retry_after``
+    when the other side said when) and :class:`~notifiers.PermanentChannelError` when it will not.
+    ``key`` is the same every time the same delivery is attempted: use it as an idempotency key or
+    a Message-ID. ``event`` is the transition the message is about (``None`` when a message is sent
+    by hand), for channels whose payload carries it, such as webhooks.
     """
 
     #: The name that ``@on(..., channels=[...])`` uses for this kind of channel.
     kind: ClassVar[str] = "email"
 
-    def send(self, message: Any, to: Recipient, *, key: str) -> None:
+    def send(self, message: Any, to: Recipient, *, key: str, event: Event | None = None) -> None:
         """Send ``message`` to ``to``."""
-        raise NotImplementedError(f"{type(self).__name__} must implement send(message, to, *, key).")
+        raise NotImplementedError(f"{type(self).__name__} must implement send(message, to, *, key, event=None).")
 
     def close(self) -> None:
         """Release connections or files; the default has nothing to release."""

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..recipients import Recipient
 from .base import Channel
+
+if TYPE_CHECKING:
+    from ..notifier import Event
 
 __all__ = ["ConsoleChannel"]
 
@@ -19,7 +22,7 @@ class ConsoleChannel(Channel):
         self.stream = stream
         self._lock = threading.Lock()
 
-    def send(self, message: Any, to: Recipient, *, key: str) -> None:
+    def send(self, message: Any, to: Recipient, *, key: str, event: Event | None = None) -> None:
         """Print one line for ``message``."""
         line = f"to {to}: {getattr(message, 'subject', message)}\n"
         with self._lock:

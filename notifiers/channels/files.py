@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..message import Email
 from ..recipients import Recipient
 from .base import Channel
+
+if TYPE_CHECKING:
+    from ..notifier import Event
 
 __all__ = ["FileChannel"]
 
@@ -26,7 +30,7 @@ class FileChannel(Channel):
         self.sender = sender
         self.directory.mkdir(parents=True, exist_ok=True)
 
-    def send(self, message: Email, to: Recipient, *, key: str) -> None:
+    def send(self, message: Email, to: Recipient, *, key: str, event: Event | None = None) -> None:
         """Write the message atomically (a temporary file renamed into place)."""
         data = message.to_mime(to, sender=self.sender, key=key).as_bytes()
         fd, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..recipients import Recipient
 from .base import Channel
+
+if TYPE_CHECKING:
+    from ..notifier import Event
 
 __all__ = ["MemoryChannel", "Sent"]
 
@@ -19,6 +22,7 @@ class Sent:
     to: Recipient
     message: Any
     key: str
+    event: Event | None = None
 
 
 class MemoryChannel(Channel):
@@ -28,10 +32,10 @@ class MemoryChannel(Channel):
         self.outbox: list[Sent] = []
         self._lock = threading.Lock()
 
-    def send(self, message: Any, to: Recipient, *, key: str) -> None:
+    def send(self, message: Any, to: Recipient, *, key: str, event: Event | None = None) -> None:
         """Record ``message`` for ``to``."""
         with self._lock:
-            self.outbox.append(Sent(to, message, key))
+            self.outbox.append(Sent(to, message, key, event))
 
     def clear(self) -> None:
         """Forget what was sent."""

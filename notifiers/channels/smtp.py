@@ -7,11 +7,15 @@ import smtplib
 import ssl as _ssl
 import threading
 from email.utils import parseaddr
+from typing import TYPE_CHECKING
 
 from ..errors import PermanentChannelError, TransientChannelError
 from ..message import Email
 from ..recipients import Recipient
 from .base import Channel
+
+if TYPE_CHECKING:
+    from ..notifier import Event
 
 __all__ = ["SMTPChannel"]
 
@@ -52,7 +56,7 @@ class SMTPChannel(Channel):
     def __repr__(self) -> str:
         return f"SMTPChannel({self.host!r}, {self.port})"
 
-    def send(self, message: Email, to: Recipient, *, key: str) -> None:
+    def send(self, message: Email, to: Recipient, *, key: str, event: Event | None = None) -> None:
         """Send ``message`` to ``to``, reusing this thread's connection.
 
         Raises:

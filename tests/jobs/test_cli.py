@@ -18,7 +18,7 @@ from tests.app import Order
 
 
 class Down(MemoryChannel):
-    def send(self, message: object, to: object, *, key: str) -> None:
+    def send(self, message: object, to: object, *, key: str, event: object = None) -> None:
         raise TransientChannelError("connection refused", channel="smtp")
 
 

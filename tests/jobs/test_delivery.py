@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import dramatiq
 import jobs
 import pytest
 from dramatiq.brokers.stub import StubBroker
@@ -24,11 +25,11 @@ class Flaky(MemoryChannel):
         super().__init__()
         self.error, self.failures, self.calls = error, failures, 0
 
-    def send(self, message: object, to: object, *, key: str) -> None:
+    def send(self, message: object, to: object, *, key: str, event: object = None) -> None:
         self.calls += 1
         if self.calls <= self.failures:
             raise self.error
-        super().send(message, to, key=key)  # type: ignore[arg-type]
+        super().send(message, to, key=key, event=event)  # type: ignore[arg-type]
 
 
 def statuses(session: Session) -> list[tuple[str, str, int]]:
@@ -71,6 +72,33 @@ def test_running_the_delivery_twice_sends_nothing_twice(broker: StubBroker, sess
     fan_out.send(1)
     drain()
     assert len(mailbox.outbox) == 2
+
+
+def test_the_channel_gets_the_transition_and_the_recipient_as_a_row_reference(
+        broker: StubBroker, session: Session, order: Order, mailbox: MemoryChannel) -> None:
+    order.pay(actor="clerk")
+    session.commit()
+    drain()
+    sent = {s.to.address: s for s in mailbox.outbox}
+    assert sent["bea@example.com"].to.ref == f"Person:{order.buyer.id}"
+    assert sent["bea@example.com"].event is not None
+    assert (sent["bea@example.com"].event.trigger, sent["bea@example.com"].event.actor) == ("pay", "clerk")
+
+
+def test_a_retry_after_from_the_channel_sets_the_retry_delay(broker: StubBroker, engine: object, session: Session,
+                                                             order: Order) -> None:
+    channel = Flaky(TransientChannelError("429 slow down", channel="webhook", retry_after=30), failures=1)
+    use_channel(broker, engine, channel)
+    order.watchers = []
+    order.cancel()
+    session.commit()
+    fan_out.fn(1)
+    [delivery_id] = session.scalars(select(Delivery.id))
+    with pytest.raises(dramatiq.Retry) as retry:
+        deliver.fn(delivery_id)
+    assert retry.value.delay == 30_000
+    session.rollback()
+    assert session.get(Delivery, delivery_id).status == Status.PENDING  # type: ignore[union-attr]
 
 
 def test_a_notifier_returning_none_is_recorded_as_skipped(broker: StubBroker, session: Session, order: Order,

@@ -36,3 +36,12 @@ def test_something_that_is_no_recipient_is_refused_naming_the_party() -> None:
 def test_an_address_without_at_sign_is_refused() -> None:
     with pytest.raises(RecipientError, match="'not-an-address' is malformed"):
         Recipient("not-an-address")
+
+
+def test_a_recipient_given_by_address_is_known_by_its_address() -> None:
+    assert Recipient("Ann@Example.com").ref == "ann@example.com"
+
+
+def test_a_recipient_object_brings_its_locale() -> None:
+    [ann] = recipients_of(SimpleNamespace(email="ann@example.com", name="Ann", locale="de"))
+    assert ann.locale == "de"
