@@ -1,7 +1,10 @@
 """The after-commit hook: one fan-out message per transition, enqueued after the outermost commit.
 
-Listens to SQLAlchemy session events, so ``workflow`` needs no callback into ``jobs``. New
-transition ids are collected at flush into a buffer per (sub)transaction: a released SAVEPOINT
+Listens to SQLAlchemy session events, so ``workflow`` needs no callback into ``jobs``. A
+trigger writes its log row with a Core statement and attaches the record to the session as
+already persistent (``detached_to_persistent``); a record added the ORM way becomes persistent
+at flush (``pending_to_persistent``). Either way its id goes into a buffer per
+(sub)transaction, the innermost one open at that moment: a released SAVEPOINT
 hands its buffer to its parent, a rolled-back one drops it, the outermost commit sends it, and
 the end of the outermost transaction (commit, rollback or close) clears it. ``after_commit``
 alone would also fire on SAVEPOINT release, before the real commit.
@@ -28,8 +31,9 @@ def install(send: Callable[[int], Any]) -> None:
     """Listen on every SQLAlchemy session; call ``send(transition_id)`` after each outermost commit."""
     global _send
     _send = send
-    if not event.contains(Session, "after_flush", _after_flush):
-        event.listen(Session, "after_flush", _after_flush)
+    if not event.contains(Session, "detached_to_persistent", _persistent):
+        event.listen(Session, "detached_to_persistent", _persistent)
+        event.listen(Session, "pending_to_persistent", _persistent)
         event.listen(Session, "after_commit", _after_commit)
         event.listen(Session, "after_soft_rollback", _after_soft_rollback)
         event.listen(Session, "after_transaction_end", _after_transaction_end)
@@ -40,12 +44,11 @@ def _buffers(session: Session) -> dict[SessionTransaction, list[int]]:
     return buffers
 
 
-def _after_flush(session: Session, context: Any) -> None:
-    ids = [obj.id for obj in session.new if isinstance(obj, TransitionRecord)]
-    if ids:
+def _persistent(session: Session, instance: object) -> None:
+    if isinstance(instance, TransitionRecord) and instance.fanned_out_at is None:
         transaction = session.get_nested_transaction() or session.get_transaction()
         if transaction is not None:
-            _buffers(session).setdefault(transaction, []).extend(ids)
+            _buffers(session).setdefault(transaction, []).append(instance.id)
 
 
 def _after_commit(session: Session) -> None:
