@@ -29,6 +29,7 @@ from .errors import (
 )
 from .message import Email, message_id
 from .notifier import Event, Notifier, on
+from .preferences import Preference, opt_in, opt_out, preferences_of, skip_reasons
 from .recipients import Recipient, recipients_of
 from .registry import Registration, registry
 from .templates import Templates
@@ -45,6 +46,7 @@ __all__ = [
     "Notifier",
     "NotifierError",
     "PermanentChannelError",
+    "Preference",
     "Recipient",
     "RecipientError",
     "Registration",
@@ -55,6 +57,10 @@ __all__ = [
     "TransientChannelError",
     "message_id",
     "on",
+    "opt_in",
+    "opt_out",
+    "preferences_of",
     "recipients_of",
     "registry",
+    "skip_reasons",
 ]
