@@ -149,4 +149,4 @@ class Notifier:
                 f"{type(self).__qualname__}.{method} returned {type(message).__name__}; return an Email or None."
             )
         variables = {"event": event, "recipient": recipient, "subject": event.subject}
-        return message.rendered(self.template_set(), variables)
+        return message.rendered(self.template_set(), variables, recipient.locale)
