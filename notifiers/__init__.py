@@ -16,7 +16,7 @@ except (ImportError, AttributeError) as error:  # pragma: no cover - depends on 
         "Tidings needs its own. Uninstall the other one."
     ) from error
 
-from .channels import Channel, ConsoleChannel, FileChannel, MemoryChannel, SMTPChannel
+from .channels import Channel, ConsoleChannel, FileChannel, InAppChannel, MemoryChannel, SMTPChannel
 from .errors import (
     ChannelError,
     MessageError,
@@ -27,6 +27,7 @@ from .errors import (
     TemplateError,
     TransientChannelError,
 )
+from .inbox import Inbox, InboxItem
 from .message import Email, message_id
 from .notifier import Event, Notifier, on
 from .preferences import Preference, opt_in, opt_out, preferences_of, skip_reasons
@@ -41,6 +42,9 @@ __all__ = [
     "Email",
     "Event",
     "FileChannel",
+    "InAppChannel",
+    "Inbox",
+    "InboxItem",
     "MemoryChannel",
     "MessageError",
     "Notifier",

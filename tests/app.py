@@ -104,10 +104,10 @@ class Account(Stateful, Base):
 
 
 class AccountNotifier(Notifier):
-    @on(Account, "lock", to="owner", channels=["email", "sms"], required=True)
+    @on(Account, "lock", to="owner", channels=["email", "inapp"], required=True)
     def locked(self, event: Event, recipient: Recipient) -> Email:
         return Email(subject="Your account is locked", text="Someone tried your password too often.")
 
-    @on(Account, "unlock", to="owner", channels=["email", "sms"])
+    @on(Account, "unlock", to="owner", channels=["email", "inapp"])
     def unlocked(self, event: Event, recipient: Recipient) -> Email:
         return Email(subject="Your account is open again", text="Welcome back.")

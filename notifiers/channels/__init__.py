@@ -5,6 +5,7 @@ from __future__ import annotations
 from .base import Channel
 from .console import ConsoleChannel
 from .files import FileChannel
+from .inapp import InAppChannel
 from .memory import MemoryChannel, Sent
 from .smtp import SMTPChannel
 
@@ -12,6 +13,7 @@ __all__ = [
     "Channel",
     "ConsoleChannel",
     "FileChannel",
+    "InAppChannel",
     "MemoryChannel",
     "SMTPChannel",
     "Sent",

@@ -70,5 +70,5 @@ def test_an_opted_out_recipient_gets_a_skipped_delivery_with_the_reason(session:
         fan_out(session, record.id)
     rows = session.scalars(select(Delivery).order_by(Delivery.id)).all()
     assert [(d.notifier.rsplit(".", 1)[1], d.channel, d.status, d.last_error) for d in rows] == [
-        ("locked", "email", Status.PENDING, None), ("locked", "sms", Status.PENDING, None),
-        ("unlocked", "email", Status.SKIPPED, "Opted out of email."), ("unlocked", "sms", Status.PENDING, None)]
+        ("locked", "email", Status.PENDING, None), ("locked", "inapp", Status.PENDING, None),
+        ("unlocked", "email", Status.SKIPPED, "Opted out of email."), ("unlocked", "inapp", Status.PENDING, None)]

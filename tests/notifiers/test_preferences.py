@@ -32,13 +32,13 @@ def test_without_preferences_everything_is_sent(session: Session, ann: Person) -
 def test_opting_out_of_a_channel_skips_it_for_every_notifier(session: Session, ann: Person) -> None:
     opt_out(session, ann, channel="email")
     session.commit()
-    assert (reason(session, ann, "email"), reason(session, ann, "sms")) == ("Opted out of email.", None)
+    assert (reason(session, ann, "email"), reason(session, ann, "inapp")) == ("Opted out of email.", None)
 
 
 def test_opting_out_of_a_notifier_class_skips_its_methods_on_every_channel(session: Session, ann: Person) -> None:
     opt_out(session, ann, notifier=AccountNotifier)
     session.commit()
-    assert reason(session, ann, "sms") == "Opted out of AccountNotifier."
+    assert reason(session, ann, "inapp") == "Opted out of AccountNotifier."
 
 
 def test_a_method_opt_in_overrides_a_channel_opt_out(session: Session, ann: Person) -> None:
@@ -50,9 +50,9 @@ def test_a_method_opt_in_overrides_a_channel_opt_out(session: Session, ann: Pers
 
 def test_a_channel_choice_is_more_specific_than_the_same_notifier_alone(session: Session, ann: Person) -> None:
     opt_out(session, ann, notifier=AccountNotifier)
-    opt_in(session, ann, notifier=AccountNotifier, channel="sms")
+    opt_in(session, ann, notifier=AccountNotifier, channel="inapp")
     session.commit()
-    assert (reason(session, ann, "email"), reason(session, ann, "sms")) == ("Opted out of AccountNotifier.", None)
+    assert (reason(session, ann, "email"), reason(session, ann, "inapp")) == ("Opted out of AccountNotifier.", None)
 
 
 def test_a_required_notifier_ignores_opt_outs(session: Session, ann: Person) -> None:
