@@ -16,8 +16,17 @@ except (ImportError, AttributeError) as error:  # pragma: no cover - depends on 
         "Tidings needs its own. Uninstall the other one."
     ) from error
 
-from .channels import Channel, ConsoleChannel, FileChannel, MemoryChannel, SMTPChannel
+from .channels import (
+    Channel,
+    ConsoleChannel,
+    FileChannel,
+    MemoryChannel,
+    SMTPChannel,
+    WebhookChannel,
+    verify_signature,
+)
 from .errors import (
+    ChannelConfigurationError,
     ChannelError,
     MessageError,
     NotifierError,
@@ -36,6 +45,7 @@ from .templates import Templates
 
 __all__ = [
     "Channel",
+    "ChannelConfigurationError",
     "ChannelError",
     "ConsoleChannel",
     "Email",
@@ -55,6 +65,7 @@ __all__ = [
     "TemplateError",
     "Templates",
     "TransientChannelError",
+    "WebhookChannel",
     "message_id",
     "on",
     "opt_in",
@@ -63,4 +74,5 @@ __all__ = [
     "recipients_of",
     "registry",
     "skip_reasons",
+    "verify_signature",
 ]

@@ -7,6 +7,7 @@ from .console import ConsoleChannel
 from .files import FileChannel
 from .memory import MemoryChannel, Sent
 from .smtp import SMTPChannel
+from .webhook import WebhookChannel, verify_signature
 
 __all__ = [
     "Channel",
@@ -15,4 +16,6 @@ __all__ = [
     "MemoryChannel",
     "SMTPChannel",
     "Sent",
+    "WebhookChannel",
+    "verify_signature",
 ]
