@@ -16,8 +16,18 @@ except (ImportError, AttributeError) as error:  # pragma: no cover - depends on 
         "Tidings needs its own. Uninstall the other one."
     ) from error
 
-from .channels import Channel, ConsoleChannel, FileChannel, InAppChannel, MemoryChannel, SMTPChannel
+from .channels import (
+    Channel,
+    ConsoleChannel,
+    FileChannel,
+    InAppChannel,
+    MemoryChannel,
+    SMTPChannel,
+    WebhookChannel,
+    verify_signature,
+)
 from .errors import (
+    ChannelConfigurationError,
     ChannelError,
     MessageError,
     NotifierError,
@@ -37,6 +47,7 @@ from .templates import Templates
 
 __all__ = [
     "Channel",
+    "ChannelConfigurationError",
     "ChannelError",
     "ConsoleChannel",
     "Email",
@@ -59,6 +70,7 @@ __all__ = [
     "TemplateError",
     "Templates",
     "TransientChannelError",
+    "WebhookChannel",
     "message_id",
     "on",
     "opt_in",
@@ -67,4 +79,5 @@ __all__ = [
     "recipients_of",
     "registry",
     "skip_reasons",
+    "verify_signature",
 ]

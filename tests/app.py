@@ -111,3 +111,26 @@ class AccountNotifier(Notifier):
     @on(Account, "unlock", to="owner", channels=["email", "inapp"])
     def unlocked(self, event: Event, recipient: Recipient) -> Email:
         return Email(subject="Your account is open again", text="Welcome back.")
+
+
+class Parcel(Stateful, Base):
+    """A parcel whose courier's system is told by webhook when it is ready to be picked up."""
+
+    __tablename__ = "shop_parcels"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    courier_id: Mapped[int] = mapped_column(ForeignKey("shop_people.id"))
+    courier: Mapped[Person] = relationship()
+
+    workflow = Workflow(
+        states=["packing", "ready"],
+        initial="packing",
+        transitions=[["release", "packing", "ready"]],
+        parties={"courier": "courier"},
+    )
+
+
+class ParcelNotifier(Notifier):
+    @on(Parcel, "release", to="courier", channels=["webhook"])
+    def released(self, event: Event, recipient: Recipient) -> Email:
+        return Email(subject=f"Parcel {event.key} is ready", text="Pick it up at the back door.")

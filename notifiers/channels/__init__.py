@@ -8,6 +8,7 @@ from .files import FileChannel
 from .inapp import InAppChannel
 from .memory import MemoryChannel, Sent
 from .smtp import SMTPChannel
+from .webhook import WebhookChannel, verify_signature
 
 __all__ = [
     "Channel",
@@ -17,4 +18,6 @@ __all__ = [
     "MemoryChannel",
     "SMTPChannel",
     "Sent",
+    "WebhookChannel",
+    "verify_signature",
 ]
