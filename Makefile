@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-issues test bench typecheck clean
+.PHONY: demo demo-issues demo-signup test bench typecheck clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ demo: $(STAMP)
 
 demo-issues: $(STAMP)
 	$(BIN)/python -m examples.issues.demo
+
+demo-signup: $(STAMP)
+	$(BIN)/python -m examples.signup.demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
