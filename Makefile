@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench typecheck clean
+.PHONY: demo demo-issues demo-signup test bench typecheck clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,12 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python -m examples.lending.demo
+
+demo-issues: $(STAMP)
+	$(BIN)/python -m examples.issues.demo
+
+demo-signup: $(STAMP)
+	$(BIN)/python -m examples.signup.demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

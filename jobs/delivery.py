@@ -79,8 +79,8 @@ def _retry_later(session: Session, delivery: Delivery, error: Exception, max_att
         return _finish(session, delivery, Status.DEAD, f"Gave up after {delivery.attempts} attempts: {reason}")
     backoff_ms = min(min_backoff_ms * 2 ** (delivery.attempts + 1), max_backoff_ms)
     asked = getattr(error, "retry_after", None)
-    if asked is not None:  # the other side said when: wait that long, not Dramatiq's own backoff
-        backoff_ms = max(int(asked * 1000), 0)
+    if asked is not None:  # the other side said when: wait that long (within max_backoff_ms), not our backoff
+        backoff_ms = min(max(int(asked * 1000), 0), max_backoff_ms)
     _finish(session, delivery, Status.PENDING, reason,
             lease_until=utcnow() + dt.timedelta(milliseconds=backoff_ms, seconds=lease_seconds))
     if asked is not None:

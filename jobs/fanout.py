@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from notifiers import Recipient, RecipientError, Registration, recipients_of, registry
+from notifiers import Recipient, RecipientError, Registration, recipients_of, registry, skip_reasons
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -68,22 +68,27 @@ def _plan(session: Session, record: TransitionRecord, registrations: list[Regist
         _log.warning("Transition %s: %s %s no longer exists; nobody to notify.", record.id, record.model, record.key)
         return []
     parties = subject.parties()
-    rows: dict[str, dict[str, Any]] = {}
+    resolved: list[tuple[Registration, str, list[Recipient] | RecipientError]] = []
     for registration in registrations:
         for party in registration.parties:
             try:
-                recipients = recipients_of(parties.get(party), party)
+                resolved.append((registration, party, recipients_of(parties.get(party), party)))
             except RecipientError as error:
-                for channel in registration.channels:
-                    key = delivery_key(record.id, registration.name, f"!{party}", channel)
-                    rows.setdefault(key, _row(record.id, key, registration, party, channel, None,
-                                              Status.FAILED, f"Party {party!r}: {error}"))
+                resolved.append((registration, party, error))
+    skip = skip_reasons(session, (r.ref for _, _, found in resolved if isinstance(found, list) for r in found))
+    rows: dict[str, dict[str, Any]] = {}
+    for registration, party, found in resolved:
+        for channel in registration.channels:
+            if isinstance(found, RecipientError):
+                key = delivery_key(record.id, registration.name, f"!{party}", channel)
+                rows.setdefault(key, _row(record.id, key, registration, party, channel, None,
+                                          Status.FAILED, f"Party {party!r}: {found}"))
                 continue
-            for recipient in recipients:
-                for channel in registration.channels:
-                    key = delivery_key(record.id, registration.name, recipient.address, channel)
-                    rows.setdefault(key, _row(record.id, key, registration, party, channel, recipient,
-                                              Status.PENDING, None))
+            for recipient in found:
+                key = delivery_key(record.id, registration.name, recipient.address, channel)
+                reason = skip(recipient.ref, registration, channel)
+                rows.setdefault(key, _row(record.id, key, registration, party, channel, recipient,
+                                          Status.SKIPPED if reason else Status.PENDING, reason))
     return list(rows.values())
 
 

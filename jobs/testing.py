@@ -19,15 +19,15 @@ from dramatiq import Message, Worker
 from dramatiq.brokers.stub import StubBroker
 from notifiers import Channel, MemoryChannel, registry
 from notifiers.channels import Sent
-from sqlalchemy import Connection, Engine, event, select
+from sqlalchemy import Connection, Engine, event, func, select
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord
 
 from . import worker
-from .delivery_log import Delivery
+from .delivery_log import Delivery, Status
 from .errors import ConfigurationError
 
-__all__ = ["Kit", "Notification", "drain", "kit", "memory_channels", "stop_workers"]
+__all__ = ["Kit", "Notification", "Skipped", "drain", "kit", "memory_channels", "stop_workers"]
 
 _workers: weakref.WeakKeyDictionary[StubBroker, Worker] = weakref.WeakKeyDictionary()
 
@@ -94,6 +94,24 @@ class Notification:
         return f"{self.model} {self.key} {self.trigger!r} -> {self.party} <{self.to}> by {self.channel}: {self.subject!r}"
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """One delivery the kit did not send, and why: an opt-out, or the notifier returned ``None``."""
+
+    to: str
+    name: str | None
+    party: str
+    channel: str
+    model: str
+    key: str
+    trigger: str
+    notifier: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.model} {self.key} {self.trigger!r} -> {self.party} <{self.to}> by {self.channel}: {self.reason}"
+
+
 class Kit:
     """Captures what an application's transitions would send, and delivers it on demand.
 
@@ -108,6 +126,7 @@ class Kit:
         self.channel = MemoryChannel()
         self.sent: list[Notification] = []
         self._bind: Engine | Connection | None = None
+        self._skipped_after = 0  # deliveries up to this id were forgotten by clear()
 
     # Delivering -----------------------------------------------------------------------------
 
@@ -190,6 +209,44 @@ class Kit:
                                  f"found {len(found)}.\n{self.report()}")
         return found
 
+    def skipped(self, to: str | None = None, *, trigger: str | None = None, model: str | None = None,
+                party: str | None = None, channel: str | None = None, reason: str | None = None) -> list[Skipped]:
+        """The deliveries recorded as ``skipped``, filtered: ``reason`` matches as a substring, the rest exactly.
+
+        Queued jobs are run first. A recipient's opt-out is skipped at fan-out with its reason
+        (``"Opted out of email."``); a notifier that returned ``None`` is skipped at delivery.
+        """
+        self.run()
+        if self._bind is None:  # nothing was ever committed, so nothing was planned
+            return []
+        self._use_bind()
+        query = (select(Delivery, TransitionRecord)
+                 .join(TransitionRecord, Delivery.transition_id == TransitionRecord.id)
+                 .where(Delivery.status == Status.SKIPPED, Delivery.id > self._skipped_after).order_by(Delivery.id))
+        with worker.runtime.session() as session:
+            found = [Skipped(to=d.address, name=d.name, party=d.party, channel=d.channel, model=t.model, key=t.key,
+                             trigger=t.trigger, notifier=d.notifier, reason=d.last_error or "")
+                     for d, t in session.execute(query)]
+        return [s for s in found
+                if (to is None or s.to == to) and (trigger is None or s.trigger == trigger)
+                and (model is None or s.model == model) and (party is None or s.party == party)
+                and (channel is None or s.channel == channel) and (reason is None or reason in s.reason)]
+
+    def assert_skipped(self, to: str | None = None, *, count: int | None = None, **match: str) -> list[Skipped]:
+        """Assert that deliveries matching ``to`` and ``match`` were skipped (exactly ``count``, if given).
+
+        The failure message lists everything that was skipped instead, with the reasons.
+        """
+        found = self.skipped(to, **match)
+        wanted = ", ".join(f"{k}={v!r}" for k, v in {"to": to, **match}.items() if v is not None) or "anything"
+        if (count is None and not found) or (count is not None and len(found) != count):
+            expected = f"exactly {count}" if count is not None else "at least one"
+            everything = self.skipped()
+            listed = "\n".join(f"  {s}" for s in everything) if everything else "  nothing"
+            raise AssertionError(f"Expected {expected} skip(s) matching {wanted}; found {len(found)}.\n"
+                                 f"Skipped:\n{listed}")
+        return found
+
     def assert_nothing_sent(self) -> None:
         """Assert that nothing was sent (and nothing is waiting to be)."""
         self.run()
@@ -210,10 +267,14 @@ class Kit:
         return "Sent:\n" + "\n".join(f"  {n}" for n in self.sent)
 
     def clear(self) -> None:
-        """Deliver what is queued, then forget everything sent so far."""
+        """Deliver what is queued, then forget everything sent (and skipped) so far."""
         self.run()
         self.sent.clear()
         self.channel.clear()
+        if self._bind is not None:
+            self._use_bind()
+            with worker.runtime.session() as session:
+                self._skipped_after = session.scalar(select(func.max(Delivery.id))) or 0
 
 
 def memory_channels(channel: MemoryChannel) -> dict[str, Channel]:

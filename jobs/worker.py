@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-from notifiers import Channel, ConsoleChannel, FileChannel, SMTPChannel
+from notifiers import Channel, ConsoleChannel, FileChannel, InAppChannel, SMTPChannel
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -40,11 +40,15 @@ class Runtime:
     def engine(self) -> Engine | Connection:
         """The database engine (or test connection), created on first use."""
         with self._lock:
-            if self._engine is None:
-                # No pool_pre_ping: it costs a round trip at every checkout, that is after every
-                # commit; a connection lost to a database restart fails one message, which is retried.
-                self._engine = create_engine(self.settings.database_url, pool_size=10, max_overflow=20)
-            return self._engine
+            return self._engine_held()
+
+    def _engine_held(self) -> Engine | Connection:
+        """The engine, built if needed; the caller holds ``_lock``."""
+        if self._engine is None:
+            # No pool_pre_ping: it costs a round trip at every checkout, that is after every
+            # commit; a connection lost to a database restart fails one message, which is retried.
+            self._engine = create_engine(self.settings.database_url, pool_size=10, max_overflow=20)
+        return self._engine
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -62,7 +66,7 @@ class Runtime:
             session.close()
 
     def channel(self, kind: str) -> Channel:
-        """The channel for ``kind``, built from settings on first use.
+        """The channel for ``kind``, built from settings on first use (``email`` and ``inapp``).
 
         Raises:
             ConfigurationError: no channel of that kind is configured.
@@ -75,6 +79,8 @@ class Runtime:
 
     def _build(self, kind: str) -> Channel:
         s = self.settings
+        if kind == InAppChannel.kind:
+            return InAppChannel(self._engine_held())
         if kind != "email":
             raise ConfigurationError(
                 f"No channel {kind!r} is configured; pass it with configure(channels={{{kind!r}: ...}})."

@@ -16,8 +16,18 @@ except (ImportError, AttributeError) as error:  # pragma: no cover - depends on 
         "Tidings needs its own. Uninstall the other one."
     ) from error
 
-from .channels import Channel, ConsoleChannel, FileChannel, MemoryChannel, SMTPChannel
+from .channels import (
+    Channel,
+    ConsoleChannel,
+    FileChannel,
+    InAppChannel,
+    MemoryChannel,
+    SMTPChannel,
+    WebhookChannel,
+    verify_signature,
+)
 from .errors import (
+    ChannelConfigurationError,
     ChannelError,
     MessageError,
     NotifierError,
@@ -27,24 +37,31 @@ from .errors import (
     TemplateError,
     TransientChannelError,
 )
+from .inbox import Inbox, InboxItem
 from .message import Email, message_id
 from .notifier import Event, Notifier, on
+from .preferences import Preference, opt_in, opt_out, preferences_of, skip_reasons
 from .recipients import Recipient, recipients_of
 from .registry import Registration, registry
 from .templates import Templates
 
 __all__ = [
     "Channel",
+    "ChannelConfigurationError",
     "ChannelError",
     "ConsoleChannel",
     "Email",
     "Event",
     "FileChannel",
+    "InAppChannel",
+    "Inbox",
+    "InboxItem",
     "MemoryChannel",
     "MessageError",
     "Notifier",
     "NotifierError",
     "PermanentChannelError",
+    "Preference",
     "Recipient",
     "RecipientError",
     "Registration",
@@ -53,8 +70,14 @@ __all__ = [
     "TemplateError",
     "Templates",
     "TransientChannelError",
+    "WebhookChannel",
     "message_id",
     "on",
+    "opt_in",
+    "opt_out",
+    "preferences_of",
     "recipients_of",
     "registry",
+    "skip_reasons",
+    "verify_signature",
 ]

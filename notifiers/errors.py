@@ -7,6 +7,7 @@ The tree::
      +-- RecipientError           no address, CR/LF or a malformed address
      +-- MessageError             CR/LF in a subject or header, or a message with no body
      +-- TemplateError            a template is missing or does not compile or render
+     +-- ChannelConfigurationError  a channel built with a bad argument (a webhook URL, a timeout)
      +-- ChannelError             raised by channels
           +-- TransientChannelError   worth retrying later (connection refused, SMTP 4xx, timeout)
           +-- PermanentChannelError   retrying will not help (SMTP 5xx, refused recipient)
@@ -51,6 +52,14 @@ class TemplateError(NotifierError):
         super().__init__(message)
         self.template = template
         self.lineno = lineno
+
+
+class ChannelConfigurationError(NotifierError):
+    """A channel was built with an argument it cannot work with, such as a webhook URL that is not
+    ``http://`` or ``https://``; raised by the constructor, so at start-up rather than at the first send.
+
+    It is not a :class:`ChannelError`: nothing was sent, and retrying will not help.
+    """
 
 
 class ChannelError(NotifierError):

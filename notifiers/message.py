@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
@@ -21,19 +22,24 @@ def _no_crlf(what: str, value: str) -> None:
         raise MessageError(f"{what} {value!r} contains CR or LF (header injection refused).")
 
 
+_SUFFIXES = (".txt", ".html", ".subject.txt")
+
+
 @dataclass(frozen=True)
 class Email:
     """An email notification: a subject and a plain-text and/or HTML body.
 
     The body comes either inline (``text=``, ``html=``) or from templates: with
     ``template="loans/accepted"``, ``loans/accepted.txt`` and ``loans/accepted.html`` (either or
-    both) are rendered with ``event``, ``recipient``, ``subject`` and ``context``.
+    both) are rendered with ``event``, ``recipient``, ``subject``, ``locale`` and ``context``. A
+    recipient with a locale reads the most specific variant there is (``loans/accepted.de.txt``).
+    Without ``subject=``, the subject is rendered from ``loans/accepted[.<locale>].subject.txt``.
 
     Raises:
         MessageError: a CR or LF in the subject, sender or a header.
     """
 
-    subject: str
+    subject: str = ""
     text: str | None = None
     html: str | None = None
     template: str | None = None
@@ -48,13 +54,15 @@ class Email:
         for name, value in self.headers.items():
             _no_crlf(f"Header {name}", name)
             _no_crlf(f"Header {name}", value)
+        if not self.subject and self.template is None:
+            raise MessageError("Email has no subject: give subject=, or a template with a .subject.txt variant.")
 
-    def rendered(self, templates: Templates | None, variables: Mapping[str, Any]) -> Email:
-        """This email with its template bodies rendered.
+    def rendered(self, templates: Templates | None, variables: Mapping[str, Any], locale: str | None = None) -> Email:
+        """This email with its template bodies (and subject, when it has none) rendered for ``locale``.
 
         Raises:
             TemplateError: no template folder, no ``.txt``/``.html`` variant, or a broken template.
-            MessageError: the result has neither text nor HTML.
+            MessageError: the result has neither text nor HTML, or no subject.
         """
         if self.template is None:
             if self.text is None and self.html is None:
@@ -66,7 +74,8 @@ class Email:
                 f"templates folder (set `templates = \"templates\"` on the Notifier).",
                 template=self.template,
             )
-        names = [f"{self.template}.txt", f"{self.template}.html"]
+        base = templates.variant(self.template, locale, _SUFFIXES)
+        names = [f"{base}.txt", f"{base}.html"]
         found = [name for name in names if templates.exists(name)]
         if not found:
             raise TemplateError(
@@ -74,10 +83,21 @@ class Email:
                 f"{templates.directory}.",
                 template=self.template,
             )
-        values = {**variables, "context": dict(self.context), **self.context}
+        values = {**variables, "locale": locale, "context": dict(self.context), **self.context}
         text = templates.render(names[0], values) if names[0] in found else self.text
         html = templates.render(names[1], values) if names[1] in found else self.html
-        return replace(self, text=text, html=html, template=None)
+        return replace(self, subject=self.subject or self._subject(templates, base, values), text=text, html=html,
+                       template=None)
+
+    def _subject(self, templates: Templates, base: str, values: dict[str, Any]) -> str:
+        name = f"{base}.subject.txt"
+        if not templates.exists(name):
+            raise MessageError(f"Email from template {self.template!r} has no subject: give subject=, "
+                               f"or add {name} to {templates.directory}.")
+        subject = re.sub(r"[ \t\r\n]+", " ", templates.render(name, values)).strip()  # one header line
+        if not subject:
+            raise MessageError(f"Template {name!r} rendered an empty subject.")
+        return subject
 
     def to_mime(self, to: Recipient, *, sender: str, key: str) -> EmailMessage:
         """The MIME message for ``to``, with a Message-ID derived from the delivery ``key``."""

@@ -47,12 +47,13 @@ class Event:
 
 
 def on(model: type[Stateful], trigger: str, *, to: str | Sequence[str],
-       channels: Sequence[str] = ("email",)) -> Callable[[F], F]:
+       channels: Sequence[str] = ("email",), required: bool = False) -> Callable[[F], F]:
     """Register a notifier method for ``trigger`` on ``model``, sent to the party or parties ``to``.
 
     The method is called as ``method(self, event, recipient)`` once per recipient and channel and
     returns the message (an :class:`Email`), or ``None`` to send nothing to that recipient.
-    Decorators stack: one method may answer several transitions.
+    Decorators stack: one method may answer several transitions. ``required=True`` (security or
+    legal mail) sends it even to recipients who opted out.
 
     Raises:
         RegistrationError: ``model`` is not a Stateful model, or the trigger or a party is unknown;
@@ -80,7 +81,7 @@ def on(model: type[Stateful], trigger: str, *, to: str | Sequence[str],
 
     def mark(method: F) -> F:
         marks = list(getattr(method, _MARK, ()))
-        marks.append((name, trigger, parties, tuple(channels)))
+        marks.append((name, trigger, parties, tuple(channels), required))
         setattr(method, _MARK, marks)
         return method
 
@@ -88,6 +89,7 @@ def on(model: type[Stateful], trigger: str, *, to: str | Sequence[str],
 
 
 def did_you_mean(word: str, known: Sequence[str]) -> str:
+    """`` Did you mean 'accept'?`` when ``word`` is close to one of ``known``, else ``""``."""
     close = difflib.get_close_matches(word, known, n=1)
     return f" Did you mean {close[0]!r}?" if close else ""
 
@@ -111,8 +113,8 @@ class Notifier:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for attr, value in list(vars(cls).items()):
-            for model, trigger, parties, channels in getattr(value, _MARK, ()):
-                registry.add(Registration(cls, attr, model, trigger, parties, channels))
+            for model, trigger, parties, channels, required in getattr(value, _MARK, ()):
+                registry.add(Registration(cls, attr, model, trigger, parties, channels, required))
         folder = cls.template_folder()
         if folder is not None and not folder.is_dir():
             raise RegistrationError(f"{cls.__qualname__}.templates: folder {folder} does not exist.")
@@ -147,4 +149,4 @@ class Notifier:
                 f"{type(self).__qualname__}.{method} returned {type(message).__name__}; return an Email or None."
             )
         variables = {"event": event, "recipient": recipient, "subject": event.subject}
-        return message.rendered(self.template_set(), variables)
+        return message.rendered(self.template_set(), variables, recipient.locale)

@@ -24,6 +24,7 @@ class Registration:
     trigger: str
     parties: tuple[str, ...]
     channels: tuple[str, ...]
+    required: bool = False
 
     @property
     def name(self) -> str:
@@ -51,6 +52,10 @@ class Registry:
     def for_transition(self, model: str, trigger: str) -> list[Registration]:
         """The registrations answering ``trigger`` on ``model``, in declaration order."""
         return list(self._by_transition.get((model, trigger), ()))
+
+    def names(self) -> set[str]:
+        """The names of every registered notifier method."""
+        return {registration.name for registration in self._by_name.values()}
 
     def channel_kinds(self) -> set[str]:
         """Every channel kind some registration sends through."""

@@ -9,6 +9,7 @@ from typing import Any
 import jinja2
 
 from .errors import TemplateError
+from .locales import FILTERS, locale_chain
 
 __all__ = ["Templates"]
 
@@ -24,7 +25,9 @@ class Templates:
     """A folder of Jinja2 templates.
 
     ``.html`` and ``.htm`` templates are autoescaped; printing a variable the context lacks is
-    an error rather than an empty string (testing it with ``{% if %}`` is allowed).
+    an error rather than an empty string (testing it with ``{% if %}`` is allowed). The filters
+    ``date``, ``datetime``, ``time``, ``number``, ``currency`` and ``percent`` format for the
+    recipient's locale.
     """
 
     def __init__(self, directory: str | Path) -> None:
@@ -35,10 +38,22 @@ class Templates:
             undefined=_Undefined,
             keep_trailing_newline=False,
         )
+        self._env.filters.update(FILTERS)
 
     def exists(self, name: str) -> bool:
         """Whether ``name`` is a file of this folder."""
         return (self.directory / name).is_file()
+
+    def variant(self, template: str, locale: str | None, suffixes: tuple[str, ...]) -> str:
+        """The most specific ``template.<locale>`` that has a file with one of ``suffixes``, else ``template``.
+
+        ``variant("loans/accepted", "pt_BR", (".txt", ".html"))`` tries ``loans/accepted.pt_BR``,
+        then ``loans/accepted.pt``, then gives ``loans/accepted``.
+        """
+        for name in locale_chain(locale):
+            if any(self.exists(f"{template}.{name}{suffix}") for suffix in suffixes):
+                return f"{template}.{name}"
+        return template
 
     def render(self, name: str, variables: dict[str, Any]) -> str:
         """Render template ``name`` with ``variables``.

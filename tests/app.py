@@ -84,3 +84,53 @@ class OrderNotifier(Notifier):
         if event.context.get("quiet"):
             return None
         return Email(subject=event.context.get("subject", "Order cancelled"), text="It is cancelled.")
+
+
+class Account(Stateful, Base):
+    """A member's account: locking it is security mail (required), unlocking it is not."""
+
+    __tablename__ = "shop_accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("shop_people.id"))
+    owner: Mapped[Person] = relationship()
+
+    workflow = Workflow(
+        states=["active", "locked"],
+        initial="active",
+        transitions=[["lock", "active", "locked"], ["unlock", "locked", "active"]],
+        parties={"owner": "owner"},
+    )
+
+
+class AccountNotifier(Notifier):
+    @on(Account, "lock", to="owner", channels=["email", "inapp"], required=True)
+    def locked(self, event: Event, recipient: Recipient) -> Email:
+        return Email(subject="Your account is locked", text="Someone tried your password too often.")
+
+    @on(Account, "unlock", to="owner", channels=["email", "inapp"])
+    def unlocked(self, event: Event, recipient: Recipient) -> Email:
+        return Email(subject="Your account is open again", text="Welcome back.")
+
+
+class Parcel(Stateful, Base):
+    """A parcel whose courier's system is told by webhook when it is ready to be picked up."""
+
+    __tablename__ = "shop_parcels"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    courier_id: Mapped[int] = mapped_column(ForeignKey("shop_people.id"))
+    courier: Mapped[Person] = relationship()
+
+    workflow = Workflow(
+        states=["packing", "ready"],
+        initial="packing",
+        transitions=[["release", "packing", "ready"]],
+        parties={"courier": "courier"},
+    )
+
+
+class ParcelNotifier(Notifier):
+    @on(Parcel, "release", to="courier", channels=["webhook"])
+    def released(self, event: Event, recipient: Recipient) -> Email:
+        return Email(subject=f"Parcel {event.key} is ready", text="Pick it up at the back door.")

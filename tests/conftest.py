@@ -1,16 +1,19 @@
 """Fixtures: the embedded default for unit tests (SQLite file, StubBroker, MemoryChannel), and the
-real services for integration tests (PostgreSQL, Redis, RabbitMQ, SMTP, worker processes)."""
+real services for integration tests (PostgreSQL, Redis, RabbitMQ, SMTP, HTTP, worker processes)."""
 
 from __future__ import annotations
 
 import email
 import email.policy
 import os
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -195,6 +198,129 @@ def smtp_server() -> Iterator[SMTPServer]:
     controller.start()
     yield server
     controller.stop()
+
+
+@dataclass(frozen=True)
+class HTTPReply:
+    """What the HTTP server answers: a status, headers and a body; ``hang`` never answers (until
+    teardown), ``hang_up`` closes the connection after answering without saying so."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    hang: bool = False
+    hang_up: bool = False
+
+
+@dataclass(frozen=True)
+class HTTPRequest:
+    """One request the HTTP server received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]  # names lowercased
+    body: bytes
+    port: int  # the client's port: one per connection
+    at: float  # time.monotonic() on arrival
+
+
+class HTTPServer:
+    """A real HTTP/1.1 server on loopback (keep-alive) that records requests and answers from a script.
+
+    :meth:`answer` sets the replies: each request takes the next, and the last one repeats.
+    """
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                reply = owner.record(HTTPRequest(self.command, self.path, headers, body, self.client_address[1],
+                                                 time.monotonic()))
+                if reply.hang:
+                    owner.released.wait(30)
+                    self.close_connection = True
+                    return
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+                self.close_connection = reply.hang_up
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            def shutdown_request(self, request: Any) -> None:
+                super().shutdown_request(request)
+                owner.hung_up.set()
+
+        self.requests: list[HTTPRequest] = []
+        self.replies: list[HTTPReply] = [HTTPReply()]
+        self.released = threading.Event()  # set at teardown: hanging handlers return
+        self.hung_up = threading.Event()  # set whenever the server closes a connection
+        self._lock = threading.Lock()
+        self._server = Server(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        self.port = self._server.server_address[1]
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/hooks/tidings"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+        self._thread.start()
+
+    def answer(self, *replies: HTTPReply) -> None:
+        """Answer the next requests with ``replies`` in turn, the last one from then on."""
+        with self._lock:
+            self.replies = list(replies)
+
+    def record(self, request: HTTPRequest) -> HTTPReply:
+        with self._lock:
+            self.requests.append(request)
+            return self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Release hanging handlers, stop serving and close the socket; wait for the thread (bounded)."""
+        self.released.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), f"the HTTP server thread did not stop within {timeout} s"
+
+
+@pytest.fixture
+def http_server() -> Iterator[HTTPServer]:
+    """A real HTTP server on 127.0.0.1 and a free port, answering 200 until told otherwise."""
+    server = HTTPServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def https_server(tmp_path: Path) -> Iterator[tuple[HTTPServer, Path]]:
+    """The same server behind TLS with a fresh self-signed certificate for 127.0.0.1, and that
+    certificate's file (for the client to trust). Needs the ``openssl`` command."""
+    if shutil.which("openssl") is None:
+        if CI:
+            pytest.fail("the openssl command is missing (CI=true: the TLS tests need it)")
+        pytest.skip("the openssl command is missing")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=30)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = HTTPServer(tls=context)
+    yield server, cert
+    server.stop()
 
 
 @pytest.fixture

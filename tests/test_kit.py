@@ -7,6 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from jobs.testing import Kit
+from notifiers import opt_out
+from sqlalchemy.orm import Session
+
+from tests.app import Account, Order, Person
 
 pytest_plugins = ["pytester"]
 
@@ -68,3 +73,69 @@ def test_random_order_twice_gives_the_same_results(user_project: pytest.Pytester
         result.stdout.fnmatch_lines([f"*randomly-seed={seed}*"])
         outcomes.append(result.parseoutcomes())
     assert outcomes[0] == outcomes[1] == {"passed": 5}
+
+
+# --- Skipped deliveries: opt-outs and notifiers that return None, with their reasons -----------------
+
+
+def opted_out_account(session: Session, **opt_out_of: str) -> Account:
+    """Ann's account, locked, Ann having opted out as told (of everything when told nothing)."""
+    account = Account(owner=Person(name="Ann", email="ann@example.com"), state="locked")
+    session.add(account)
+    session.flush()
+    opt_out(session, account.owner, **opt_out_of)
+    session.commit()
+    return account
+
+
+def test_skipped_lists_each_opted_out_delivery_with_its_reason(session: Session, tidings: Kit) -> None:
+    account = opted_out_account(session, channel="email")
+    account.unlock()
+    session.commit()
+    [skip] = tidings.skipped("ann@example.com")
+    assert (skip.channel, skip.trigger, skip.party, skip.reason) == ("email", "unlock", "owner", "Opted out of email.")
+    assert [n.channel for n in tidings.notifications("ann@example.com")] == ["inapp"]
+
+
+def test_a_notifier_returning_none_is_skipped_with_its_reason(session: Session, order: Order, tidings: Kit) -> None:
+    order.cancel(quiet=True)
+    session.commit()
+    skips = tidings.assert_skipped("bea@example.com", reason="returned None", count=1)
+    assert skips[0].notifier.endswith("OrderNotifier.cancelled")
+    assert tidings.notifications("bea@example.com") == []
+
+
+def test_required_mail_is_not_skipped_by_an_opt_out(session: Session, tidings: Kit) -> None:
+    account = opted_out_account(session)
+    account.unlock()
+    account.lock()
+    session.commit()
+    assert {(s.trigger, s.channel) for s in tidings.skipped()} == {("unlock", "email"), ("unlock", "inapp")}
+    tidings.assert_notified("ann@example.com", trigger="lock", count=2)
+
+
+def test_assert_skipped_lists_what_was_skipped_when_nothing_matches(session: Session, tidings: Kit) -> None:
+    account = opted_out_account(session, channel="inapp")
+    account.unlock()
+    session.commit()
+    with pytest.raises(AssertionError) as failure:
+        tidings.assert_skipped("ann@example.com", channel="email")
+    assert str(failure.value) == (
+        "Expected at least one skip(s) matching to='ann@example.com', channel='email'; found 0.\n"
+        f"Skipped:\n  Account {account.id} 'unlock' -> owner <ann@example.com> by inapp: Opted out of inapp.")
+
+
+def test_clear_forgets_skipped_deliveries_too(session: Session, tidings: Kit) -> None:
+    account = opted_out_account(session)
+    account.unlock()
+    session.commit()
+    tidings.clear()
+    assert tidings.skipped() == []
+    account.lock()
+    account.unlock()
+    session.commit()
+    assert len(tidings.skipped(trigger="unlock")) == 2
+
+
+def test_nothing_is_skipped_before_anything_is_committed(tidings: Kit) -> None:
+    assert tidings.skipped() == []

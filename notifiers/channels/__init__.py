@@ -5,14 +5,19 @@ from __future__ import annotations
 from .base import Channel
 from .console import ConsoleChannel
 from .files import FileChannel
+from .inapp import InAppChannel
 from .memory import MemoryChannel, Sent
 from .smtp import SMTPChannel
+from .webhook import WebhookChannel, verify_signature
 
 __all__ = [
     "Channel",
     "ConsoleChannel",
     "FileChannel",
+    "InAppChannel",
     "MemoryChannel",
     "SMTPChannel",
     "Sent",
+    "WebhookChannel",
+    "verify_signature",
 ]

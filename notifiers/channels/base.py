@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from ..recipients import Recipient
 
@@ -24,8 +24,9 @@ class Channel:
     by hand), for channels whose payload carries it, such as webhooks.
     """
 
-    #: The name that ``@on(..., channels=[...])`` uses for this kind of channel.
-    kind: ClassVar[str] = "email"
+    #: The name that ``@on(..., channels=[...])`` uses for this kind of channel. A class default
+    #: that an instance may override (one ``WebhookChannel`` per endpoint, each its own kind).
+    kind: str = "email"
 
     def send(self, message: Any, to: Recipient, *, key: str, event: Event | None = None) -> None:
         """Send ``message`` to ``to``."""

@@ -85,10 +85,10 @@ def test_the_channel_gets_the_transition_and_the_recipient_as_a_row_reference(
     assert (sent["bea@example.com"].event.trigger, sent["bea@example.com"].event.actor) == ("pay", "clerk")
 
 
-def test_a_retry_after_from_the_channel_sets_the_retry_delay(broker: StubBroker, engine: object, session: Session,
-                                                             order: Order) -> None:
-    channel = Flaky(TransientChannelError("429 slow down", channel="webhook", retry_after=30), failures=1)
-    use_channel(broker, engine, channel)
+def retry_delay(broker: StubBroker, engine: object, session: Session, order: Order, retry_after: float) -> int:
+    """The delay of the retry after a channel asked to wait ``retry_after`` seconds (max backoff: 40 ms)."""
+    use_channel(broker, engine, Flaky(TransientChannelError("429 slow down", channel="webhook",
+                                                            retry_after=retry_after), failures=1))
     order.watchers = []
     order.cancel()
     session.commit()
@@ -96,9 +96,19 @@ def test_a_retry_after_from_the_channel_sets_the_retry_delay(broker: StubBroker,
     [delivery_id] = session.scalars(select(Delivery.id))
     with pytest.raises(dramatiq.Retry) as retry:
         deliver.fn(delivery_id)
-    assert retry.value.delay == 30_000
     session.rollback()
     assert session.get(Delivery, delivery_id).status == Status.PENDING  # type: ignore[union-attr]
+    return int(retry.value.delay or 0)
+
+
+def test_a_retry_after_from_the_channel_sets_the_retry_delay(broker: StubBroker, engine: object, session: Session,
+                                                             order: Order) -> None:
+    assert retry_delay(broker, engine, session, order, retry_after=0.03) == 30
+
+
+def test_a_retry_after_is_capped_at_the_longest_backoff(broker: StubBroker, engine: object, session: Session,
+                                                        order: Order) -> None:
+    assert retry_delay(broker, engine, session, order, retry_after=3600) == 40
 
 
 def test_a_notifier_returning_none_is_recorded_as_skipped(broker: StubBroker, session: Session, order: Order,

@@ -7,11 +7,12 @@ from collections.abc import Callable
 import pytest
 from jobs import Delivery, Status, TransitionNotFound
 from jobs.fanout import fan_out
+from notifiers import opt_out
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord
 
-from tests.app import Order
+from tests.app import Account, Order, Person
 
 
 def test_one_delivery_per_party_recipient_and_channel(session: Session, order: Order) -> None:
@@ -54,3 +55,20 @@ def test_a_party_without_an_address_is_recorded_as_failed(session: Session, orde
     assert len(fan_out(session, record.id)) == 1
     failed = session.scalars(select(Delivery).where(Delivery.status == Status.FAILED)).one()
     assert failed.party == "buyer" and "has no email address" in (failed.last_error or "")
+
+
+def test_an_opted_out_recipient_gets_a_skipped_delivery_with_the_reason(session: Session) -> None:
+    account = Account(owner=Person(name="Ann", email="ann@example.com"))
+    session.add(account)
+    session.commit()
+    opt_out(session, account.owner, channel="email")
+    account.lock()
+    session.commit()
+    account.unlock()
+    session.commit()
+    for record in session.scalars(select(TransitionRecord).order_by(TransitionRecord.id)).all():
+        fan_out(session, record.id)
+    rows = session.scalars(select(Delivery).order_by(Delivery.id)).all()
+    assert [(d.notifier.rsplit(".", 1)[1], d.channel, d.status, d.last_error) for d in rows] == [
+        ("locked", "email", Status.PENDING, None), ("locked", "inapp", Status.PENDING, None),
+        ("unlocked", "email", Status.SKIPPED, "Opted out of email."), ("unlocked", "inapp", Status.PENDING, None)]

@@ -1,0 +1,269 @@
+"""The issue tracker, tested as its users would: with the ``tidings`` fixture Tidings installs."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+from wsgiref.util import setup_testing_defaults
+
+import pytest
+import workflow
+from jobs.testing import Kit
+from notifiers import Email, InAppChannel, Inbox, Recipient, opt_out
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+
+from examples.issues.models import Base, Issue, User
+from examples.issues.notifications import IssueNotifier  # noqa: F401 - registers the notifier
+from examples.issues.web import WSGIApp, inbox_app
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Iterator[Session]:
+    """A session inside an outer transaction that is rolled back after the test."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'issues.db'}")
+    Base.metadata.create_all(engine)
+    workflow.metadata.create_all(engine)
+    with engine.connect() as connection:
+        outer = connection.begin()
+        with Session(bind=connection, join_transaction_mode="create_savepoint") as session:
+            yield session
+        outer.rollback()
+    engine.dispose()
+
+
+@dataclass
+class Cast:
+    """The people of the tests: Ann filed the issue, Bob fixes things, the rest watch it."""
+
+    ann: User
+    bob: User
+    cleo: User
+    dieter: User
+    eve: User
+
+
+@pytest.fixture
+def cast(session: Session) -> Cast:
+    """Five people; Dieter reads German."""
+    cast = Cast(ann=User(name="Ann", email="ann@example.com"), bob=User(name="Bob", email="bob@example.com"),
+                cleo=User(name="Cleo", email="cleo@example.com"),
+                dieter=User(name="Dieter", email="dieter@example.com", locale="de"),
+                eve=User(name="Eve", email="eve@example.com"))
+    session.add_all(vars(cast).values())
+    session.commit()
+    return cast
+
+
+@pytest.fixture
+def issue(session: Session, cast: Cast) -> Issue:
+    """Ann's issue, watched by Cleo, Dieter and Eve, assigned to nobody yet."""
+    issue = Issue(title="Printing crashes on A5 paper", author=cast.ann, watchers=[cast.cleo, cast.dieter, cast.eve])
+    session.add(issue)
+    session.commit()
+    return issue
+
+
+def received(tidings: Kit, user: User) -> list[tuple[str, str]]:
+    """What ``user`` was sent, as sorted (trigger, channel) pairs."""
+    return sorted((n.trigger, n.channel) for n in tidings.notifications(user.email))
+
+
+def test_three_hundred_watchers_each_get_what_their_preferences_and_locale_say(
+        session: Session, cast: Cast, issue: Issue, tidings: Kit) -> None:
+    # Given 300 watchers: Cleo opted out of email, Eve of everything, Dieter reads German
+    issue.watchers.extend(User(name=f"Watcher {n}", email=f"watcher{n}@example.com") for n in range(297))
+    opt_out(session, cast.cleo, channel="email")
+    opt_out(session, cast.eve)
+    session.commit()
+
+    # When Ann updates her issue (ordinary mail), then flags it as a security issue (required mail)
+    issue.update(actor=cast.ann, summary="Added the steps to reproduce")
+    session.commit()
+    issue.flag_security(actor=cast.ann, disclose_on="2026-12-15")
+    session.commit()
+
+    # Then each watcher receives exactly what their choices allow, on each channel
+    everything = [("flag_security", "email"), ("flag_security", "inapp"), ("update", "email"), ("update", "inapp")]
+    assert received(tidings, cast.cleo) == [("flag_security", "email"), ("flag_security", "inapp"),
+                                            ("update", "inapp")]
+    assert received(tidings, cast.eve) == [("flag_security", "email"), ("flag_security", "inapp")]
+    assert received(tidings, cast.dieter) == everything
+    assert received(tidings, cast.ann) == []  # she made both changes
+    others = [watcher for watcher in issue.watchers if watcher not in (cast.cleo, cast.dieter, cast.eve)]
+    assert len(others) == 297 and all(received(tidings, watcher) == everything for watcher in others)
+    tidings.assert_sent_count(300 * 2 * 2 - 1 - 2)  # 300 watchers, 2 channels, 2 changes; Cleo's and Eve's skips
+
+    # ... and Dieter reads German: subject, text and dates
+    [update] = tidings.notifications(cast.dieter.email, trigger="update", channel="email")
+    assert update.subject == f"[#{issue.id}] Printing crashes on A5 paper: geändert von Ann"
+    assert "Was sich geändert hat: Added the steps to reproduce" in update.text
+    [flagged] = tidings.notifications(cast.dieter.email, trigger="flag_security", channel="inapp")
+    assert flagged.subject == f"[#{issue.id}] Sicherheitslücke: Details unter Sperrfrist"
+    assert "bis zum 15.12.2026 nicht öffentlich" in flagged.text
+    [english] = tidings.notifications(cast.cleo.email, trigger="flag_security", channel="email")
+    assert "hidden from the public until Dec 15, 2026" in english.text
+
+    # ... and what was held back is recorded as skipped, with the reason
+    assert [(s.trigger, s.channel, s.reason) for s in tidings.skipped(cast.cleo.email)] == [
+        ("update", "email", "Opted out of email.")]
+    assert [(s.trigger, s.channel, s.reason) for s in tidings.skipped(cast.eve.email)] == [
+        ("update", "email", "Opted out of all notifications."), ("update", "inapp", "Opted out of all notifications.")]
+    assert tidings.skipped(cast.dieter.email) == []
+    tidings.assert_skipped(cast.ann.email, reason="The notifier returned None for this recipient.", count=4)
+
+
+def test_an_update_tells_the_author_and_every_watcher_by_email_and_in_app(
+        session: Session, cast: Cast, issue: Issue, tidings: Kit) -> None:
+    issue.update(actor=cast.bob, summary="Narrowed it down to the A5 tray")
+    session.commit()
+    for user in (cast.ann, cast.cleo, cast.dieter, cast.eve):
+        assert received(tidings, user) == [("update", "email"), ("update", "inapp")]
+    tidings.assert_notified(cast.ann.email, party="author", subject="updated by Bob",
+                            body="You receive this because you filed the issue.", count=2)
+    tidings.assert_notified(cast.cleo.email, party="watchers", body="because you watch the issue", count=2)
+    tidings.assert_sent_count(8)
+
+
+def test_nobody_is_told_of_their_own_change(session: Session, cast: Cast, issue: Issue, tidings: Kit) -> None:
+    issue.update(actor=cast.cleo, summary="Same on A6")
+    session.commit()
+    assert received(tidings, cast.cleo) == []
+    tidings.assert_skipped(cast.cleo.email, reason="returned None", count=2)
+    tidings.assert_sent_count(6)
+
+
+def test_assigning_tells_the_assignee_it_is_theirs_and_the_others_who_has_it(
+        session: Session, cast: Cast, issue: Issue, tidings: Kit) -> None:
+    issue.assign(actor=cast.ann, assignee_id=cast.bob.id)
+    session.commit()
+    assert issue.assignee is cast.bob
+    [mine] = tidings.notifications(cast.bob.email, channel="email")
+    assert (mine.party, mine.subject) == ("assignee", f"[#{issue.id}] Assigned to you: Printing crashes on A5 paper")
+    assert "Ann assigned issue" in mine.text and "to you." in mine.text
+    tidings.assert_notified(cast.cleo.email, channel="email", subject="assigned to Bob", count=1)
+    tidings.assert_notified(cast.dieter.email, channel="email", subject="Bob zugewiesen", count=1)
+
+
+def test_assigning_to_an_unknown_user_is_refused_and_tells_nobody(
+        session: Session, cast: Cast, issue: Issue, tidings: Kit) -> None:
+    with pytest.raises(ValueError, match="cannot be assigned to user 999: no such user"):
+        issue.assign(actor=cast.ann, assignee_id=999)
+    session.commit()
+    assert issue.assignee is None
+    tidings.assert_nothing_sent()
+
+
+def test_closing_gives_the_date_and_time_spent_in_each_readers_language(
+        session: Session, cast: Cast, issue: Issue, tidings: Kit) -> None:
+    record = issue.close(actor=cast.bob, resolution="fixed", hours_spent=3.5)
+    session.commit()
+    day = record.created_at
+    [english] = tidings.notifications(cast.cleo.email, channel="email")
+    assert f"on {day:%b} {day.day}, {day.year} as fixed." in english.text
+    assert "Time spent: 3.5 hours." in english.text
+    [german] = tidings.notifications(cast.dieter.email, channel="email")
+    assert german.subject == f"[#{issue.id}] Geschlossen: Printing crashes on A5 paper"
+    assert f"am {day:%d.%m.%Y} geschlossen (behoben)." in german.text
+    assert "Aufgewendete Zeit: 3,5 Stunden." in german.text
+
+
+def test_someone_in_several_parties_is_told_once(session: Session, cast: Cast, issue: Issue, tidings: Kit) -> None:
+    issue.watchers.append(cast.ann)  # the author watches her own issue
+    session.commit()
+    issue.update(actor=cast.bob)
+    session.commit()
+    [email] = tidings.notifications(cast.ann.email, channel="email")
+    assert email.party == "author"
+
+
+def test_an_issue_is_flagged_as_a_security_issue_once(session: Session, cast: Cast, issue: Issue, tidings: Kit) -> None:
+    issue.flag_security(actor=cast.bob)
+    session.commit()
+    tidings.clear()
+    with pytest.raises(workflow.ConditionFailed, match="unless is_security"):
+        issue.flag_security(actor=cast.bob)
+    session.rollback()
+    tidings.assert_nothing_sent()
+
+
+def test_a_closed_issue_can_be_reopened_and_everyone_hears_why(
+        session: Session, cast: Cast, issue: Issue, tidings: Kit) -> None:
+    issue.close(actor=cast.bob, resolution="fixed")
+    session.commit()
+    tidings.clear()
+    issue.reopen(actor=cast.ann, reason="Still crashes on A5 landscape")
+    session.commit()
+    tidings.assert_notified(cast.eve.email, channel="inapp", subject="Reopened", body="Why: Still crashes", count=1)
+    tidings.assert_notified(cast.dieter.email, channel="email", subject="Wieder geöffnet", count=1)
+
+
+def test_a_rolled_back_assignment_tells_nobody(session: Session, cast: Cast, issue: Issue, tidings: Kit) -> None:
+    issue.assign(actor=cast.ann, assignee_id=cast.bob.id)
+    session.rollback()
+    tidings.assert_nothing_sent()
+
+
+# --- The inbox page (web.py), called as a WSGI application ----------------------------------------
+
+
+def call(app: WSGIApp, method: str, path: str,
+         form: dict[str, list[str]] | None = None) -> tuple[str, dict[str, str], str]:
+    """One request to ``app``: its status, headers and page."""
+    body = urlencode(form or {}, doseq=True).encode()
+    environ: dict[str, object] = {}
+    setup_testing_defaults(environ)
+    environ.update({"REQUEST_METHOD": method, "PATH_INFO": path, "CONTENT_LENGTH": str(len(body)),
+                    "CONTENT_TYPE": "application/x-www-form-urlencoded", "wsgi.input": io.BytesIO(body)})
+    answer: dict[str, object] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        answer.update(status=status, headers=dict(headers))
+
+    page = b"".join(app(environ, start_response)).decode()
+    return str(answer["status"]), dict(answer["headers"]), page  # type: ignore[call-overload]
+
+
+@pytest.fixture
+def inbox_page(session: Session, cast: Cast) -> WSGIApp:
+    """The inbox web app on the test's connection, with three items in Dieter's inbox and one in Cleo's."""
+    channel = InAppChannel(session.connection())  # what the worker's in-app channel does for each delivery
+    dieter = Recipient(cast.dieter.email, ref=f"User:{cast.dieter.id}")
+    cleo = Recipient(cast.cleo.email, ref=f"User:{cast.cleo.id}")
+    for n, subject in enumerate(["Geändert", "Zugewiesen", "<Geschlossen>"]):
+        channel.send(Email(subject=subject, text=f"Text {n}"), dieter, key=f"dieter-{n}")
+    channel.send(Email(subject="Updated", text="Cleo's"), cleo, key="cleo-0")
+    session.commit()
+    return inbox_app(session.connection())
+
+
+def test_the_inbox_page_shows_the_unread_count_and_the_newest_items_first(inbox_page: WSGIApp, cast: Cast) -> None:
+    status, headers, page = call(inbox_page, "GET", f"/users/{cast.dieter.id}/inbox")
+    assert (status, headers["Content-Type"]) == ("200 OK", "text/html; charset=utf-8")
+    assert "<span id=unread>3</span> unread" in page
+    assert page.index("&lt;Geschlossen&gt;") < page.index("Zugewiesen") < page.index("Geändert")
+    assert "Cleo's" not in page
+
+
+def test_marking_ticked_items_read_redirects_back_and_lowers_the_count(
+        inbox_page: WSGIApp, session: Session, cast: Cast) -> None:
+    first = Inbox(session, cast.dieter).items()[-1]
+    status, headers, _ = call(inbox_page, "POST", f"/users/{cast.dieter.id}/inbox/read", {"item": [str(first.id)]})
+    assert (status, headers["Location"]) == ("303 See Other", f"/users/{cast.dieter.id}/inbox")
+    assert "<span id=unread>2</span> unread" in call(inbox_page, "GET", headers["Location"])[2]
+    call(inbox_page, "POST", f"/users/{cast.dieter.id}/inbox/read", {"all": ["1"]})
+    assert Inbox(session, cast.dieter).unread_count() == 0
+
+
+def test_nobody_can_mark_another_users_items_read(inbox_page: WSGIApp, session: Session, cast: Cast) -> None:
+    [cleos] = Inbox(session, cast.cleo).items()
+    call(inbox_page, "POST", f"/users/{cast.dieter.id}/inbox/read", {"item": [str(cleos.id)]})
+    assert Inbox(session, cast.cleo).unread_count() == 1
+
+
+def test_an_unknown_user_or_method_is_refused(inbox_page: WSGIApp, cast: Cast) -> None:
+    assert call(inbox_page, "GET", "/users/999/inbox")[0] == "404 Not Found"
+    assert call(inbox_page, "POST", f"/users/{cast.dieter.id}/inbox")[0] == "405 Method Not Allowed"

@@ -1,0 +1,43 @@
+"""What a user, and the administrators, hear at each step of an account's life."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from notifiers import Email, Event, Notifier, Recipient, on
+
+from .models import User
+
+#: How long a password reset link works.
+RESET_LINK_LIFETIME = dt.timedelta(hours=1)
+#: How long a closed account's data is kept before it is deleted.
+RETENTION = dt.timedelta(days=30)
+
+
+class AccountNotifier(Notifier):
+    """Tells the user of each step, and the other administrators of each signup."""
+
+    templates = "templates"
+
+    @on(User, "sign_up", to="user")
+    def confirm_address(self, event: Event, recipient: Recipient) -> Email:
+        return Email(template="accounts/confirm_address")
+
+    @on(User, "sign_up", to="administrators", channels=["email", "inapp"])
+    def new_signup(self, event: Event, recipient: Recipient) -> Email:
+        return Email(template="accounts/new_signup")
+
+    @on(User, "activate", to="user", channels=["email", "inapp"])
+    def welcome(self, event: Event, recipient: Recipient) -> Email:
+        return Email(template="accounts/welcome")
+
+    # Required: someone asked to change this account's password; its owner must hear of it even
+    # after opting out of email, whether to use the link or to know that someone else tried.
+    @on(User, "reset_password", to="user", required=True)
+    def password_reset(self, event: Event, recipient: Recipient) -> Email:
+        return Email(template="accounts/password_reset",
+                     context={"expires_at": event.created_at + RESET_LINK_LIFETIME})
+
+    @on(User, "close", to="user")
+    def closed(self, event: Event, recipient: Recipient) -> Email:
+        return Email(template="accounts/closed", context={"deleted_on": (event.created_at + RETENTION).date()})

@@ -1,0 +1,172 @@
+"""Recipient preferences: opting out of (or back into) a notifier, a channel, or both.
+
+Preferences live in the application's database (``tidings_preferences``, in
+``workflow.metadata``), under the recipient's :attr:`~notifiers.Recipient.ref`. They are read
+when a transition is fanned out, in the worker, so the request pays nothing for them. The most
+specific preference wins: a notifier method over its notifier class, a notifier over "every
+notifier", and, at the same level, one naming a channel over one that does not. A notifier
+registered with ``@on(..., required=True)`` (security or legal mail) ignores opt-outs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sqlalchemy import Boolean, DateTime, Index, String, UniqueConstraint, inspect, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from workflow import TidingsBase, actor_reference, utcnow
+
+from .errors import RegistrationError
+from .recipients import Recipient
+from .registry import Registration, registry
+
+__all__ = ["Preference", "opt_in", "opt_out", "preferences_of", "skip_reasons"]
+
+_CHUNK = 500  # refs per IN (...) query: well under every database's parameter limit
+
+
+class Preference(TidingsBase):
+    """One choice of one recipient: ``enabled`` or not, for a notifier and/or a channel ("" = any)."""
+
+    __tablename__ = "tidings_preferences"
+    __table_args__ = (
+        UniqueConstraint("recipient", "notifier", "channel", name="uq_tidings_preferences_choice"),
+        Index("ix_tidings_preferences_recipient", "recipient"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    recipient: Mapped[str] = mapped_column(String(255))
+    notifier: Mapped[str] = mapped_column(String(255), default="")
+    channel: Mapped[str] = mapped_column(String(64), default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    def __repr__(self) -> str:
+        what = " by ".join(part for part in (_short(self.notifier), self.channel) if part) or "everything"
+        return f"<Preference {self.recipient}: {'in' if self.enabled else 'out'} of {what}>"
+
+
+def opt_out(session: Session, recipient: object, *, notifier: object = None, channel: str | None = None) -> Preference:
+    """Record that ``recipient`` does not want ``notifier`` (and/or ``channel``); in the caller's transaction.
+
+    Args:
+        recipient: a mapped row (e.g. a ``User``), a :class:`Recipient`, or its ref / address.
+        notifier: a Notifier class, one of its ``@on`` methods, or its dotted name; ``None`` for all.
+        channel: a channel kind such as ``"email"``; ``None`` for all.
+
+    Raises:
+        RegistrationError: ``notifier`` is not a notifier, or ``channel`` is not a channel name.
+    """
+    return _choose(session, recipient, notifier, channel, enabled=False)
+
+
+def opt_in(session: Session, recipient: object, *, notifier: object = None, channel: str | None = None) -> Preference:
+    """Record that ``recipient`` wants ``notifier`` (and/or ``channel``), overriding a broader opt-out.
+
+    Raises:
+        RegistrationError: ``notifier`` is not a notifier, or ``channel`` is not a channel name.
+    """
+    return _choose(session, recipient, notifier, channel, enabled=True)
+
+
+def preferences_of(session: Session, recipient: object) -> list[Preference]:
+    """Every preference ``recipient`` has recorded, broadest first."""
+    rows = session.scalars(select(Preference).where(Preference.recipient == ref_of(recipient)))
+    return sorted(rows, key=lambda p: _rank(p.notifier, p.channel))
+
+
+def skip_reasons(session: Session, refs: Iterable[str]) -> Callable[[str, Registration, str], str | None]:
+    """Load the preferences of ``refs`` at once; return ``reason(ref, registration, channel)``.
+
+    ``reason`` gives why that recipient must not get that notification through that channel
+    (e.g. ``"opted out of email"``), or ``None`` to send it.
+    """
+    choices: dict[str, list[tuple[str, str, bool]]] = {}
+    wanted = sorted(set(refs))
+    for start in range(0, len(wanted), _CHUNK):
+        query = select(Preference.recipient, Preference.notifier, Preference.channel, Preference.enabled)
+        for ref, notifier, channel, enabled in session.execute(
+                query.where(Preference.recipient.in_(wanted[start:start + _CHUNK]))):
+            choices.setdefault(ref, []).append((notifier, channel, enabled))
+
+    def reason(ref: str, registration: Registration, channel: str) -> str | None:
+        if registration.required or ref not in choices:
+            return None
+        name = registration.name
+        matching = [(n, c, enabled) for n, c, enabled in choices[ref]
+                    if (not n or name == n or name.startswith(n + ".")) and c in ("", channel)]
+        if not matching:
+            return None
+        notifier, chosen_channel, enabled = max(matching, key=lambda m: _rank(m[0], m[1]))
+        if enabled:
+            return None
+        what = " by ".join(part for part in (_short(notifier), chosen_channel) if part) or "all notifications"
+        return f"Opted out of {what}."
+
+    return reason
+
+
+def ref_of(recipient: object) -> str:
+    """The ref preferences are kept under: ``"User:42"`` for a mapped row, an address in lower case.
+
+    Raises:
+        RegistrationError: ``recipient`` is empty or of another kind.
+    """
+    if isinstance(recipient, Recipient):
+        return recipient.ref
+    if isinstance(recipient, str) and recipient.strip():
+        return recipient.strip().lower() if "@" in recipient else recipient.strip()
+    if inspect(recipient, raiseerr=False) is not None:
+        return actor_reference(recipient) or ""
+    raise RegistrationError(f"{recipient!r} is not a recipient: give a mapped row, a Recipient, a ref or an address.")
+
+
+def _choose(session: Session, recipient: object, notifier: object, channel: str | None, *,
+            enabled: bool) -> Preference:
+    ref, name = ref_of(recipient), _notifier_name(notifier)
+    if channel is not None and (not isinstance(channel, str) or not channel.isidentifier()):
+        raise RegistrationError(f"Channel {channel!r} is not a channel name such as 'email' or 'inapp'.")
+    found = session.scalar(select(Preference).where(Preference.recipient == ref, Preference.notifier == name,
+                                                    Preference.channel == (channel or "")))
+    if found is None:
+        found = Preference(recipient=ref, notifier=name, channel=channel or "")
+        session.add(found)
+    found.enabled, found.updated_at = enabled, utcnow()
+    return found
+
+
+def _notifier_name(notifier: object) -> str:
+    from .notifier import _MARK, Notifier, did_you_mean
+
+    if notifier is None:
+        return ""
+    if isinstance(notifier, str) and notifier.strip():
+        name = notifier.strip()
+        known = sorted(registry.names())
+        if not any(n == name or n.startswith(name + ".") for n in known):
+            raise RegistrationError(f"No notifier {name!r} is registered (import its module first); "
+                                    f"known: {', '.join(known) or 'none'}.{did_you_mean(name, known)}")
+        return name
+    if isinstance(notifier, type) and issubclass(notifier, Notifier):
+        return f"{notifier.__module__}.{notifier.__qualname__}"
+    if callable(notifier) and hasattr(notifier, _MARK):
+        function: Any = notifier
+        return f"{function.__module__}.{function.__qualname__}"
+    raise RegistrationError(f"{notifier!r} is not a notifier: give a Notifier class, one of its @on methods, "
+                            f"or its dotted name.")
+
+
+def _rank(notifier: str, channel: str) -> tuple[int, bool]:
+    return notifier.count(".") + bool(notifier), bool(channel)
+
+
+def _short(notifier: str) -> str:
+    """``"myapp.notifications.LoanNotifier.accepted"`` -> ``"LoanNotifier.accepted"``."""
+    parts = notifier.split(".")
+    for index, part in enumerate(parts):
+        if part[:1].isupper():
+            return ".".join(parts[index:])
+    return notifier
+
