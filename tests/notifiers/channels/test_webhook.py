@@ -288,7 +288,8 @@ def test_a_503_with_retry_after_then_a_200_ends_sent_after_two_attempts(
     session.add(parcel)
     session.commit()
     with webhook(http_server) as hook:
-        jobs.configure(broker=broker, engine=engine, channels={"email": mailbox, "webhook": hook})
+        jobs.configure(broker=broker, engine=engine, channels={"email": mailbox, "webhook": hook},
+                       max_backoff_ms=5_000)  # Retry-After is honoured up to the longest backoff
         # When the parcel is released and the workers run
         parcel.release(actor="packer")
         session.commit()
