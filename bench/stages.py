@@ -31,13 +31,14 @@ def timed(stage: str, function: Callable[..., Any]) -> Callable[..., Any]:
     """``function``, adding its wall time to ``stage``."""
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         try:
             return function(*args, **kwargs)
         finally:
-            took = time.perf_counter() - start
+            took, used = time.perf_counter() - start, time.thread_time() - cpu
             with _lock:
                 _totals[stage] += took
+                _totals[f"{stage}, CPU"] += used
                 _counts[stage] += 1
     return wrapper
 
@@ -49,17 +50,20 @@ class Stages(dramatiq.Middleware):
         self.folder = folder
 
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
-        _started.at = time.perf_counter()
+        _started.at, _started.cpu = time.perf_counter(), time.thread_time()
 
     def after_process_message(self, broker: dramatiq.Broker, message: Any, *, result: Any = None,
                               exception: BaseException | None = None) -> None:
         took = time.perf_counter() - getattr(_started, "at", time.perf_counter())
+        cpu = time.thread_time() - getattr(_started, "cpu", time.thread_time())
         with _lock:
             _totals[f"message {message.actor_name}"] += took
             _counts[f"message {message.actor_name}"] += 1
+            _totals[f"message {message.actor_name}, CPU of its thread"] += cpu
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
         with _lock:
+            _totals["process CPU (every thread)"] = time.process_time()
             data = {"totals": dict(_totals), "counts": dict(_counts)}
         (self.folder / f"{os.getpid()}.json").write_text(json.dumps(data))
 
@@ -72,10 +76,10 @@ def install(folder: Path) -> None:
         from jobs import delivery, fanout
         from notifiers import SMTPChannel
 
-        delivery._claim = timed("claim", delivery._claim)  # type: ignore[attr-defined]
-        delivery._compose = timed("render", delivery._compose)  # type: ignore[attr-defined]
+        delivery.claim = timed("claim", delivery.claim)
+        delivery._compose = timed("load + render", delivery._compose)  # type: ignore[attr-defined]
         delivery._finish = timed("mark", delivery._finish)  # type: ignore[attr-defined]
-        fanout.fan_out = timed("fan-out", fanout.fan_out)
+        fanout.plan = timed("fan-out (plan, write, claim)", fanout.plan)
         SMTPChannel.send = timed("send", SMTPChannel.send)  # type: ignore[method-assign]
     broker = dramatiq.get_broker() if "jobs" in sys.modules else None
     if "bench.bare_actor" in sys.modules:

@@ -104,15 +104,21 @@ def start_worker(modules: list[str], env: dict[str, str]) -> subprocess.Popen[by
 
 
 def stop_worker(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the worker's process group (a graceful shutdown), then SIGKILL it after 30 s."""
+    """SIGTERM the worker's master, which shuts its processes down gracefully; then SIGKILL the group.
+
+    The master forwards the signal: sending it to the whole group would make each process get
+    it twice, which Dramatiq takes as "kill now".
+    """
     try:
-        os.killpg(process.pid, signal.SIGTERM)
+        process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # whatever is left of the group, orphans included
     except ProcessLookupError:
         pass
+    process.wait(timeout=10)
 
 
 def group_cpu(group: int) -> float:
@@ -147,7 +153,7 @@ def run_worker(modules: list[str], env: dict[str, str], handler: Sink, count: in
     return Run(times[:count], cpu_last - cpu_first)
 
 
-def bare(queue: str) -> Run:
+def bare(queue: str, *, stages: Path | None = None) -> Run:
     """A bare Dramatiq run: ``COUNT`` messages, each sending one mail."""
     with sink() as (handler, port):
         env = {"BENCH_REDIS_URL": REDIS_URL, "BENCH_QUEUE": queue, "BENCH_SMTP_HOST": "127.0.0.1",
@@ -157,7 +163,11 @@ def bare(queue: str) -> Run:
 
         for number in range(COUNT):
             bare_send.send(number)
-        return run_worker(["bench.bare_actor:broker"], env, handler, COUNT)
+        modules = ["bench.bare_actor:broker"]
+        if stages is not None:
+            env["BENCH_STAGES"] = str(stages)
+            modules.append("bench.stages")
+        return run_worker(modules, env, handler, COUNT)
 
 
 def tidings(queue: str, database_url: str, *, stages: Path | None = None) -> Run:
@@ -190,7 +200,7 @@ def tidings(queue: str, database_url: str, *, stages: Path | None = None) -> Run
 def profile(queue: str, database_url: str) -> None:
     """One more Tidings run and one more bare run with stage timers; print where the time goes."""
     rows = []
-    for label, go in (("bare Dramatiq", lambda folder: bare_profiled(f"{queue}_bare", folder)),
+    for label, go in (("bare Dramatiq", lambda folder: bare(f"{queue}_bare", stages=folder)),
                       ("Tidings", lambda folder: tidings(f"{queue}_tidings", database_url, stages=folder))):
         with tempfile.TemporaryDirectory() as folder:
             run = go(Path(folder))
@@ -203,21 +213,6 @@ def profile(queue: str, database_url: str) -> None:
     print("Where a worker's time goes (profile run, thread wall time per delivery in ms; 16 threads share "
           "2 CPUs with PostgreSQL, Redis and the SMTP server, so waits for the CPU are included):\n")
     table(rows, ["worker", "stage", "ms per delivery"])
-
-
-def bare_profiled(queue: str, folder: Path) -> Run:
-    os.environ["BENCH_STAGES"] = str(folder)
-    try:
-        with sink() as (handler, port):
-            env = {"BENCH_REDIS_URL": REDIS_URL, "BENCH_QUEUE": queue, "BENCH_SMTP_HOST": "127.0.0.1",
-                   "BENCH_SMTP_PORT": str(port), "BENCH_STAGES": str(folder)}
-            from .bare_actor import bare_send
-
-            for number in range(COUNT):
-                bare_send.send(number)
-            return run_worker(["bench.bare_actor:broker", "bench.stages"], env, handler, COUNT)
-    finally:
-        del os.environ["BENCH_STAGES"]
 
 
 def main(full_url: str | None = None) -> list[Figure]:

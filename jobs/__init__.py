@@ -77,7 +77,7 @@ def configure(settings: Settings | None = None, *, engine: Engine | Connection |
     new_settings = (settings or old.settings).replace(**changes)
     old.close()
     worker.runtime = worker.Runtime(new_settings, engine=engine, channels=channels)
-    for actor in (actors.fan_out, actors.deliver):
+    for actor in (actors.fan_out, actors.deliver, actors.deliver_each):
         actor.options.update(max_retries=new_settings.max_retries, min_backoff=new_settings.min_backoff_ms,
                              max_backoff=new_settings.max_backoff_ms)
         actor.queue_name = new_settings.queue
@@ -99,6 +99,6 @@ def _rebind(new: dramatiq.Broker) -> None:
     globals()["broker"] = new
     dramatiq.set_broker(new)
     _add_sweeper(new)
-    for actor in (actors.fan_out, actors.deliver):
+    for actor in (actors.fan_out, actors.deliver, actors.deliver_each):
         actor.broker = new
         new.declare_actor(actor)

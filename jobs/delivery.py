@@ -6,6 +6,8 @@ import datetime as dt
 import logging
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
 
 import dramatiq
 
@@ -18,17 +20,74 @@ from notifiers import (
     TransientChannelError,
     registry,
 )
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
-from workflow import TransitionRecord, WorkflowError, load_subject, utcnow
+from workflow import TransitionRecord, WorkflowError, load_subject, read_record, utcnow
 
 from .delivery_log import Delivery, Status
 from .errors import ConfigurationError, DeliveryNotFound
 
-__all__ = ["deliver", "reset_for_resend"]
+__all__ = ["Claim", "RetryLater", "claim", "deliver", "load", "reset_for_resend", "send"]
 
 _log = logging.getLogger(__name__)
+_table = cast(Table, Delivery.__table__)
+_COLUMNS = ("id", "key", "transition_id", "notifier", "party", "channel", "address", "name", "recipient_ref",
+            "locale", "attempts")
+
+# Core statements, built once: claiming and recording run once per delivery, and an ORM
+# statement costs several times their Python work (see docs/PERFORMANCE.md).
+_CLAIM = (
+    update(_table)
+    .where(_table.c.id == bindparam("claim_id"),
+           or_(_table.c.status == Status.PENDING,
+               and_(_table.c.status == Status.SENDING, _table.c.lease_until < bindparam("claim_now"))))
+    .values(status=Status.SENDING, attempts=_table.c.attempts + 1, updated_at=bindparam("claim_now"),
+            lease_until=bindparam("claim_lease"))
+    .returning(*(_table.c[name] for name in _COLUMNS))
+)
+_RECORD = (
+    update(_table)
+    .where(_table.c.id == bindparam("record_id"))
+    .values(status=bindparam("record_status"), last_error=bindparam("record_error"),
+            updated_at=bindparam("record_now"), lease_until=bindparam("record_lease"),
+            sent_at=bindparam("record_sent_at"))
+)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A delivery this worker holds (``sending``, under a lease): what sending it needs."""
+
+    id: int
+    key: str
+    transition_id: int
+    notifier: str
+    party: str
+    channel: str
+    address: str
+    name: str | None
+    recipient_ref: str
+    locale: str | None
+    attempts: int
+
+    @property
+    def recipient(self) -> Recipient:
+        return Recipient(self.address, self.name, self.party, ref=self.recipient_ref, locale=self.locale)
+
+
+class RetryLater(Exception):
+    """A transient failure was recorded: the delivery is ``pending`` again, to be sent after ``delay_ms``.
+
+    Attributes:
+        delivery_id: the delivery.
+        delay_ms: the backoff (or what the channel asked for, when ``asked``).
+        error: the failure.
+    """
+
+    def __init__(self, delivery_id: int, delay_ms: int, error: Exception, *, asked: bool) -> None:
+        super().__init__(f"Delivery {delivery_id}: {error}")
+        self.delivery_id, self.delay_ms, self.error, self.asked = delivery_id, delay_ms, error, asked
 
 
 def deliver(session: Session, delivery_id: int, *, channel_for: Callable[[str], Channel],
@@ -48,96 +107,113 @@ def deliver(session: Session, delivery_id: int, *, channel_for: Callable[[str], 
         DeliveryNotFound: no delivery has this id.
         TransientChannelError: the channel may succeed later; retry.
     """
-    delivery = _claim(session, delivery_id, lease_seconds)
-    if delivery is None:
+    held = claim(session, delivery_id, lease_seconds)
+    if held is None:
         status = session.scalar(select(Delivery.status).where(Delivery.id == delivery_id))
         if status is None:
             raise DeliveryNotFound(f"Delivery {delivery_id} does not exist.")
         _log.info("Delivery %s is %s; not sending it again.", delivery_id, status)
         return status
     try:
-        message, recipient, event = _compose(session, delivery)
+        return send(session, held, channel_for=channel_for, lease_seconds=lease_seconds, max_attempts=max_attempts,
+                    min_backoff_ms=min_backoff_ms, max_backoff_ms=max_backoff_ms)
+    except RetryLater as later:
+        if later.asked:
+            raise dramatiq.Retry(str(later.error), delay=later.delay_ms) from later.error
+        raise later.error from None
+
+
+def claim(session: Session, delivery_id: int, lease_seconds: float) -> Claim | None:
+    """pending -> sending (or sending past its lease -> sending), committed; the claim, or None."""
+    now = utcnow()
+    row = session.connection().execute(
+        _CLAIM, {"claim_id": delivery_id, "claim_now": now, "claim_lease": now + dt.timedelta(seconds=lease_seconds)}
+    ).one_or_none()
+    session.commit()
+    return None if row is None else Claim(*row)
+
+
+def send(session: Session, held: Claim, *, channel_for: Callable[[str], Channel], lease_seconds: float,
+         max_attempts: int, min_backoff_ms: int = 1_000, max_backoff_ms: int = 600_000,
+         loaded: tuple[TransitionRecord, Any] | None = None) -> str:
+    """Render and send a claimed delivery, record the outcome; return the status recorded.
+
+    ``loaded`` is its transition and that transition's row when the caller has them (the
+    fan-out that just planned the delivery), so they are not read again.
+
+    Raises:
+        RetryLater: a transient failure (or an unforeseen error), recorded; send it again later.
+    """
+    try:
+        message, recipient, event = _compose(session, held, loaded)
         if message is None:
-            return _finish(session, delivery, Status.SKIPPED, "The notifier returned None for this recipient.")
-        channel_for(delivery.channel).send(message, recipient, key=delivery.key, event=event)
+            return _finish(session, held, Status.SKIPPED, "The notifier returned None for this recipient.")
+        channel_for(held.channel).send(message, recipient, key=held.key, event=event)
     except PermanentChannelError as error:
-        return _finish(session, delivery, Status.FAILED, str(error))
+        return _finish(session, held, Status.FAILED, str(error))
     except TransientChannelError as error:
-        return _retry_later(session, delivery, error, max_attempts, min_backoff_ms, max_backoff_ms, lease_seconds)
+        return _retry_later(session, held, error, max_attempts, min_backoff_ms, max_backoff_ms, lease_seconds)
     except (NotifierError, WorkflowError, ConfigurationError) as error:
-        return _finish(session, delivery, Status.FAILED, f"{type(error).__name__}: {error}")
+        return _finish(session, held, Status.FAILED, f"{type(error).__name__}: {error}")
     except Exception as error:  # anything unforeseen, e.g. a bug in a notifier or a database blip
-        return _retry_later(session, delivery, error, max_attempts, min_backoff_ms, max_backoff_ms, lease_seconds)
-    return _finish(session, delivery, Status.SENT, None)
+        return _retry_later(session, held, error, max_attempts, min_backoff_ms, max_backoff_ms, lease_seconds)
+    return _finish(session, held, Status.SENT, None)
 
 
-def _retry_later(session: Session, delivery: Delivery, error: Exception, max_attempts: int, min_backoff_ms: int,
+def _retry_later(session: Session, held: Claim, error: Exception, max_attempts: int, min_backoff_ms: int,
                  max_backoff_ms: int, lease_seconds: float) -> str:
-    """Record a failure worth retrying and re-raise it, or mark the delivery dead when attempts are used up."""
+    """Record a failure worth retrying and raise RetryLater, or mark the delivery dead when attempts are used up."""
     reason = str(error) if isinstance(error, TransientChannelError) else f"{type(error).__name__}: {error}"
-    if delivery.attempts >= max_attempts:
-        return _finish(session, delivery, Status.DEAD, f"Gave up after {delivery.attempts} attempts: {reason}")
-    backoff_ms = min(min_backoff_ms * 2 ** (delivery.attempts + 1), max_backoff_ms)
+    if held.attempts >= max_attempts:
+        return _finish(session, held, Status.DEAD, f"Gave up after {held.attempts} attempts: {reason}")
+    backoff_ms = min(min_backoff_ms * 2 ** (held.attempts + 1), max_backoff_ms)
     asked = getattr(error, "retry_after", None)
     if asked is not None:  # the other side said when: wait that long (within max_backoff_ms), not our backoff
         backoff_ms = min(max(int(asked * 1000), 0), max_backoff_ms)
-    _finish(session, delivery, Status.PENDING, reason,
+    _finish(session, held, Status.PENDING, reason,
             lease_until=utcnow() + dt.timedelta(milliseconds=backoff_ms, seconds=lease_seconds))
-    if asked is not None:
-        raise dramatiq.Retry(str(error), delay=backoff_ms) from error
-    raise error
+    raise RetryLater(held.id, backoff_ms, error, asked=asked is not None)
 
 
-def _claim(session: Session, delivery_id: int, lease_seconds: float) -> Delivery | None:
-    """pending -> sending (or sending past its lease -> sending), committed; the claimed row, or None."""
-    now = utcnow()
-    claimable = or_(Delivery.status == Status.PENDING,
-                    and_(Delivery.status == Status.SENDING, Delivery.lease_until < now))
-    claimed = session.scalars(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, claimable)
-        .values(status=Status.SENDING, attempts=Delivery.attempts + 1, updated_at=now,
-                lease_until=now + dt.timedelta(seconds=lease_seconds))
-        .returning(Delivery)
-        .execution_options(populate_existing=True)
-    ).one_or_none()
-    session.commit()
-    return claimed
-
-
-def _compose(session: Session, delivery: Delivery) -> tuple[object | None, Recipient, Event]:
-    record = session.get(TransitionRecord, delivery.transition_id)
-    if record is None:  # pragma: no cover - the foreign key forbids it
-        raise WorkflowError(f"Transition {delivery.transition_id} of delivery {delivery.id} is gone.")
-    registration = registry.named(delivery.notifier, record.model, record.trigger)
-    subject = load_subject(session, record)
+def _compose(session: Session, held: Claim,
+             loaded: tuple[TransitionRecord, Any] | None) -> tuple[object | None, Recipient, Event]:
+    record, subject = loaded if loaded is not None else load(session, held.transition_id)
+    registration = registry.named(held.notifier, record.model, record.trigger)
     if subject is None:
         raise WorkflowError(f"{record.model} {record.key} no longer exists.")
-    recipient = Recipient(delivery.address, delivery.name, delivery.party, ref=delivery.recipient_ref,
-                          locale=delivery.locale)
+    recipient = held.recipient
     event = Event.of(record, subject)
     return registration.notifier().compose(registration.method, event, recipient), recipient, event
 
 
-def _finish(session: Session, delivery: Delivery, status: str, error: str | None,
+def load(session: Session, transition_id: int) -> tuple[TransitionRecord, Any]:
+    """A transition and its row (``None`` if the row is gone), as rendering needs them.
+
+    Raises:
+        WorkflowError: the transition is gone (the foreign key forbids it) or its model is not imported.
+    """
+    record = read_record(session.connection(), transition_id)
+    if record is None:  # pragma: no cover - the foreign key forbids it
+        raise WorkflowError(f"Transition {transition_id} is gone.")
+    return record, load_subject(session, record)
+
+
+def _finish(session: Session, held: Claim, status: str, error: str | None,
             lease_until: dt.datetime | None = None) -> str:
     now = utcnow()
-    ident, channel, address = delivery.id, delivery.channel, delivery.address
-    # Forget what rendering loaded (a notifier must not change rows by accident); a transaction
-    # that failed in the database must be rolled back before the outcome can be written.
+    # A transaction that failed in the database must be rolled back before the outcome can be
+    # written; and what rendering changed must not be committed with it (a notifier must not
+    # change rows by accident). What it only loaded stays, for the next delivery of the message.
     if isinstance(sys.exc_info()[1], SQLAlchemyError):
         session.rollback()
-    session.expunge_all()
-    session.execute(
-        update(Delivery)
-        .where(Delivery.id == ident)
-        .values(status=status, last_error=error, updated_at=now, lease_until=lease_until,
-                sent_at=now if status == Status.SENT else None)
-        .execution_options(synchronize_session=False)
-    )
+    if session.dirty or session.new or session.deleted:
+        session.expunge_all()
+    session.connection().execute(_RECORD, {
+        "record_id": held.id, "record_status": status, "record_error": error, "record_now": now,
+        "record_lease": lease_until, "record_sent_at": now if status == Status.SENT else None})
     session.commit()
     log = _log.info if status in (Status.SENT, Status.SKIPPED) else _log.warning
-    log("Delivery %s (%s to %s): %s%s", ident, channel, address, status,
+    log("Delivery %s (%s to %s): %s%s", held.id, held.channel, held.address, status,
         f" - {error}" if error else "")
     return status
 

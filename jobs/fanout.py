@@ -2,21 +2,44 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 from notifiers import Recipient, RecipientError, Registration, recipients_of, registry, skip_reasons
-from sqlalchemy import insert, select
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from workflow import TransitionRecord, WorkflowError, load_subject, utcnow
+from workflow import TransitionRecord, WorkflowError, load_subject, read_record, utcnow
 
+from .delivery import Claim
 from .delivery_log import Delivery, Status, delivery_key
 from .errors import TransitionNotFound
 
-__all__ = ["fan_out"]
+__all__ = ["Planned", "fan_out", "plan"]
 
 _log = logging.getLogger(__name__)
+_table = cast(Table, Delivery.__table__)
+_INSERT = insert(_table).returning(_table.c.id, _table.c.key, sort_by_parameter_order=True)
+_MARK = (update(cast(Table, TransitionRecord.__table__))
+         .where(TransitionRecord.id == bindparam("mark_id")).values(fanned_out_at=bindparam("mark_at")))
+
+
+@dataclass
+class Planned:
+    """What one fan-out wrote.
+
+    Attributes:
+        claimed: deliveries written already claimed (``sending``, under a lease) for the caller
+            to send now; the rows commit before anything is sent, so the claim holds.
+        pending: ids of deliveries written ``pending``, for delivery messages.
+        loaded: the transition and its row, as read for the planning (``None`` if nothing was written).
+    """
+
+    claimed: list[Claim] = field(default_factory=list)
+    pending: list[int] = field(default_factory=list)
+    loaded: tuple[TransitionRecord, Any] | None = None
 
 
 def fan_out(session: Session, transition_id: int) -> list[int]:
@@ -29,44 +52,71 @@ def fan_out(session: Session, transition_id: int) -> list[int]:
     Raises:
         TransitionNotFound: no transition has this id.
     """
-    record = session.get(TransitionRecord, transition_id)
+    return plan(session, transition_id).pending
+
+
+def plan(session: Session, transition_id: int, *, claim_up_to: int = 0, lease_seconds: float = 60.0) -> Planned:
+    """:func:`fan_out`, writing the deliveries already claimed when there are at most ``claim_up_to``.
+
+    A first fan-out of few deliveries is then one message instead of one plus one per delivery:
+    the caller sends them itself. A worker killed meanwhile leaves them ``sending``; once their
+    lease (``lease_seconds``) runs out the sweeper sends them again, as for any claim.
+
+    Raises:
+        TransitionNotFound: no transition has this id.
+    """
+    record = read_record(session.connection(), transition_id)
     if record is None:
         raise TransitionNotFound(f"Transition {transition_id} does not exist (rolled back or deleted?).")
     registrations = registry.for_transition(record.model, record.trigger)
-    rows = _plan(session, record, registrations) if registrations else []
-    if record.fanned_out_at is not None:  # a second run: keep only what the first did not write
+    subject, rows = _plan(session, record, registrations) if registrations else (None, [])
+    first = record.fanned_out_at is None
+    if not first:  # a second run: keep only what the first did not write
         existing = set(session.scalars(select(Delivery.key).where(Delivery.transition_id == transition_id)))
         rows = [row for row in rows if row["key"] not in existing]
+    now = utcnow()
+    to_claim = [row for row in rows if row["status"] == Status.PENDING]
+    if not first or len(to_claim) > claim_up_to:
+        to_claim = []
+    for row in to_claim:
+        row.update(status=Status.SENDING, attempts=1, lease_until=now + dt.timedelta(seconds=lease_seconds))
     # The rows and the marker commit together, so a first run (no marker) finds no rows to skip.
-    ids = _insert(session, rows) if rows else {}
-    record.fanned_out_at = record.fanned_out_at or utcnow()
     try:
+        connection = session.connection()
+        ids = {key: id_ for id_, key in connection.execute(_INSERT, rows)} if rows else {}
+        if first:
+            connection.execute(_MARK, {"mark_id": transition_id, "mark_at": now})
         session.commit()
+        if first:
+            record.fanned_out_at = now
     except IntegrityError:  # another fan-out of the same transition won the race
         session.rollback()
         _log.info("Transition %s was fanned out concurrently; nothing new written.", transition_id)
-        return []
-    new = [ids[row["key"]] for row in rows if row["status"] == Status.PENDING]
-    if new:
-        _log.info("Transition %s fanned out to %d new deliveries.", transition_id, len(new))
-    return new
+        return Planned()
+    planned = Planned(claimed=[_claim_of(ids[row["key"]], row) for row in to_claim],
+                      pending=[ids[row["key"]] for row in rows if row["status"] == Status.PENDING],
+                      loaded=(record, subject) if rows else None)
+    if rows:
+        _log.info("Transition %s fanned out to %d new deliveries.", transition_id, len(rows))
+    return planned
 
 
-def _insert(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Insert the rows in batches (one statement per batch where the database allows); their ids by key."""
-    result = session.execute(insert(Delivery).returning(Delivery.id, Delivery.key, sort_by_parameter_order=True), rows)
-    return {key: id_ for id_, key in result}
+def _claim_of(delivery_id: int, row: dict[str, Any]) -> Claim:
+    return Claim(delivery_id, row["key"], row["transition_id"], row["notifier"], row["party"], row["channel"],
+                 row["address"], row["name"], row["recipient_ref"], row["locale"], row["attempts"])
 
 
-def _plan(session: Session, record: TransitionRecord, registrations: list[Registration]) -> list[dict[str, Any]]:
+def _plan(session: Session, record: TransitionRecord,
+          registrations: list[Registration]) -> tuple[Any, list[dict[str, Any]]]:
+    """The transition's row, and a delivery row for each (notifier, recipient, channel)."""
     try:
         subject = load_subject(session, record)
     except WorkflowError as error:
         _log.error("Transition %s: %s", record.id, error)
-        return []
+        return None, []
     if subject is None:
         _log.warning("Transition %s: %s %s no longer exists; nobody to notify.", record.id, record.model, record.key)
-        return []
+        return None, []
     parties = subject.parties()
     resolved: list[tuple[Registration, str, list[Recipient] | RecipientError]] = []
     for registration in registrations:
@@ -89,7 +139,7 @@ def _plan(session: Session, record: TransitionRecord, registrations: list[Regist
                 reason = skip(recipient.ref, registration, channel)
                 rows.setdefault(key, _row(record.id, key, registration, party, channel, recipient,
                                           Status.SKIPPED if reason else Status.PENDING, reason))
-    return list(rows.values())
+    return subject, list(rows.values())
 
 
 def _row(transition_id: int, key: str, registration: Registration, party: str, channel: str,
@@ -100,5 +150,5 @@ def _row(transition_id: int, key: str, registration: Registration, party: str, c
         "channel": channel, "address": recipient.address if recipient else "",
         "name": recipient.name if recipient else None, "recipient_ref": recipient.ref if recipient else "",
         "locale": recipient.locale if recipient else None, "status": status, "attempts": 0,
-        "last_error": error, "created_at": now, "updated_at": now,
+        "last_error": error, "created_at": now, "updated_at": now, "lease_until": None,
     }

@@ -136,25 +136,35 @@ class Kit:
         return sum(queue.qsize() for queue in self.broker.queues.values())
 
     def run(self) -> list[Notification]:
-        """Run every queued fan-out and delivery, and what they enqueue; return what was sent now."""
+        """Run every queued fan-out and delivery, and what they enqueue; return what was sent now.
+
+        What a message enqueues runs before the messages queued after it, so the notifications
+        of each transition are sent, in order, before those of the next one.
+        """
         before = len(self.channel.outbox)
-        while (message := self._next()) is not None:
+        waiting = self._take()
+        while waiting:
+            message = waiting.pop(0)
             self._use_bind()
             actor = self.broker.get_actor(message.actor_name)
             actor.fn(*message.args, **message.kwargs)
+            waiting[:0] = self._take()
         new = self._describe(self.channel.outbox[before:])
         self.sent.extend(new)
         return new
 
-    def _next(self) -> Message[Any] | None:
+    def _take(self) -> list[Message[Any]]:
+        """Every message queued now, removed from the queues."""
+        taken = []
         for queue in self.broker.queues.values():
-            try:
-                data = queue.get_nowait()
-            except Empty:
-                continue
-            queue.task_done()
-            return Message.decode(data)
-        return None
+            while True:
+                try:
+                    data = queue.get_nowait()
+                except Empty:
+                    break
+                queue.task_done()
+                taken.append(Message.decode(data))
+        return taken
 
     def _use_bind(self) -> None:
         if self._bind is not None and worker.runtime.engine is not self._bind:

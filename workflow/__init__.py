@@ -20,7 +20,7 @@ from .errors import (
 )
 from .parties import PartySpec
 from .stateful import Stateful, Trigger, actor_reference, load_subject, model_class, stateful_models
-from .transition_log import TidingsBase, TransitionRecord, metadata, utcnow
+from .transition_log import TidingsBase, TransitionRecord, metadata, read_record, utcnow
 
 __all__ = [
     "ConcurrentTransition",
@@ -42,6 +42,7 @@ __all__ = [
     "load_subject",
     "metadata",
     "model_class",
+    "read_record",
     "stateful_models",
     "utcnow",
 ]

@@ -7,7 +7,7 @@ from typing import Any
 
 from collections.abc import Mapping
 
-from sqlalchemy import JSON, BigInteger, Connection, DateTime, Index, Integer, MetaData, String, delete, insert
+from sqlalchemy import JSON, BigInteger, Connection, DateTime, Index, Integer, MetaData, String, bindparam, delete, insert, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, make_transient_to_detached, mapped_column
 
 #: The MetaData that holds Tidings' own tables (the transition log, and the delivery log once
@@ -64,6 +64,9 @@ class TransitionRecord(TidingsBase):
 LOG_COLUMNS = ("model", "key", "trigger", "source", "dest", "actor", "context", "created_at")
 
 
+_READ = select(TransitionRecord.__table__).where(TransitionRecord.id == bindparam("read_id"))
+
+
 def insert_record(connection: Connection, log: Mapping[str, Any]) -> int:
     """Insert one log row with a Core statement (no unit of work); its id."""
     result = connection.execute(insert(TransitionRecord), {name: log[name] for name in LOG_COLUMNS})
@@ -73,6 +76,16 @@ def insert_record(connection: Connection, log: Mapping[str, Any]) -> int:
 def delete_records(connection: Connection, ids: list[int]) -> None:
     """Delete log rows whose transition was aborted after they were written (a failing callback)."""
     connection.execute(delete(TransitionRecord).where(TransitionRecord.id.in_(ids)))
+
+
+def read_record(connection: Connection, record_id: int) -> TransitionRecord | None:
+    """The transition ``record_id`` read with a Core statement, as a :class:`TransitionRecord` in no session.
+
+    For readers that only look at it (the worker planning and rendering its notifications): an
+    ORM load costs several times more, for an identity map nobody uses.
+    """
+    row = connection.execute(_READ, {"read_id": record_id}).mappings().one_or_none()
+    return None if row is None else TransitionRecord(**row)
 
 
 def attach_record(session: Session, record_id: int, log: Mapping[str, Any]) -> TransitionRecord:

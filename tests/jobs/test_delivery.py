@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import dramatiq
 import jobs
 import pytest
 from dramatiq.brokers.stub import StubBroker
 from jobs import Delivery, Status
-from jobs.actors import deliver, fan_out
+from jobs.actors import deliver, deliver_each, fan_out
 from jobs.testing import drain
 from notifiers import MemoryChannel, PermanentChannelError, TransientChannelError
 from sqlalchemy import select
@@ -85,30 +86,44 @@ def test_the_channel_gets_the_transition_and_the_recipient_as_a_row_reference(
     assert (sent["bea@example.com"].event.trigger, sent["bea@example.com"].event.actor) == ("pay", "clerk")
 
 
-def retry_delay(broker: StubBroker, engine: object, session: Session, order: Order, retry_after: float) -> int:
-    """The delay of the retry after a channel asked to wait ``retry_after`` seconds (max backoff: 40 ms)."""
+def retry_delays(broker: StubBroker, engine: object, session: Session, order: Order,
+                 retry_after: float) -> tuple[int | None, int]:
+    """The delays of the retries after a channel asked twice to wait ``retry_after`` seconds (max backoff: 40 ms).
+
+    The first attempt is the fan-out's own (one recipient): its retry is a delayed ``deliver``
+    message. The second is that message's: its retry is Dramatiq's, with the delay asked for.
+    """
     use_channel(broker, engine, Flaky(TransientChannelError("429 slow down", channel="webhook",
-                                                            retry_after=retry_after), failures=1))
+                                                            retry_after=retry_after), failures=2))
     order.watchers = []
     order.cancel()
     session.commit()
+    enqueued: list[tuple[str, int | None]] = []
+    real = broker.enqueue
+
+    def spy(message: dramatiq.Message[Any], *, delay: int | None = None) -> dramatiq.Message[Any]:
+        enqueued.append((message.actor_name, delay))
+        return real(message, delay=delay)
+
+    broker.enqueue = spy  # type: ignore[method-assign]
     fan_out.fn(1)
     [delivery_id] = session.scalars(select(Delivery.id))
+    assert [name for name, _ in enqueued] == ["tidings.deliver"]
     with pytest.raises(dramatiq.Retry) as retry:
         deliver.fn(delivery_id)
     session.rollback()
     assert session.get(Delivery, delivery_id).status == Status.PENDING  # type: ignore[union-attr]
-    return int(retry.value.delay or 0)
+    return enqueued[0][1], int(retry.value.delay or 0)
 
 
 def test_a_retry_after_from_the_channel_sets_the_retry_delay(broker: StubBroker, engine: object, session: Session,
                                                              order: Order) -> None:
-    assert retry_delay(broker, engine, session, order, retry_after=0.03) == 30
+    assert retry_delays(broker, engine, session, order, retry_after=0.03) == (30, 30)
 
 
 def test_a_retry_after_is_capped_at_the_longest_backoff(broker: StubBroker, engine: object, session: Session,
                                                         order: Order) -> None:
-    assert retry_delay(broker, engine, session, order, retry_after=3600) == 40
+    assert retry_delays(broker, engine, session, order, retry_after=3600) == (40, 40)
 
 
 def test_a_notifier_returning_none_is_recorded_as_skipped(broker: StubBroker, session: Session, order: Order,
@@ -219,3 +234,69 @@ def test_an_unforeseen_error_is_retried_then_leaves_the_delivery_dead(broker: St
     rows = session.scalars(select(Delivery)).all()
     assert {(d.status, d.last_error) for d in rows} == {
         ("dead", "Gave up after 3 attempts: RuntimeError: bug in a channel")}
+
+
+def spy_enqueues(broker: StubBroker) -> list[tuple[str, tuple[Any, ...]]]:
+    """The (actor, args) of every message enqueued on ``broker`` from now on."""
+    enqueued: list[tuple[str, tuple[Any, ...]]] = []
+    real = broker.enqueue
+
+    def spy(message: dramatiq.Message[Any], *, delay: int | None = None) -> dramatiq.Message[Any]:
+        enqueued.append((message.actor_name, message.args))
+        return real(message, delay=delay)
+
+    broker.enqueue = spy  # type: ignore[method-assign]
+    return enqueued
+
+
+def test_a_transition_to_a_few_recipients_is_delivered_by_its_one_fan_out_message(
+        broker: StubBroker, session: Session, order: Order, mailbox: MemoryChannel) -> None:
+    enqueued = spy_enqueues(broker)
+    order.pay()
+    session.commit()
+    drain()
+    assert [name for name, _ in enqueued] == ["tidings.fan_out"]
+    assert sorted(s.to.address for s in mailbox.outbox) == ["bea@example.com", "sam@example.com"]
+    assert [status for _, status, _ in statuses(session)] == ["sent", "sent"]
+
+
+def test_a_large_fan_out_is_sent_in_chunks_not_one_message_per_delivery(
+        broker: StubBroker, session: Session, order: Order, mailbox: MemoryChannel) -> None:
+    order.watchers = [f"w{n}@example.com" for n in range(40)]
+    session.commit()
+    enqueued = spy_enqueues(broker)
+    order.cancel()
+    session.commit()
+    drain()
+    chunks = [args[0] for name, args in enqueued if name == "tidings.deliver_each"]
+    assert [name for name, _ in enqueued if name != "tidings.deliver_each"] == ["tidings.fan_out"]
+    assert 1 < len(chunks) < 41 and sorted(i for chunk in chunks for i in chunk) == list(range(1, 42))
+    assert len(mailbox.outbox) == 41 and {status for _, status, _ in statuses(session)} == {"sent"}
+
+
+def test_a_chunk_run_twice_sends_nothing_twice(broker: StubBroker, session: Session, order: Order,
+                                               mailbox: MemoryChannel) -> None:
+    order.watchers = [f"w{n}@example.com" for n in range(40)]
+    session.commit()
+    order.cancel()
+    session.commit()
+    drain()
+    deliver_each.send(list(range(1, 42)))
+    drain()
+    assert len(mailbox.outbox) == 41
+
+
+def test_a_transient_failure_in_a_chunk_retries_that_delivery_alone(broker: StubBroker, engine: object,
+                                                                    session: Session, order: Order) -> None:
+    channel = Flaky(TransientChannelError("421 try later", channel="smtp"), failures=1)
+    use_channel(broker, engine, channel)
+    order.watchers = [f"w{n}@example.com" for n in range(40)]
+    session.commit()
+    enqueued = spy_enqueues(broker)
+    order.cancel()
+    session.commit()
+    drain()
+    retried = {args for name, args in enqueued if name == "tidings.deliver"}  # (delayed, then due)
+    assert len(retried) == 1  # whichever delivery the worker threads tried first
+    assert len(channel.outbox) == 41
+    assert sorted(attempts for _, _, attempts in statuses(session)) == [1] * 40 + [2]

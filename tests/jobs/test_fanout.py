@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import pytest
 from jobs import Delivery, Status, TransitionNotFound
-from jobs.fanout import fan_out
+from jobs.fanout import fan_out, plan
 from notifiers import opt_out
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord
 
@@ -72,3 +72,31 @@ def test_an_opted_out_recipient_gets_a_skipped_delivery_with_the_reason(session:
     assert [(d.notifier.rsplit(".", 1)[1], d.channel, d.status, d.last_error) for d in rows] == [
         ("locked", "email", Status.PENDING, None), ("locked", "inapp", Status.PENDING, None),
         ("unlocked", "email", Status.SKIPPED, "Opted out of email."), ("unlocked", "inapp", Status.PENDING, None)]
+
+
+def test_a_few_deliveries_are_written_claimed_for_the_fan_out_to_send_itself(session: Session, order: Order) -> None:
+    record = order.pay()
+    session.commit()
+    planned = plan(session, record.id, claim_up_to=2, lease_seconds=60)
+    assert sorted(c.address for c in planned.claimed) == ["bea@example.com", "sam@example.com"]
+    assert planned.pending == [] and planned.loaded is not None and planned.loaded[1] is order
+    rows = session.scalars(select(Delivery)).all()
+    assert {(d.status, d.attempts) for d in rows} == {(Status.SENDING, 1)}
+    assert all(d.lease_until is not None for d in rows)
+
+
+def test_more_deliveries_than_it_may_claim_are_written_pending(session: Session, order: Order) -> None:
+    record = order.pay()
+    session.commit()
+    planned = plan(session, record.id, claim_up_to=1, lease_seconds=60)
+    assert planned.claimed == [] and len(planned.pending) == 2
+
+
+def test_a_second_fan_out_claims_nothing(session: Session, order: Order) -> None:
+    record = order.pay()
+    session.commit()
+    first = plan(session, record.id, claim_up_to=0)
+    session.execute(delete(Delivery).where(Delivery.id == first.pending[0]))  # as if one row were lost
+    session.commit()
+    again = plan(session, record.id, claim_up_to=10)
+    assert again.claimed == [] and len(again.pending) == 1

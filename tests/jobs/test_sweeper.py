@@ -10,7 +10,7 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 from jobs import Delivery, Status
 from jobs.actors import sweep
-from jobs.fanout import fan_out
+from jobs.fanout import fan_out, plan
 from jobs.testing import drain
 from notifiers import MemoryChannel
 from jobs.sweeper import sweep as sweep_rows
@@ -102,3 +102,18 @@ def test_two_sweepers_at_once_take_each_delivery_once(broker: StubBroker, engine
     with ThreadPoolExecutor(2) as pool:
         first, second = pool.map(lambda _: one_sweep(), range(2))
     assert len(first) + len(second) == 60 and not set(first) & set(second)
+
+
+def test_deliveries_claimed_by_a_fan_out_that_died_are_sent_once_their_lease_runs_out(
+        broker: StubBroker, session: Session, order: Order, mailbox: MemoryChannel) -> None:
+    record = order.pay()
+    session.commit()
+    planned = plan(session, record.id, claim_up_to=10, lease_seconds=60)  # written claimed; the worker dies here
+    assert len(planned.claimed) == 2 and planned.pending == []
+    assert sweep().deliveries == []  # under their lease: left alone
+    session.execute(update(Delivery).values(lease_until=LONG_AGO))
+    session.commit()
+    assert len(sweep().deliveries) == 2
+    drain()
+    assert sorted(s.to.address for s in mailbox.outbox) == ["bea@example.com", "sam@example.com"]
+    assert {d.status for d in session.scalars(select(Delivery))} == {Status.SENT}
