@@ -59,11 +59,10 @@ class Stages(dramatiq.Middleware):
         with _lock:
             _totals[f"message {message.actor_name}"] += took
             _counts[f"message {message.actor_name}"] += 1
-            _totals[f"message {message.actor_name}, CPU of its thread"] += cpu
+            _totals[f"message {message.actor_name}, CPU"] += cpu
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
         with _lock:
-            _totals["process CPU (every thread)"] = time.process_time()
             data = {"totals": dict(_totals), "counts": dict(_counts)}
         (self.folder / f"{os.getpid()}.json").write_text(json.dumps(data))
 

@@ -198,7 +198,7 @@ def tidings(queue: str, database_url: str, *, stages: Path | None = None) -> Run
 
 
 def profile(queue: str, database_url: str) -> None:
-    """One more Tidings run and one more bare run with stage timers; print where the time goes."""
+    """One more run of each worker with stage timers (bench/stages.py); print where the time goes."""
     rows = []
     for label, go in (("bare Dramatiq", lambda folder: bare(f"{queue}_bare", stages=folder)),
                       ("Tidings", lambda folder: tidings(f"{queue}_tidings", database_url, stages=folder))):
@@ -208,11 +208,17 @@ def profile(queue: str, database_url: str) -> None:
             for file in Path(folder).glob("*.json"):
                 for stage, seconds in json.loads(file.read_text())["totals"].items():
                     totals[stage] = totals.get(stage, 0.0) + seconds
-        rows += [(label, stage, f"{seconds / COUNT * 1000:.2f}") for stage, seconds in sorted(totals.items())]
-        rows.append((label, "worker CPU per mail (all processes)", f"{run.cpu / COUNT * 1000:.2f}"))
-    print("Where a worker's time goes (profile run, thread wall time per delivery in ms; 16 threads share "
-          "2 CPUs with PostgreSQL, Redis and the SMTP server, so waits for the CPU are included):\n")
-    table(rows, ["worker", "stage", "ms per delivery"])
+        for stage in sorted(name for name in totals if "CPU" not in name):
+            cpu = totals.get(f"{stage}, CPU")
+            rows.append((label, stage, f"{totals[stage] / COUNT * 1000:.2f}",
+                         f"{cpu / COUNT * 1000:.2f}" if cpu is not None else ""))
+        rows.append((label, "all the worker's processes and threads (CPU only)", "",
+                     f"{run.cpu / COUNT * 1000:.2f}"))
+        rows.append((label, "rate of this profiled run", f"{run.rate:.0f} mails/s", ""))
+    print("Where a worker's time goes: a profiled run of each, per delivery. Wall time is a thread's, "
+          "so with 16 threads on 2 CPUs (shared with PostgreSQL, Redis and the SMTP server) it includes "
+          "waiting for the CPU and the GIL; CPU is that thread's own.\n")
+    table(rows, ["worker", "stage", "wall ms", "CPU ms"])
 
 
 def main(full_url: str | None = None) -> list[Figure]:

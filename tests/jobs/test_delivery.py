@@ -13,10 +13,10 @@ from jobs import Delivery, Status
 from jobs.actors import deliver, deliver_each, fan_out
 from jobs.testing import drain
 from notifiers import MemoryChannel, PermanentChannelError, TransientChannelError
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from tests.app import Order
+from tests.app import Order, Person
 
 
 class Flaky(MemoryChannel):
@@ -300,3 +300,32 @@ def test_a_transient_failure_in_a_chunk_retries_that_delivery_alone(broker: Stub
     assert len(retried) == 1  # whichever delivery the worker threads tried first
     assert len(channel.outbox) == 41
     assert sorted(attempts for _, _, attempts in statuses(session)) == [1] * 40 + [2]
+
+
+@pytest.mark.integration
+def test_on_postgresql_a_claim_and_an_outcome_are_single_statement_transactions(
+        shop: Any, mailbox: MemoryChannel, restore_jobs: None) -> None:
+    stub = StubBroker()
+    stub.emit_after("process_boot")
+    jobs.configure(jobs.Settings(), broker=stub, engine=shop, channels={"email": mailbox}, sweep_interval=0)
+    seen: list[tuple[str, bool]] = []
+
+    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "tidings_deliveries" in statement.split("(")[0]:
+            seen.append((statement.split()[0], conn.connection.dbapi_connection.autocommit))
+
+    with Session(shop) as session:
+        order = Order(buyer=Person(name="Bea", email="bea@example.com"),
+                      seller=Person(name="Sam", email="sam@example.com"))
+        session.add(order)
+        session.commit()
+        record_id = order.pay().id
+        session.commit()
+    event.listen(shop, "before_cursor_execute", note)
+    try:
+        fan_out.fn(record_id)  # writes both deliveries claimed, in its transaction, then sends and records each
+        deliver.fn(1)  # already sent: the claim finds nothing to do
+    finally:
+        event.remove(shop, "before_cursor_execute", note)
+    assert seen == [("INSERT", False), ("UPDATE", True), ("UPDATE", True), ("UPDATE", True), ("SELECT", False)]
+    assert len(mailbox.outbox) == 2
