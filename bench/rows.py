@@ -19,7 +19,7 @@ from workflow import Stateful, Workflow
 from .common import Figure, header, interleaved, report
 
 ROWS = 10_000
-RUNS = 15
+RUNS = 25
 STATES = ["requested", "accepted", "declined", "handed_over", "returned"]
 TRANSITIONS = [["accept", "requested", "accepted"], ["decline", "requested", "declined"],
                ["hand_over", "accepted", "handed_over"], ["give_back", "handed_over", "returned"],
@@ -100,8 +100,8 @@ def main() -> list[Figure]:
             connection.execute(insert(PlainLoan), rows)
             connection.execute(insert(StatefulLoan), rows)
         ops = {"plain": lambda: load(engine, PlainLoan), "stateful": lambda: load(engine, StatefulLoan)}
-        interleaved(2, ops)  # warm up
-        times = interleaved(RUNS, ops)
+        interleaved(2, ops, gc.collect)  # warm up
+        times = interleaved(RUNS, ops, gc.collect)  # each load starts with the garbage of the last collected
         memory = {name: [retained(engine, model) / 2**20 for _ in range(3)]
                   for name, model in (("plain", PlainLoan), ("stateful", StatefulLoan))}
         per_row_s, per_row_b = machine_per_row(1_000)
