@@ -150,14 +150,17 @@ def plans(full_url: str) -> None:
             queue.task_done()
             if message.actor_name == "tidings.deliver":
                 actors.deliver.fn(*message.args)
+    step[0] = "claim (a delivery message)"
+    actors.deliver.fn(ROWS)  # a filler row left pending: claimed, then failed (its task does not exist)
     step[0] = "sweeper"
     with jobs.worker.runtime.session() as session:
         sweeper.sweep(session, grace_seconds=60)
     for target in (engine, worker_engine):
         event.remove(target, "before_cursor_execute", capture)
     print("Plans on the full tables: each statement that touched Tidings' tables while one transition went "
-          "through the request, the fan-out, the delivery and a sweep, run again under EXPLAIN ANALYZE in a "
-          "transaction rolled back (INSERTs: EXPLAIN only).\n")
+          "through the request and its fan-out (which sends and records its one delivery itself), a pending "
+          "delivery was claimed by a delivery message, and a sweep ran; each run again under EXPLAIN ANALYZE "
+          "in a transaction rolled back (INSERTs: EXPLAIN only).\n")
     seq_scans = []
     with engine.connect() as connection:
         for where, statement, parameters in seen:
