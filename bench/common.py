@@ -209,12 +209,12 @@ def scratch_space() -> Iterator[tuple[str, str]]:
 
 
 def forget_queues(prefix: str) -> None:
-    """Delete every Redis key and RabbitMQ queue whose name starts with ``prefix``."""
+    """Delete every Redis key (queues, and the acks of workers stopped mid-message) and RabbitMQ queue of ``prefix``."""
     if reachable(6379):
         import redis
 
         client = redis.Redis.from_url(REDIS_URL)
-        keys = client.keys(f"dramatiq:{prefix}*")
+        keys = client.keys(f"dramatiq:{prefix}*") + client.keys(f"dramatiq:__acks__.*.{prefix}*")
         if keys:
             client.delete(*keys)
         client.close()
