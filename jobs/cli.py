@@ -14,6 +14,7 @@ import importlib
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -34,7 +35,11 @@ _PROGRESS_EVERY = 500  # resend: deliveries per transaction, and one progress li
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one operator command; return the exit code."""
-    parser = argparse.ArgumentParser(prog="tidings", description="Operate Tidings: backlog, timelines, re-sends.")
+    parser = argparse.ArgumentParser(
+        prog="tidings", description="Run and operate Tidings: workers, backlog, timelines, re-sends.",
+        epilog="Settings come from the TIDINGS_* variables. Exit codes: 0 done; 1 a status threshold passed, resend "
+               "named an id that is not failed or dead, or a worker process had to be killed at the shutdown "
+               "deadline; 2 bad arguments or settings, or an application module that does not import.")
     parser.add_argument("--import", dest="modules", action="append", default=[], metavar="MODULE",
                         help="application module to import first (models, notifiers)")
     parser.add_argument("--path", default=".", help="folder to import application modules from (default: .)")
@@ -169,7 +174,10 @@ def _add_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
                     "worker with the sweeper inside; a process past its memory or message limit is replaced after "
                     "finishing its messages, one that dies is replaced after a backoff. SIGTERM or SIGINT: every "
                     "process finishes the messages in hand within --shutdown-timeout, then the command exits 0. "
-                    "Defaults come from the TIDINGS_* variables.")
+                    "Defaults come from the TIDINGS_* variables.",
+        epilog="Exit codes: 0 stopped on SIGTERM/SIGINT with every message finished; 1 a process had to be killed "
+               "at the deadline (its messages are redelivered); 2 bad option or setting, the stub broker, or a "
+               "module that does not import.")
     run.add_argument("app_modules", nargs="*", metavar="MODULE", help="application module to import in each process")
     run.add_argument("--path", default=argparse.SUPPRESS, help="folder to import the MODULEs from (default: .)")
     run.add_argument("--processes", "-p", type=int, metavar="N",
@@ -213,7 +221,10 @@ def _worker(args: argparse.Namespace) -> int:
                                 max_messages=settings.max_messages, metrics_port=settings.metrics_port,
                                 metrics_host=settings.metrics_host, log_format=settings.log_format,
                                 log_level=settings.log_level)
-        return supervisor.run()
+        try:
+            return supervisor.run()
+        finally:  # on the way out: a late SIGTERM must not turn the exit code into 143
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
     except ConfigurationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -29,7 +29,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +45,8 @@ _log = logging.getLogger(__name__)
 _RECYCLED = {EXIT_MEMORY: "memory", EXIT_MESSAGES: "messages"}
 _YOUNG_SECONDS = 10.0      # a process dying younger than this counts towards the backoff
 _MAX_BACKOFF_SECONDS = 30.0
-_CLOSE_MARGIN_SECONDS = 10.0  # beyond shutdown_timeout: Worker.stop joins consumers, the broker closes
+_CLOSE_MARGIN_SECONDS = 10.0
+_POLL_SECONDS = 0.2  # beyond shutdown_timeout: Worker.stop joins consumers, the broker closes
 
 
 @dataclass
@@ -89,7 +89,6 @@ class Supervisor:
         self.log_format, self.log_level = log_format, log_level
         self.slots = [_Slot(i) for i in range(processes)]
         self.restarts: dict[str, int] = {"memory": 0, "messages": 0, "crash": 0}
-        self._wake = threading.Event()
         self._signals = 0
         self._exposition: Any = None
         self._metrics_dir: str | None = None
@@ -103,7 +102,6 @@ class Supervisor:
         killed at the deadline (its messages will be redelivered). 2: a process could not start.
         """
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-        previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda *_: self._wake.set())
         try:
             self._start_metrics()
             _log.info("Supervisor %d starts %d worker process(es) x %d threads for %s (shutdown timeout %s s, "
@@ -121,13 +119,13 @@ class Supervisor:
             self._stop_metrics()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # Only a counter: a handler that takes a lock (Event.set) deadlocks when a second signal
+        # arrives while the first handler holds it (`timeout` and group kills send two).
         self._signals += 1
-        self._wake.set()
 
     def _supervise(self) -> int:
         while not self._signals:
-            self._wake.wait(0.5)
-            self._wake.clear()
+            time.sleep(_POLL_SECONDS)  # a signal is noticed within this; its handler only counts
             now = time.monotonic()
             for slot in self.slots:
                 if slot.process is not None and (code := slot.process.poll()) is not None:

@@ -19,6 +19,7 @@ forwards it as SIGTERM.
 
 from __future__ import annotations
 
+import faulthandler
 import importlib
 import json
 import logging
@@ -26,6 +27,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -59,11 +61,14 @@ def run(spec: dict[str, Any]) -> int:
     ``shutdown_timeout`` (seconds), ``max_memory_mb``, ``max_messages``, ``metrics`` (bool),
     ``parent`` (the supervisor's pid, or 0).
     """
-    stop, wake = threading.Event(), threading.Event()
+    # A signal handler must not take a lock (Event.set does): a second SIGTERM arriving while the
+    # first handler holds the Event's lock would deadlock the main thread. It sets a flag that the
+    # main loop polls; other threads (recycler, parent watch) may set `wake` to be noticed at once.
+    stopping: list[bool] = []
+    wake = threading.Event()
 
     def on_sigterm(*_: object) -> None:
-        stop.set()
-        wake.set()
+        stopping.append(True)
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, on_sigterm)
@@ -101,10 +106,14 @@ def run(spec: dict[str, Any]) -> int:
               ", ".join(sorted(spec.get("queues") or ())) or "all declared")
 
     parent = int(spec.get("parent") or 0)
-    threading.Thread(target=_watch_parent, args=(parent, on_sigterm, wake), daemon=True,
-                     name="tidings-parent-watch").start()
-    while not wake.wait(1.0):  # bounded, so the signal handler always gets its turn
-        pass
+    def orphaned() -> None:
+        stopping.append(True)
+        wake.set()
+
+    threading.Thread(target=_watch_parent, args=(parent, orphaned, lambda: bool(stopping or recycler.due.is_set())),
+                     daemon=True, name="tidings-parent-watch").start()
+    while not (stopping or recycler.due.is_set()):
+        wake.wait(0.2)
 
     _log.info("Worker process %d is stopping: finishing the messages in hand (up to %s s).", os.getpid(),
               spec["shutdown_timeout"])
@@ -116,18 +125,20 @@ def run(spec: dict[str, Any]) -> int:
         _log.error("Worker process %d: %d message(s) still running at the deadline; the broker will redeliver "
                    "them and the sweeper will reclaim their deliveries after the lease.", os.getpid(), len(abandoned))
         return EXIT_CRASH
-    if recycler.due.is_set() and not stop.is_set():
+    if recycler.due.is_set() and not stopping:
         return {MEMORY: EXIT_MEMORY, MESSAGES: EXIT_MESSAGES}[recycler.reason or MEMORY]
     _log.info("Worker process %d stopped.", os.getpid())
     return EXIT_OK
 
 
-def _watch_parent(parent: int, stop: Callable[[], None], wake: threading.Event) -> None:
+def _watch_parent(parent: int, stop: Callable[[], None], stopped: Callable[[], bool]) -> None:
     """Stop (gracefully) when the supervisor is gone, e.g. SIGKILLed: no orphan keeps consuming."""
-    while parent and not wake.wait(_PARENT_CHECK_SECONDS):
+    while parent and not stopped():
         if os.getppid() != parent:
             _log.warning("Worker process %d: its supervisor %d is gone; stopping.", os.getpid(), parent)
             stop()
+            return
+        time.sleep(_PARENT_CHECK_SECONDS)
 
 
 def _requeue_fetched(worker: Worker) -> None:
@@ -157,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m jobs.worker_process SPEC``."""
     args = sys.argv[1:] if argv is None else argv
     spec = json.loads(args[0])
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID` prints every thread's stack: what is it stuck on?
     logs.setup(spec.get("log_format", "text"), spec.get("log_level", "INFO"))
     try:
         return run(spec)
@@ -164,9 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         _log.exception("Worker process %d failed.", os.getpid())
         return EXIT_CRASH
     finally:
-        # Done: a late SIGTERM must not kill the interpreter while it exits (Python restores the
-        # default handlers at finalization) and turn our exit code into -15.
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        # Done: a late SIGTERM must not kill the interpreter while it exits and turn our exit code
+        # into -15. Python restores the default action of signals it handles at finalization, but
+        # leaves ignored ones ignored (blocking would not do: only this thread would block it).
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

@@ -192,8 +192,14 @@ def test_a_worker_process_that_dies_is_replaced_and_delivery_goes_on(
     hand_over(pg_engine, accepted_loans(pg_engine, 10))
     assert wait_for(lambda: len(message_ids(smtp_server)) >= 20, timeout=60), statuses(pg_engine)
     assert "exited unexpectedly (signal 9)" in worker.output()
-    worker.process.send_signal(signal.SIGTERM)
+
+    # And SIGTERM to the whole group (supervisord's stopasgroup, systemd's control-group): each
+    # worker process gets it twice, directly and forwarded, and still drains and exits cleanly
+    os.killpg(worker.process.pid, signal.SIGTERM)
     assert worker.process.wait(timeout=90) == 0
+    stopped = [line for line in worker.output().splitlines() if "jobs.worker_process" in line and
+               line.endswith(" stopped.")]
+    assert len(stopped) == 2 and "did not stop in time" not in worker.output()
 
 
 def test_worker_processes_stop_by_themselves_when_their_supervisor_is_killed(
@@ -209,3 +215,40 @@ def test_worker_processes_stop_by_themselves_when_their_supervisor_is_killed(
     # No orphan keeps consuming: each notices its supervisor is gone, finishes and exits
     assert wait_for(lambda: not group_members(worker.process.pid), timeout=60), group_members(worker.process.pid)
     assert worker.output().count("is gone; stopping") == 2
+
+
+def test_a_module_that_does_not_import_stops_the_command_with_exit_code_2(
+        redis_url: str, queue_name: str, smtp_server: SMTPServer, pg_url: str,
+        tidings_worker: Callable[..., WorkerCommand]) -> None:
+    worker = tidings_worker("myapp.notifcations", "--processes", "2",
+                            env=worker_env(pg_url, redis_url, queue_name, smtp_server))
+    assert worker.process.wait(timeout=60) == 2
+    assert "Cannot import 'myapp.notifcations'" in worker.output()
+    assert not group_members(worker.process.pid)
+
+
+def test_a_message_still_running_at_the_shutdown_deadline_is_sent_later_not_lost(
+        pg_url: str, pg_engine: Engine, redis_url: str, queue_name: str, smtp_server: SMTPServer,
+        tidings_worker: Callable[..., WorkerCommand]) -> None:
+    # Given a worker with a 1 s shutdown timeout, in the middle of four mails that take 8 s each
+    jobs.configure(jobs.Settings(), broker_url=redis_url, queue=queue_name, database_url=pg_url)
+    ids = accepted_loans(pg_engine, 2)
+    smtp_server.delay = 8
+    env = worker_env(pg_url, redis_url, queue_name, smtp_server, TIDINGS_LEASE_SECONDS="3",
+                     TIDINGS_SWEEP_AFTER_SECONDS="3", TIDINGS_SWEEP_INTERVAL="1")
+    worker = tidings_worker(LENDING, "--processes", "1", "--threads", "4", "--shutdown-timeout", "1", env=env)
+    hand_over(pg_engine, ids)
+    assert wait_for(lambda: statuses(pg_engine)[Status.SENDING] == 4, timeout=60), statuses(pg_engine)
+
+    # When it is stopped: the deadline passes with the four still in hand
+    worker.process.send_signal(signal.SIGTERM)
+    assert worker.process.wait(timeout=60) == 1
+    assert "4 message(s) still running at the deadline" in worker.output()
+
+    # Then the next worker sends them (the sweeper reclaims them once their lease ends): none lost;
+    # a mail the server had taken from the stopped worker arrives twice, with the same Message-ID
+    smtp_server.delay = 0
+    tidings_worker(LENDING, "--processes", "1", "--threads", "4", env=env)
+    assert wait_for(lambda: statuses(pg_engine) == Counter({Status.SENT: 4}), timeout=90), statuses(pg_engine)
+    arrived = message_ids(smtp_server)
+    assert len(arrived) == 4 and sum(arrived.values()) <= 8
