@@ -58,12 +58,19 @@ class Recycler(dramatiq.Middleware):
         self.due = threading.Event()
         self.reason: str | None = None
         self.processed = 0
+        self.in_hand = 0  # messages being processed now
         self._lock = threading.Lock()
+
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        """Count the message as in hand."""
+        with self._lock:
+            self.in_hand += 1
 
     def after_process_message(self, broker: dramatiq.Broker, message: MessageProxy, *,
                               result: Any = None, exception: BaseException | None = None) -> None:
-        """Count the message and check the limits."""
+        """Count the message as done and check the limits."""
         with self._lock:
+            self.in_hand = max(self.in_hand - 1, 0)
             self.processed += 1
             if self.due.is_set():
                 return

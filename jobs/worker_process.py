@@ -106,6 +106,7 @@ def run(spec: dict[str, Any]) -> int:
               ", ".join(sorted(spec.get("queues") or ())) or "all declared")
 
     parent = int(spec.get("parent") or 0)
+
     def orphaned() -> None:
         stopping.append(True)
         wake.set()
@@ -119,11 +120,11 @@ def run(spec: dict[str, Any]) -> int:
               spec["shutdown_timeout"])
     worker.stop(timeout=int(float(spec["shutdown_timeout"]) * 1000))
     _requeue_fetched(worker)
-    abandoned = [t for t in worker.workers if t.is_alive()]
+    abandoned = recycler.in_hand  # still running in a worker thread that the deadline left behind
     broker.close()
     if abandoned:
         _log.error("Worker process %d: %d message(s) still running at the deadline; the broker will redeliver "
-                   "them and the sweeper will reclaim their deliveries after the lease.", os.getpid(), len(abandoned))
+                   "them and the sweeper will reclaim their deliveries after the lease.", os.getpid(), abandoned)
         return EXIT_CRASH
     if recycler.due.is_set() and not stopping:
         return {MEMORY: EXIT_MEMORY, MESSAGES: EXIT_MESSAGES}[recycler.reason or MEMORY]

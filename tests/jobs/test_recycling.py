@@ -37,3 +37,13 @@ def test_no_limit_means_never_due() -> None:
 
 def test_the_resident_memory_of_this_process_is_read() -> None:
     assert 10 * 2**20 < rss_bytes() < 4 * 2**30
+
+
+def test_the_messages_in_hand_are_counted_until_they_finish() -> None:
+    recycler = Recycler()
+    recycler.before_process_message(None, None)  # type: ignore[arg-type]
+    recycler.before_process_message(None, None)  # type: ignore[arg-type]
+    processed(recycler, 1)
+    assert recycler.in_hand == 1
+    recycler.after_skip_message(None, None)  # type: ignore[arg-type]
+    assert recycler.in_hand == 0 and recycler.processed == 2
