@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, WorkflowError, load_subject, utcnow
 
+from . import metrics
 from .delivery_log import Delivery, Status
 from .errors import ConfigurationError, DeliveryNotFound
 
@@ -68,6 +69,7 @@ def deliver(session: Session, delivery_id: int, *, channel_for: Callable[[str], 
         return _finish(session, delivery, Status.FAILED, f"{type(error).__name__}: {error}")
     except Exception as error:  # anything unforeseen, e.g. a bug in a notifier or a database blip
         return _retry_later(session, delivery, error, max_attempts, min_backoff_ms, max_backoff_ms, lease_seconds)
+    metrics.delivery_sent(delivery.channel, event.created_at)
     return _finish(session, delivery, Status.SENT, None)
 
 
@@ -123,6 +125,7 @@ def _finish(session: Session, delivery: Delivery, status: str, error: str | None
             lease_until: dt.datetime | None = None) -> str:
     now = utcnow()
     ident, channel, address = delivery.id, delivery.channel, delivery.address
+    transition_id = delivery.transition_id
     # Forget what rendering loaded (a notifier must not change rows by accident); a transaction
     # that failed in the database must be rolled back before the outcome can be written.
     if isinstance(sys.exc_info()[1], SQLAlchemyError):
@@ -138,7 +141,9 @@ def _finish(session: Session, delivery: Delivery, status: str, error: str | None
     session.commit()
     log = _log.info if status in (Status.SENT, Status.SKIPPED) else _log.warning
     log("Delivery %s (%s to %s): %s%s", ident, channel, address, status,
-        f" - {error}" if error else "")
+        f" - {error}" if error else "",
+        extra={"delivery_id": ident, "transition_id": transition_id, "channel": channel, "status": status})
+    metrics.delivery_finished(channel, status)
     return status
 
 
