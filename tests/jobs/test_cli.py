@@ -92,6 +92,11 @@ def test_graph_draws_each_transition_with_the_parties_told(capsys: pytest.Captur
     assert "    paid --> shipped: ship / buyer (email)" in out
 
 
+def test_graph_marks_the_notifications_that_ignore_opt_outs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["graph"]) == 0
+    assert "  active -> locked on lock: owner (email, inapp, required)" in capsys.readouterr().out.splitlines()
+
+
 # --- resend by notifier, channel and time; progress on long runs ----------------------------------------
 
 
