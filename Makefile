@@ -25,10 +25,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.rows
-	$(BIN)/python -m bench.request
-	$(BIN)/python -m bench.throughput
-	$(BIN)/python -m bench.fanout
+	$(BIN)/python -m bench
 
 typecheck: $(STAMP)
 	$(BIN)/python -m mypy

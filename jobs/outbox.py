@@ -1,23 +1,38 @@
 """The after-commit hook: one fan-out message per transition, enqueued after the outermost commit.
 
-Listens to SQLAlchemy session events, so ``workflow`` needs no callback into ``jobs``. New
-transition ids are collected at flush into a buffer per (sub)transaction: a released SAVEPOINT
+Listens to SQLAlchemy session events, so ``workflow`` needs no callback into ``jobs``. A
+trigger writes its log row with a Core statement and attaches the record to the session as
+already persistent (``detached_to_persistent``); a record added the ORM way becomes persistent
+at flush (``pending_to_persistent``). Either way its id goes into a buffer per
+(sub)transaction, the innermost one open at that moment: a released SAVEPOINT
 hands its buffer to its parent, a rolled-back one drops it, the outermost commit sends it, and
 the end of the outermost transaction (commit, rollback or close) clears it. ``after_commit``
 alone would also fire on SAVEPOINT release, before the real commit.
+
+With a network broker (Redis, RabbitMQ) the messages are enqueued by a thread of the process,
+so the commit returns without waiting on the broker (or on a broker outage); with the
+StubBroker they are enqueued before ``commit()`` returns, so tests see them at once. See
+:class:`Dispatcher` for what that thread promises.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import queue
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 from workflow import TransitionRecord
 
-__all__ = ["install"]
+__all__ = ["Dispatcher", "dispatcher", "install"]
 
 _log = logging.getLogger(__name__)
 _KEY = "tidings_outbox"
@@ -28,8 +43,9 @@ def install(send: Callable[[int], Any]) -> None:
     """Listen on every SQLAlchemy session; call ``send(transition_id)`` after each outermost commit."""
     global _send
     _send = send
-    if not event.contains(Session, "after_flush", _after_flush):
-        event.listen(Session, "after_flush", _after_flush)
+    if not event.contains(Session, "detached_to_persistent", _persistent):
+        event.listen(Session, "detached_to_persistent", _persistent)
+        event.listen(Session, "pending_to_persistent", _persistent)
         event.listen(Session, "after_commit", _after_commit)
         event.listen(Session, "after_soft_rollback", _after_soft_rollback)
         event.listen(Session, "after_transaction_end", _after_transaction_end)
@@ -40,12 +56,11 @@ def _buffers(session: Session) -> dict[SessionTransaction, list[int]]:
     return buffers
 
 
-def _after_flush(session: Session, context: Any) -> None:
-    ids = [obj.id for obj in session.new if isinstance(obj, TransitionRecord)]
-    if ids:
+def _persistent(session: Session, instance: object) -> None:
+    if isinstance(instance, TransitionRecord) and instance.fanned_out_at is None:
         transaction = session.get_nested_transaction() or session.get_transaction()
         if transaction is not None:
-            _buffers(session).setdefault(transaction, []).extend(ids)
+            _buffers(session).setdefault(transaction, []).append(instance.id)
 
 
 def _after_commit(session: Session) -> None:
@@ -60,16 +75,112 @@ def _after_commit(session: Session) -> None:
         return
     ids = [id_ for batch in buffers.values() for id_ in batch]
     buffers.clear()
-    for transition_id in ids:
-        _dispatch(transition_id)
+    if ids and _send is not None:
+        broker = dramatiq.get_broker()
+        if isinstance(broker, StubBroker):
+            for transition_id in ids:
+                _dispatch(_send, transition_id)
+        else:
+            dispatcher.submit(broker, ids)
 
 
-def _dispatch(transition_id: int) -> None:
+def _dispatch(send: Callable[[int], Any], transition_id: int) -> bool:
     try:
-        if _send is not None:
-            _send(transition_id)
+        send(transition_id)
+        return True
     except Exception:  # the transaction is committed; never raise into the request
         _log.exception("Could not enqueue the fan-out of transition %s; the sweeper will.", transition_id)
+        return False
+
+
+class Dispatcher:
+    """Enqueues fan-out messages from a thread of its own, after the commit, so requests never wait.
+
+    The transition log is the durable outbox: a transition whose message was never enqueued
+    stays unfanned, and the sweeper enqueues it ``sweep_after_seconds`` later. So this thread
+    may give up without losing anything, and does whenever waiting would cost more than it
+    saves:
+
+    - an enqueue that fails drops what is queued behind it (one log line): the broker is
+      probably down, and each further try would wait for its connect timeout;
+    - more than ``limit`` waiting messages: new ones are dropped;
+    - at interpreter exit, what is still queued gets ``exit_timeout`` seconds;
+    - messages committed for a broker that has since been replaced are dropped.
+
+    The thread starts on first use in each process, so a process forked before (a pre-fork web
+    server) starts its own; a forked child never sends what its parent had queued.
+    """
+
+    def __init__(self, *, limit: int = 10_000, exit_timeout: float = 5.0) -> None:
+        self.limit, self.exit_timeout = limit, exit_timeout
+        self._exit_registered = False
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._queue: queue.SimpleQueue[tuple[dramatiq.Broker, int]] = queue.SimpleQueue()
+        self._idle = threading.Condition()
+        self._unfinished = 0
+        self._thread: threading.Thread | None = None
+
+    def submit(self, broker: dramatiq.Broker, ids: list[int]) -> None:
+        """Queue the fan-out of ``ids`` for ``broker``; returns at once."""
+        with self._idle:
+            if self._unfinished + len(ids) > self.limit:
+                _log.warning("%d fan-outs wait for the broker already; %d more are left to the sweeper.",
+                             self._unfinished, len(ids))
+                return
+            self._unfinished += len(ids)
+            if self._thread is None or self._pid != os.getpid():
+                self._start()
+        for transition_id in ids:
+            self._queue.put((broker, transition_id))
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything submitted was enqueued or dropped; whether it was, within ``timeout``."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._unfinished == 0, timeout=timeout)
+
+    def _start(self) -> None:
+        self._pid = os.getpid()
+        self._thread = threading.Thread(target=self._run, name="tidings-outbox", daemon=True)
+        self._thread.start()
+        if not self._exit_registered:
+            self._exit_registered = True
+            atexit.register(self._at_exit)
+
+    def _at_exit(self) -> None:
+        if not self.flush(self.exit_timeout):
+            _log.warning("%d fan-outs not enqueued at exit; the sweeper will.", self._unfinished)
+
+    def _run(self) -> None:
+        while True:
+            broker, transition_id = self._queue.get()
+            sent = _send is not None and dramatiq.get_broker() is broker and _dispatch(_send, transition_id)
+            done = 1
+            if not sent:
+                done += self._drop()
+            with self._idle:
+                self._unfinished -= done
+                if self._unfinished == 0:
+                    self._idle.notify_all()
+
+    def _drop(self) -> int:
+        dropped = 0
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+            dropped += 1
+        if dropped:
+            _log.warning("Dropped %d queued fan-outs after a failed enqueue; the sweeper will send them.", dropped)
+        return dropped
+
+
+#: The process's dispatcher.
+dispatcher = Dispatcher()
 
 
 def _after_soft_rollback(session: Session, previous_transaction: SessionTransaction) -> None:

@@ -5,35 +5,70 @@ when the trigger fires, in the caller's transaction. If another transaction chan
 first, no row matches and the trigger fails with ``ConcurrentTransition``; if another
 transaction is changing it now, the database makes this one wait for it (the row lock of
 its UPDATE), then the condition no longer holds. Either way exactly one of two racing
-transitions wins, and the loser never overwrites the winner. It costs no extra statement: the
-ORM's own UPDATE of the state column is replaced, not added to.
+transitions wins, and the loser never overwrites the winner.
+
+The log row is written by the same call. On PostgreSQL both go in one statement, a
+data-modifying CTE (``WITH cas AS (UPDATE ... RETURNING ...) INSERT ... SELECT ... FROM cas``)
+that inserts the log row only if the compare-and-set matched: a transition then costs the
+database what a plain state update costs (one statement, which replaces the ORM's own UPDATE of
+the state). Elsewhere it is the UPDATE, then the INSERT.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import inspect, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, insert, inspect, select, update
+from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-__all__ = ["compare_and_set_state"]
+from .transition_log import LOG_COLUMNS, TransitionRecord, insert_record
+
+__all__ = ["write_transition"]
+
+# Built once per (model class, combined or not); executed with parameters on every transition.
+_statements: dict[tuple[Mapper[Any], bool], Any] = {}
 
 
-def compare_and_set_state(session: Session, row: Any, source: str, dest: str) -> bool:
-    """Write ``dest`` to the row's state column if the database still holds ``source``.
+def write_transition(session: Session, row: Any, log: Mapping[str, Any]) -> int | None:
+    """Move the row's state from ``log["source"]`` to ``log["dest"]`` and insert its log row.
 
-    Returns whether it did. The in-memory state is recorded as already written, so the next
-    flush does not update it again.
+    Both happen only if the database still holds the source state. Returns the new log row's
+    id, or ``None`` if another transaction changed the state first (nothing is written then).
+    The in-memory state is recorded as already written, so the next flush does not update it
+    again.
     """
     mapper = inspect(type(row))
-    identity = inspect(row).identity
-    state = mapper.columns["state"]
-    where = [column == value for column, value in zip(mapper.primary_key, identity or ())]
-    statement = update(state.table).where(*where, state == source).values({state.name: dest})
+    identity = inspect(row).identity or ()
+    params = {**log, **{f"cas_key{n}": value for n, value in enumerate(identity)}}
     with session.no_autoflush:
-        result = session.connection().execute(statement)
-    if getattr(result, "rowcount", 0) != 1:
-        return False
-    set_committed_value(row, "state", dest)
-    return True
+        connection = session.connection()
+        if connection.dialect.name == "postgresql":
+            record_id = connection.execute(_statement(mapper, combined=True), params).scalar()
+        elif getattr(connection.execute(_statement(mapper, combined=False), params), "rowcount", 0) == 1:
+            record_id = insert_record(connection, log)
+        else:
+            record_id = None
+    if record_id is None:
+        return None
+    set_committed_value(row, "state", log["dest"])
+    return int(record_id)
+
+
+def _statement(mapper: Mapper[Any], *, combined: bool) -> Any:
+    statement = _statements.get((mapper, combined))
+    if statement is None:
+        state = mapper.columns["state"]
+        where = [column == bindparam(f"cas_key{n}") for n, column in enumerate(mapper.primary_key)]
+        cas = update(state.table).where(*where, state == bindparam("source")).values({state.name: bindparam("dest")})
+        if combined:
+            table = TransitionRecord.__table__
+            cte = cas.returning(mapper.primary_key[0]).cte("cas")
+            values = select(*[bindparam(name, type_=table.c[name].type) for name in LOG_COLUMNS]).select_from(cte)
+            statement = insert(TransitionRecord).from_select(LOG_COLUMNS, values).returning(TransitionRecord.id)
+        else:
+            statement = cas
+        _statements[(mapper, combined)] = statement
+    return statement
+

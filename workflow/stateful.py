@@ -7,9 +7,10 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
 from sqlalchemy import String, event, inspect
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, object_session
 
-from .concurrency import compare_and_set_state
+from .concurrency import write_transition
 from .definition import Workflow, did_you_mean
 from .errors import (
     ConcurrentTransition,
@@ -22,7 +23,7 @@ from .errors import (
     WorkflowError,
 )
 from .parties import resolve_party
-from .transition_log import TransitionRecord
+from .transition_log import TransitionRecord, attach_record, delete_records, insert_record, utcnow
 
 _models: dict[str, type[Stateful]] = {}
 
@@ -77,8 +78,9 @@ class Stateful:
     def fire(self, trigger: str, *, actor: object = None, **context: Any) -> TransitionRecord:
         """Fire ``trigger`` by name; the generated methods (``loan.accept(...)``) call this.
 
-        Checks the trigger, the current state and the conditions, sets the new state, and adds a
-        :class:`TransitionRecord` to the row's session, all in the caller's transaction.
+        Checks the trigger, the current state and the conditions, then writes the new state and
+        a :class:`TransitionRecord` in the caller's transaction (one statement on PostgreSQL), and
+        returns the record, persistent in the row's session.
 
         Args:
             trigger: the trigger's name.
@@ -117,18 +119,31 @@ class Stateful:
         if inspect(self).key is None:
             session.flush()
 
+        log = {"model": workflow.name, "key": _key(self), "trigger": trigger, "source": source,
+               "actor": actor_reference(actor), "context": dict(context), "created_at": utcnow()}
+        written: list[int] = []
+
         def write_state(dest: str) -> None:
-            if not compare_and_set_state(session, self, source, dest):
+            log["dest"] = dest
+            record_id = write_transition(session, self, log)
+            if record_id is None:
                 raise ConcurrentTransition(
                     f"{_describe(self)} was changed by another transaction while firing {trigger!r} from "
                     f"{source!r}; roll back, reload it and decide again.",
                     model=workflow.name or "", key=_key(self), trigger=trigger, state=source,
                 )
+            written.append(record_id)
 
         try:
             done, condition = machine.fire(self, trigger, {"actor": actor, **context}, write_state)
         except BaseException:
             self.state = source
+            if written:  # the state goes back at the next flush; the log row must go too
+                try:
+                    with session.no_autoflush:
+                        delete_records(session.connection(), written)
+                except SQLAlchemyError:  # the transaction itself failed: it can only be rolled back
+                    pass
             raise
         if not done:
             self.state = source
@@ -138,12 +153,11 @@ class Stateful:
                 model=workflow.name or "", key=_key(self), trigger=trigger, state=source,
                 condition=condition or "?",
             )
-        record = TransitionRecord(
-            model=workflow.name, key=_key(self), trigger=trigger, source=source, dest=self.state,
-            actor=actor_reference(actor), context=dict(context),
-        )
-        session.add(record)
-        return record
+        if not written:  # an internal transition (dest None) sets no state: only the log row is written
+            log["dest"] = self.state
+            with session.no_autoflush:
+                written.append(insert_record(session.connection(), log))
+        return attach_record(session, written[-1], log)
 
     def parties(self) -> dict[str, Any]:
         """Each declared party resolved for this row: one recipient, a list of them, or ``None``."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, MetaData, String
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from collections.abc import Mapping
+
+from sqlalchemy import JSON, BigInteger, Connection, DateTime, Index, Integer, MetaData, String, delete, insert
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, make_transient_to_detached, mapped_column
 
 #: The MetaData that holds Tidings' own tables (the transition log, and the delivery log once
 #: ``jobs`` is imported). Create them with ``metadata.create_all(engine)`` or add it to Alembic's
@@ -31,8 +33,8 @@ class TidingsBase(DeclarativeBase):
 class TransitionRecord(TidingsBase):
     """A transition that happened: which row, which trigger, from where to where, who and why.
 
-    Written in the caller's session by the trigger itself, so it commits or rolls back with the
-    state change. ``fanned_out_at`` stays empty until the notifications have been planned;
+    Written in the caller's transaction by the trigger itself, so it commits or rolls back with
+    the state change (on PostgreSQL, by the very statement that changes the state). ``fanned_out_at`` stays empty until the notifications have been planned;
     ``retried_at`` is when the planning was last asked for again (after a lost message).
     """
 
@@ -56,3 +58,32 @@ class TransitionRecord(TidingsBase):
 
     def __repr__(self) -> str:
         return f"<TransitionRecord {self.id} {self.model} {self.key} {self.trigger}: {self.source} -> {self.dest}>"
+
+
+#: The columns a trigger writes; the others (id, fan-out marks) are the database's or the worker's.
+LOG_COLUMNS = ("model", "key", "trigger", "source", "dest", "actor", "context", "created_at")
+
+
+def insert_record(connection: Connection, log: Mapping[str, Any]) -> int:
+    """Insert one log row with a Core statement (no unit of work); its id."""
+    result = connection.execute(insert(TransitionRecord), {name: log[name] for name in LOG_COLUMNS})
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def delete_records(connection: Connection, ids: list[int]) -> None:
+    """Delete log rows whose transition was aborted after they were written (a failing callback)."""
+    connection.execute(delete(TransitionRecord).where(TransitionRecord.id.in_(ids)))
+
+
+def attach_record(session: Session, record_id: int, log: Mapping[str, Any]) -> TransitionRecord:
+    """The :class:`TransitionRecord` of a row already inserted, made persistent in ``session``.
+
+    The row was written by a Core statement, so the session must not INSERT it again: the
+    object is attached as already persistent. This fires SQLAlchemy's ``detached_to_persistent``
+    session event, which is how listeners (the ``jobs`` outbox) learn of new transitions.
+    """
+    record = TransitionRecord(id=record_id, fanned_out_at=None, retried_at=None,
+                              **{name: log[name] for name in LOG_COLUMNS})
+    make_transient_to_detached(record)
+    session.add(record)
+    return record

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dramatiq
+import jobs
+import pytest
 from dramatiq.brokers.stub import StubBroker
+from jobs import outbox
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
+from workflow import TransitionRecord
 
 from tests.app import Order
+from tests.conftest import ROOT
 
 
 def enqueued(broker: StubBroker) -> list[tuple[str, tuple[object, ...]]]:
@@ -93,3 +109,157 @@ def test_a_failed_enqueue_does_not_raise_into_the_request(broker: StubBroker, se
     order.pay()
     session.commit()
     assert order.state == "paid"
+
+
+# --- A network broker: the commit returns at once, a thread of the process enqueues ---------------
+
+
+class Remote(dramatiq.Broker):
+    """A broker that is not the StubBroker, whose enqueues wait for ``gate`` and may fail."""
+
+    def __init__(self) -> None:
+        super().__init__(middleware=[])
+        self.gate = threading.Event()
+        self.gate.set()
+        self.fail = False
+        self.sent: list[tuple[str, tuple[Any, ...]]] = []
+        self.entered = threading.Semaphore(0)
+
+    def declare_queue(self, queue_name: str) -> None:
+        self.queues[queue_name] = None
+
+    def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
+        self.entered.release()
+        if not self.gate.wait(10):
+            raise TimeoutError("the test never opened the gate")
+        if self.fail:
+            raise ConnectionError("broker down")
+        self.sent.append((message.actor_name, message.args))
+        return message
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 100) -> Any:
+        raise NotImplementedError
+
+    def get_declared_queues(self) -> set[str]:
+        return set(self.queues)
+
+    def get_declared_delay_queues(self) -> set[str]:
+        return set()
+
+    def flush(self, queue_name: str) -> None:
+        pass
+
+    def flush_all(self) -> None:
+        pass
+
+    def join(self, queue_name: str, *, timeout: int | None = None) -> None:
+        pass
+
+
+@pytest.fixture
+def remote(engine: Engine, restore_jobs: None) -> Iterator[Remote]:
+    broker = Remote()
+    jobs.configure(jobs.Settings(), broker=broker, engine=engine, sweep_interval=0)
+    yield broker
+    broker.gate.set()
+    assert outbox.dispatcher.flush(10)
+
+
+def test_with_a_network_broker_the_commit_does_not_wait_for_the_enqueue(remote: Remote, session: Session,
+                                                                         order: Order) -> None:
+    remote.gate.clear()  # the broker hangs
+    record = order.pay()
+    session.commit()  # returns although the enqueue has not happened
+    assert remote.entered.acquire(timeout=5) and remote.sent == []
+    remote.gate.set()
+    assert outbox.dispatcher.flush(5)
+    assert remote.sent == [("tidings.fan_out", (record.id,))]
+
+
+def test_a_failed_background_enqueue_drops_the_queue_behind_it_for_the_sweeper(
+        remote: Remote, session: Session, order: Order, caplog: pytest.LogCaptureFixture) -> None:
+    remote.gate.clear()
+    remote.fail = True
+    order.pay()
+    session.commit()
+    assert remote.entered.acquire(timeout=5)  # the first enqueue waits on the broker...
+    order.ship()
+    session.commit()
+    order.reopen()
+    session.commit()  # ...while two more queue up behind it
+    remote.gate.set()
+    assert outbox.dispatcher.flush(5)
+    assert remote.sent == []
+    assert "Dropped 2 queued fan-outs after a failed enqueue" in caplog.text
+    with Session(session.get_bind()) as fresh:  # the log still has them, unfanned: the sweeper's work
+        assert fresh.scalar(select(func.count()).where(TransitionRecord.fanned_out_at.is_(None))) == 3
+
+
+def test_messages_committed_for_a_broker_since_replaced_are_not_sent_to_the_new_one(
+        remote: Remote, session: Session, order: Order) -> None:
+    remote.gate.clear()
+    order.pay()
+    session.commit()
+    assert remote.entered.acquire(timeout=5)
+    order.ship()
+    session.commit()  # queued for `remote`
+    other = Remote()
+    jobs.configure(broker=other)
+    remote.gate.set()
+    assert outbox.dispatcher.flush(5)
+    assert len(remote.sent) == 1 and other.sent == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_starts_its_own_thread_and_never_sends_what_its_parent_queued(
+        remote: Remote, session: Session, order: Order) -> None:
+    remote.gate.clear()
+    order.pay()
+    session.commit()
+    assert remote.entered.acquire(timeout=5)  # the parent's thread holds one message
+    pid = os.fork()
+    if pid == 0:  # the child: nothing inherited; its own commits go through its own thread
+        ok = outbox.dispatcher.flush(0) and remote.sent == []
+        remote.gate.set()
+        outbox.dispatcher.submit(remote, [4242])
+        ok = ok and outbox.dispatcher.flush(5) and remote.sent == [("tidings.fan_out", (4242,))]
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    remote.gate.set()
+    assert outbox.dispatcher.flush(5) and len(remote.sent) == 1
+
+
+def test_what_is_queued_at_exit_is_still_enqueued(tmp_path: Path) -> None:
+    script = textwrap.dedent("""
+        import sys, threading, time
+        import jobs
+        from jobs import outbox
+        from sqlalchemy import create_engine
+        from sqlalchemy.orm import Session
+        import workflow
+        from tests.app import Base, Order, Person
+        from tests.jobs.test_outbox import Remote
+
+        class Slow(Remote):
+            def enqueue(self, message, *, delay=None):
+                time.sleep(0.5)  # the interpreter is already exiting by then
+                with open(sys.argv[1], "a") as out:
+                    out.write(message.actor_name + "\\n")
+                return message
+
+        engine = create_engine("sqlite:///" + sys.argv[2])
+        Base.metadata.create_all(engine)
+        workflow.metadata.create_all(engine)
+        jobs.configure(jobs.Settings(), broker=Slow(), engine=engine, sweep_interval=0)
+        with Session(engine) as session:
+            order = Order(buyer=Person(name="B", email="b@example.com"), seller=Person(name="S", email="s@example.com"))
+            session.add(order)
+            session.commit()
+            order.pay()
+            session.commit()
+    """)
+    sent = tmp_path / "sent.txt"
+    subprocess.run([sys.executable, "-c", script, str(sent), str(tmp_path / "exit.db")], cwd=ROOT, check=True,
+                   timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert sent.read_text() == "tidings.fan_out\n"

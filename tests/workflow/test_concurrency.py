@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from sqlalchemy import Engine, event
-from sqlalchemy.orm import Session
-from workflow import ConcurrentTransition, InvalidTransition, TransitionRecord
+from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from workflow import ConcurrentTransition, InvalidTransition, Stateful, TransitionRecord, Workflow, metadata
 
-from tests.app import Order
+from tests.app import Order, Person
 
 
 def test_the_second_of_two_racing_transitions_gets_a_clear_error(engine: Engine, order: Order,
@@ -54,3 +54,86 @@ def test_a_callback_that_makes_the_session_autoflush_does_not_defeat_the_check(s
     order.ship()
     session.commit()
     assert (order.state, order.calls[-1]) == ("shipped", "greet:Bea")
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class Gadget(Stateful, _Base):
+    __tablename__ = "concurrency_gadgets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workflow = Workflow(states=["off", "on"], initial="off",
+                        transitions=[{"trigger": "switch_on", "source": "off", "dest": "on", "after": "blow_up"}])
+
+    def blow_up(self) -> None:
+        raise RuntimeError("after-callback failed")
+
+
+def test_a_transition_aborted_by_its_after_callback_then_committed_leaves_no_trace() -> None:
+    engine = create_engine("sqlite://")
+    _Base.metadata.create_all(engine)
+    metadata.create_all(engine)
+    with Session(engine) as session:
+        gadget = Gadget(id=1)
+        session.add(gadget)
+        session.commit()
+        with pytest.raises(RuntimeError, match="after-callback failed"):
+            gadget.switch_on()  # raises once the state and the log row are written
+        assert gadget.state == "off"
+        session.commit()  # the handler swallowed the error and committed anyway
+        session.expire_all()
+        assert gadget.state == "off"
+        assert session.scalar(select(func.count()).select_from(TransitionRecord)) == 0
+
+
+def new_order(engine: Engine) -> int:
+    with Session(engine) as session:
+        order = Order(buyer=Person(name="Bea", email="bea@example.com"),
+                      seller=Person(name="Sam", email="sam@example.com"))
+        session.add(order)
+        session.commit()
+        return order.id
+
+
+@pytest.mark.integration
+def test_on_postgresql_the_state_and_the_log_row_are_one_statement(shop: Engine) -> None:
+    order_id = new_order(shop)
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement.split()[0])
+
+    with Session(shop) as session:
+        order = session.get(Order, order_id)
+        assert order is not None
+        event.listen(shop, "before_cursor_execute", record)
+        try:
+            record_ = order.cancel()
+            session.commit()
+        finally:
+            event.remove(shop, "before_cursor_execute", record)
+        assert [s for s in statements if s in ("UPDATE", "INSERT", "WITH")] == ["WITH"]
+        assert (record_.source, record_.dest, order.state) == ("new", "cancelled", "cancelled")
+    assert session_count(shop) == 1
+
+
+@pytest.mark.integration
+def test_on_postgresql_the_loser_of_a_race_writes_nothing(shop: Engine) -> None:
+    order_id = new_order(shop)
+    with Session(shop) as first, Session(shop) as second:
+        mine, theirs = first.get(Order, order_id), second.get(Order, order_id)
+        assert mine is not None and theirs is not None
+        mine.cancel()
+        first.commit()
+        with pytest.raises(ConcurrentTransition):
+            theirs.pay()
+        second.commit()
+    with Session(shop) as session:
+        assert session.get(Order, order_id).state == "cancelled"  # type: ignore[union-attr]
+    assert session_count(shop) == 1
+
+
+def session_count(engine: Engine) -> int:
+    with Session(engine) as session:
+        return int(session.scalar(select(func.count()).select_from(TransitionRecord)) or 0)

@@ -1,0 +1,37 @@
+"""``python -m bench`` (``make bench``): every figure of docs/PERFORMANCE.md, then a summary of them all.
+
+The 1,000,000-row tables are filled once and used by both the scale and the throughput
+benchmarks. Each script also runs alone: ``python -m bench.request`` and so on.
+"""
+
+from __future__ import annotations
+
+import time
+
+from . import fanout, request, rows, rss, scale, throughput
+from .common import REPORTED, machine, reachable, table
+
+
+def main() -> None:
+    start = time.perf_counter()
+    print(f"# Tidings benchmarks\n\nMachine: {machine()}.\nEach ratio is Tidings' median over a baseline's median "
+          f"measured in the same run; p90 is the slow tail (for rates: what 90 % of windows reached).", flush=True)
+    rows.main()
+    request.main()
+    fanout.main()
+    if reachable(5432) and reachable(6379):
+        with scale.filled() as full_url:
+            scale.main(full_url)
+            throughput.main(full_url)
+    rss.main()
+    minutes = (time.perf_counter() - start) / 60
+    print(f"\n## Summary ({minutes:.1f} minutes)\n")
+    table([(f.name, f"{f.measured:.2f}" + ("" if f.baseline else f" {f.unit}"), f.target,
+            {None: "(reported)", True: "yes", False: "**NO**"}[f.met]) for f in REPORTED],
+          ["figure", "ratio or value", "target", "met"])
+    unmet = [f.name for f in REPORTED if f.met is False]
+    print("Every target is met." if not unmet else f"Not met: {'; '.join(unmet)}.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The application every benchmark uses: a task whose watchers are told when it is finished.
+
+``PlainTask`` is the same table without Tidings, for baselines. The watchers are rows of their
+own table, as an application keeps them; a request never loads them, the fan-out does. Worker
+processes load this module (``dramatiq jobs bench.app``) to know the model and its notifier.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from notifiers import Email, Notifier, on
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from workflow import Stateful, Workflow
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class PlainTask(Base):
+    __tablename__ = "bench_plain_tasks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    state: Mapped[str] = mapped_column(String(64), index=True)  # as Stateful declares it
+
+
+class Watcher(Base):
+    __tablename__ = "bench_watchers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("bench_tasks.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+
+
+class Task(Stateful, Base):
+    __tablename__ = "bench_tasks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    watchers: Mapped[list[Watcher]] = relationship()
+    workflow = Workflow(states=["open", "done"], initial="open",
+                        transitions=[["finish", "open", "done"], ["reopen", "done", "open"]],
+                        parties={"watchers": "watchers"}, name="BenchTask")
+
+
+class TaskNotifier(Notifier):
+    @on(Task, "finish", to="watchers")
+    @on(Task, "reopen", to="watchers")
+    def changed(self, event: Any, recipient: Any) -> Email:
+        return Email(subject=f"Task {event.key} finished", text=f"Hello, task {event.key} is finished.")
+
+
+def mail_text(number: int) -> tuple[str, str]:
+    """The subject and body the bare actor sends for task ``number``: the same as the notifier's."""
+    return f"Task {number} finished", f"Hello, task {number} is finished."
+
+
+def watchers(count: int, first: int = 0) -> list[Watcher]:
+    """``count`` watchers, w<first>@example.com onwards."""
+    return [Watcher(email=f"w{n}@example.com") for n in range(first, first + count)]
