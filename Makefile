@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m examples.lending.demo
+	$(BIN)/tidings demo
 
 demo-issues: $(STAMP)
 	$(BIN)/python -m examples.issues.demo

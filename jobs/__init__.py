@@ -1,7 +1,7 @@
 """Dramatiq jobs that turn committed transitions into deliveries; the module ``dramatiq jobs`` loads.
 
 This package knows ``workflow`` and ``notifiers``. Run workers with
-``dramatiq jobs myapp.notifications``.
+``tidings worker myapp.notifications`` (or, without its supervision, ``dramatiq jobs myapp.notifications``).
 """
 
 from __future__ import annotations

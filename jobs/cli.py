@@ -1,8 +1,10 @@
-"""Operator commands: ``tidings status | explain | graph | deliveries | resend | sweep``.
+"""The ``tidings`` command: ``worker | status | explain | graph | deliveries | resend | sweep | demo``.
 
 (``python -m jobs`` is the same.) Configuration comes from the ``TIDINGS_*`` variables, as for
-the workers. Exit codes: 0 done; 1 a threshold of ``status`` was passed, or ``resend`` named an id
-that is not failed or dead; 2 bad arguments.
+the workers; options given on the command line win. Exit codes: 0 done; 1 a threshold of
+``status`` was passed, ``resend`` named an id that is not failed or dead, or a worker process
+had to be killed at the shutdown deadline; 2 bad arguments, an application module that does
+not import, or a setting that is invalid.
 """
 
 from __future__ import annotations
@@ -10,28 +12,40 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import os
+import signal
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from . import actors, explain, graph, status, worker
-from .delivery import reset_for_resend
+from . import actors, explain, graph, logs, resend, status, worker
 from .delivery_log import Delivery, Status
-from .errors import JobsError
+from .errors import ConfigurationError, DeliveryNotFound, JobsError
+from .supervisor import Supervisor
 
 __all__ = ["main", "main_exit"]
+
+_PROGRESS_EVERY = 500  # resend: deliveries per transaction, and one progress line each past the first
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one operator command; return the exit code."""
-    parser = argparse.ArgumentParser(prog="tidings", description="Operate Tidings: backlog, timelines, re-sends.")
+    parser = argparse.ArgumentParser(
+        prog="tidings", description="Run and operate Tidings: workers, backlog, timelines, re-sends.",
+        epilog="Settings come from the TIDINGS_* variables. Exit codes: 0 done; 1 a status threshold passed, resend "
+               "named an id that is not failed or dead, or a worker process had to be killed at the shutdown "
+               "deadline; 2 bad arguments or settings, or an application module that does not import.")
     parser.add_argument("--import", dest="modules", action="append", default=[], metavar="MODULE",
                         help="application module to import first (models, notifiers)")
     parser.add_argument("--path", default=".", help="folder to import application modules from (default: .)")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("sweep", help="re-enqueue overdue transitions and deliveries once")
+    sweep = commands.add_parser("sweep", help="re-enqueue overdue transitions and deliveries once")
+    sweep.add_argument("--json", action="store_true", help="the ids re-enqueued, as JSON")
     health = commands.add_parser("status", help="backlog and failures; exits 1 past a threshold (a health check)")
     health.add_argument("--json", action="store_true")
     health.add_argument("--max-pending", type=int, metavar="N", help="fail if more deliveries are pending")
@@ -48,11 +62,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                                  Status.FAILED, Status.DEAD, Status.SKIPPED])
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
-    resend = commands.add_parser("resend", help="send failed or dead deliveries again")
-    resend.add_argument("ids", nargs="*", type=int, help="delivery ids (default: every one with --status)")
-    resend.add_argument("--status", action="append", choices=[Status.FAILED, Status.DEAD])
+    again = commands.add_parser("resend", help="send failed or dead deliveries again, selected by id and filters")
+    again.add_argument("ids", nargs="*", type=int, help="delivery ids (default: every one matching the filters)")
+    again.add_argument("--status", action="append", choices=[Status.FAILED, Status.DEAD],
+                       help="only this status (repeatable; default: failed and dead)")
+    again.add_argument("--notifier", help="only this notifier: LoanNotifier, LoanNotifier.accepted or its full name")
+    again.add_argument("--channel", help="only this channel, e.g. email")
+    again.add_argument("--since", metavar="TIME", help="failed at or after TIME: ISO 8601 (UTC) or an age (2h)")
+    again.add_argument("--until", metavar="TIME", help="failed before TIME: ISO 8601 (UTC) or an age (30m)")
+    again.add_argument("--dry-run", action="store_true", help="list what would be re-sent, change nothing")
+    again.add_argument("--json", action="store_true", help="the result as JSON")
+    _add_worker(commands)
+    demo = commands.add_parser("demo", help="the lending example on SQLite and an in-process worker (make demo)")
+    demo.add_argument("--keep", metavar="DIR", help="keep the database and .eml files in DIR (default: a temp dir)")
+    demo.add_argument("--path", default=argparse.SUPPRESS, help="folder holding examples/ (default: .)")
     args = parser.parse_args(argv)
+    if args.command == "worker":
+        return _worker(args)
     sys.path.insert(0, os.path.abspath(args.path))
+    if args.command == "demo":
+        return _demo(args)
     for module in args.modules:
         try:
             importlib.import_module(module)
@@ -61,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     try:
         return _run(args)
+    except ConfigurationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except JobsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -72,7 +104,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "sweep":
         found = actors.sweep()
-        print(f"re-enqueued {len(found.transitions)} transitions and {len(found.deliveries)} deliveries")
+        print(json.dumps({"transitions": found.transitions, "deliveries": found.deliveries}) if args.json else
+              f"re-enqueued {len(found.transitions)} transitions and {len(found.deliveries)} deliveries")
         return 0
     with worker.runtime.session() as session:
         if args.command == "status":
@@ -92,11 +125,32 @@ def _run(args: argparse.Namespace) -> int:
                 print(json.dumps(fields) if args.json else
                       f"{d.id}\t{d.transition_id}\t{d.channel}\t{d.address}\t{d.attempts}\t{d.last_error or ''}")
             return 0
-        ids = reset_for_resend(session, ids=args.ids or None, statuses=tuple(args.status or ()))
-    for delivery_id in ids:
-        actors.deliver.send(delivery_id)
-    print(f"re-sent {len(ids)} deliveries")
+        return _resend(args, session)
+
+
+def _resend(args: argparse.Namespace, session: Session) -> int:
+    since = resend.parse_time(args.since) if args.since else None
+    until = resend.parse_time(args.until) if args.until else None
+    ids = resend.select_for_resend(session, ids=args.ids, statuses=args.status or (), notifier=args.notifier,
+                                   channel=args.channel, since=since, until=until)
+    missing = sorted(set(args.ids) - set(ids))
+    if missing:
+        raise DeliveryNotFound(f"No failed or dead delivery has id {', '.join(map(str, missing))}"
+                               f"{' among those the filters select' if _filtered(args) else ''}.")
+    if args.dry_run:
+        print(json.dumps({"would_resend": ids}) if args.json else f"would re-send {len(ids)} deliveries: "
+              + " ".join(map(str, ids)))
+        return 0
+    done = 0
+    for done in resend.resend(session, ids, actors.deliver.send, batch=_PROGRESS_EVERY, statuses=args.status or ()):
+        if len(ids) > _PROGRESS_EVERY:  # long runs: one progress line per batch, on stderr
+            print(f"re-sent {done}/{len(ids)}", file=sys.stderr, flush=True)
+    print(json.dumps({"resent": done}) if args.json else f"re-sent {done} deliveries")
     return 0
+
+
+def _filtered(args: argparse.Namespace) -> bool:
+    return any((args.status, args.notifier, args.channel, args.since, args.until))
 
 
 def _past_thresholds(args: argparse.Namespace, figures: dict[str, object]) -> bool:
@@ -111,6 +165,84 @@ def _past_thresholds(args: argparse.Namespace, figures: dict[str, object]) -> bo
     for line in passed:
         print(f"unhealthy: {line}", file=sys.stderr)
     return bool(passed)
+
+
+def _add_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = commands.add_parser(
+        "worker", help="run worker processes under a supervisor: recycling, graceful stop, metrics",
+        description="Start worker processes for the application MODULEs (models, notifiers). Each runs a Dramatiq "
+                    "worker with the sweeper inside; a process past its memory or message limit is replaced after "
+                    "finishing its messages, one that dies is replaced after a backoff. SIGTERM or SIGINT: every "
+                    "process finishes the messages in hand within --shutdown-timeout, then the command exits 0. "
+                    "Defaults come from the TIDINGS_* variables.",
+        epilog="Exit codes: 0 stopped on SIGTERM/SIGINT with every message finished; 1 a process had to be killed "
+               "at the deadline (its messages are redelivered); 2 bad option or setting, the stub broker, or a "
+               "module that does not import.")
+    run.add_argument("app_modules", nargs="*", metavar="MODULE", help="application module to import in each process")
+    run.add_argument("--path", default=argparse.SUPPRESS, help="folder to import the MODULEs from (default: .)")
+    run.add_argument("--processes", "-p", type=int, metavar="N",
+                     help="worker processes (TIDINGS_WORKER_PROCESSES; default: one per CPU)")
+    run.add_argument("--threads", "-t", type=int, metavar="N", help="threads per process (TIDINGS_WORKER_THREADS; 8)")
+    run.add_argument("--queues", "-Q", nargs="+", default=[], metavar="QUEUE",
+                     help="consume only these queues (default: every declared queue)")
+    run.add_argument("--shutdown-timeout", type=float, metavar="SECONDS",
+                     help="time to finish the messages in hand on stop (TIDINGS_SHUTDOWN_TIMEOUT; 30)")
+    run.add_argument("--max-memory", type=int, metavar="MB",
+                     help="replace a process whose memory (RSS) passes MB (TIDINGS_MAX_MEMORY_MB; 0: never)")
+    run.add_argument("--max-messages", type=int, metavar="N",
+                     help="replace a process after N messages (TIDINGS_MAX_MESSAGES; 0: never)")
+    run.add_argument("--metrics-port", type=int, metavar="PORT",
+                     help="serve Prometheus metrics on PORT (TIDINGS_METRICS_PORT; 0: off)")
+    run.add_argument("--metrics-host", metavar="HOST", help="address to serve metrics on (TIDINGS_METRICS_HOST)")
+    run.add_argument("--log-format", choices=["text", "json"], help="log lines as text or JSON (TIDINGS_LOG_FORMAT)")
+    run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="TIDINGS_LOG_LEVEL; INFO")
+
+
+def _worker(args: argparse.Namespace) -> int:
+    given = {"worker_processes": args.processes, "worker_threads": args.threads,
+             "shutdown_timeout": args.shutdown_timeout, "max_memory_mb": args.max_memory,
+             "max_messages": args.max_messages, "metrics_port": args.metrics_port, "metrics_host": args.metrics_host,
+             "log_format": args.log_format, "log_level": args.log_level}
+    try:
+        settings = worker.runtime.settings.replace(**{k: v for k, v in given.items() if v is not None})
+    except ConfigurationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if settings.broker_url.startswith("stub"):
+        print("error: tidings worker needs a shared broker: set TIDINGS_BROKER_URL to redis://... or amqp://... "
+              "(the stub broker reaches only workers in the same process).", file=sys.stderr)
+        return 2
+    logs.setup(settings.log_format, settings.log_level)  # an application entry point: it may configure logging
+    logging.getLogger("jobs.cli").info("Settings: %s", ", ".join(f"{k}={v}" for k, v in settings.masked().items()))
+    try:
+        supervisor = Supervisor([*args.modules, *args.app_modules], processes=settings.worker_processes or os.cpu_count() or 1,
+                                threads=settings.worker_threads, queues=args.queues, paths=[args.path],
+                                shutdown_timeout=settings.shutdown_timeout, max_memory_mb=settings.max_memory_mb,
+                                max_messages=settings.max_messages, metrics_port=settings.metrics_port,
+                                metrics_host=settings.metrics_host, log_format=settings.log_format,
+                                log_level=settings.log_level)
+        try:
+            return supervisor.run()
+        finally:  # on the way out: a late SIGTERM must not turn the exit code into 143
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    except ConfigurationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _demo(args: argparse.Namespace) -> int:
+    try:
+        demo = importlib.import_module("examples.lending.demo")
+    except ImportError as error:
+        print(f"error: tidings demo runs examples/lending from a Tidings checkout; run it from the repository root "
+              f"or pass --path to it ({error}).", file=sys.stderr)
+        return 2
+    if args.keep:
+        folder = Path(args.keep)
+        folder.mkdir(parents=True, exist_ok=True)
+        return int(demo.main(folder))
+    with tempfile.TemporaryDirectory(prefix="tidings-demo-") as tmp:
+        return int(demo.main(Path(tmp)))
 
 
 def main_exit() -> None:

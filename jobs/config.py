@@ -7,17 +7,29 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 from .errors import ConfigurationError
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "mask_url"]
 
 _PREFIX = "TIDINGS_"
 _BROKER_SCHEMES = ("stub", "redis://", "rediss://", "amqp://", "amqps://")
 _EMAIL_CHANNELS = ("files", "smtp", "console")
+_LOG_FORMATS = ("text", "json")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_SECRETS = ("smtp_password",)
+_URLS = ("database_url", "broker_url")
+# scheme://user:password@host -> scheme://user:***@host (also a password with no user).
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):(?P<secret>[^@/\s]*)@")
+
+
+def mask_url(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``***`` (for logs and printed settings)."""
+    return _URL_PASSWORD.sub(lambda m: f"{m['head']}:***@", text)
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,16 @@ class Settings:
     sweep_interval: float = 15.0
     sweep_after_seconds: float = 60.0
     broker_timeout: float = 5.0
+    # `tidings worker`: the process supervisor, recycling, metrics and logs.
+    worker_processes: int = 0
+    worker_threads: int = 8
+    shutdown_timeout: float = 30.0
+    max_memory_mb: int = 0
+    max_messages: int = 0
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    log_format: str = "text"
+    log_level: str = "INFO"
 
     def __post_init__(self) -> None:
         self._check(self.broker_url.startswith(_BROKER_SCHEMES), "broker_url",
@@ -56,10 +78,30 @@ class Settings:
                     f"{self.email_channel!r} is not one of {', '.join(_EMAIL_CHANNELS)}")
         self._check(bool(self.queue) and self.queue.replace("-", "_").replace(".", "_").isidentifier(),
                     "queue", f"{self.queue!r} is not a valid queue name")
-        for name in ("smtp_port", "max_retries", "min_backoff_ms", "max_backoff_ms", "sweep_interval"):
+        self._check(self.log_format in _LOG_FORMATS, "log_format",
+                    f"{self.log_format!r} is not one of {', '.join(_LOG_FORMATS)}")
+        self._check(self.log_level.upper() in _LOG_LEVELS, "log_level",
+                    f"{self.log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
+        self._check(0 <= self.metrics_port <= 65535, "metrics_port", "must be a TCP port, or 0 for no metrics")
+        for name in ("smtp_port", "max_retries", "min_backoff_ms", "max_backoff_ms", "sweep_interval",
+                     "worker_processes", "max_memory_mb", "max_messages"):
             self._check(getattr(self, name) >= 0, name, "must not be negative")
-        for name in ("lease_seconds", "smtp_timeout", "broker_timeout", "sweep_after_seconds"):
+        for name in ("lease_seconds", "smtp_timeout", "broker_timeout", "sweep_after_seconds", "worker_threads",
+                     "shutdown_timeout"):
             self._check(getattr(self, name) > 0, name, "must be positive")
+
+    def __repr__(self) -> str:
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in self.masked().items())})"
+
+    def masked(self) -> dict[str, Any]:
+        """Every setting by name, with passwords replaced by ``***``: safe to log or print."""
+        values = dataclasses.asdict(self)
+        for name in _SECRETS:
+            if values[name] is not None:
+                values[name] = "***"
+        for name in _URLS:
+            values[name] = mask_url(values[name])
+        return values
 
     def _check(self, ok: bool, name: str, problem: str) -> None:
         if not ok:

@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, WorkflowError, load_subject, read_record, utcnow
 
+from . import metrics
 from .delivery_log import Delivery, Status
 from .errors import ConfigurationError, DeliveryNotFound
 
@@ -173,6 +174,7 @@ def send(session: Session, held: Claim, *, channel_for: Callable[[str], Channel]
         return _finish(session, held, Status.FAILED, f"{type(error).__name__}: {error}")
     except Exception as error:  # anything unforeseen, e.g. a bug in a notifier or a database blip
         return _retry_later(session, held, error, max_attempts, min_backoff_ms, max_backoff_ms, lease_seconds)
+    metrics.delivery_sent(held.channel, event.created_at)
     return _finish(session, held, Status.SENT, None)
 
 
@@ -231,7 +233,10 @@ def _finish(session: Session, held: Claim, status: str, error: str | None,
     session.commit()
     log = _log.info if status in (Status.SENT, Status.SKIPPED) else _log.warning
     log("Delivery %s (%s to %s): %s%s", held.id, held.channel, held.address, status,
-        f" - {error}" if error else "")
+        f" - {error}" if error else "",
+        extra={"delivery_id": held.id, "transition_id": held.transition_id, "channel": held.channel,
+               "status": status})
+    metrics.delivery_finished(held.channel, status)
     return status
 
 

@@ -33,6 +33,6 @@ def graph(mermaid: bool = False) -> str:
 def _notified(model: str, trigger: str) -> str:
     parts = []
     for registration in registry.for_transition(model, trigger):
-        channels = ", ".join(registration.channels)
+        channels = ", ".join(registration.channels) + (", required" if registration.required else "")
         parts += [f"{party} ({channels})" for party in registration.parties]
     return "; ".join(dict.fromkeys(parts))

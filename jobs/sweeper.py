@@ -20,6 +20,7 @@ from sqlalchemy import and_, false, or_, select, update
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
 
+from . import metrics
 from .delivery_log import Delivery, Status
 
 __all__ = ["Sweep", "SweeperMiddleware", "sweep"]
@@ -73,6 +74,7 @@ def sweep(session: Session, *, grace_seconds: float, limit: int = 1000) -> Sweep
     session.commit()
     if transitions or deliveries:
         _log.warning("Sweeper re-enqueues %d transitions and %d deliveries.", len(transitions), len(deliveries))
+        metrics.swept(len(transitions), len(deliveries))
     return Sweep(transitions, deliveries)
 
 

@@ -3,6 +3,7 @@ real services for integration tests (PostgreSQL, Redis, RabbitMQ, SMTP, HTTP, wo
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import os
@@ -166,9 +167,12 @@ class SMTPServer:
     arrived: threading.Condition = field(default_factory=threading.Condition)
     reply: str = "250 OK"
     refused: int = 0
+    delay: float = 0.0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        """Accept and keep the message, or answer with :attr:`reply` when it is not a 2xx."""
+        """Accept and keep the message (after :attr:`delay` seconds), or answer :attr:`reply` when not a 2xx."""
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if not self.reply.startswith("2"):
             self.refused += 1
             return self.reply
@@ -342,6 +346,76 @@ def worker_process(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[by
     for process, log in started:
         stop_group(process)
         sys.stderr.write(f"\n--- {log.name} (last lines) ---\n" + "\n".join(log.read_text().splitlines()[-15:]))
+
+
+@dataclass
+class WorkerCommand:
+    """A running ``tidings worker`` (the supervisor) and the file its output goes to."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def children(self) -> list[int]:
+        """The pids of its worker processes now (read from /proc)."""
+        return children_of(self.process.pid)
+
+
+def children_of(pid: int) -> list[int]:
+    """Live (not zombie) processes whose parent is ``pid``."""
+    return [p for p, state, ppid, _ in _processes() if ppid == pid and state != "Z"]
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes in process group ``pgid``."""
+    return [p for p, state, _, group in _processes() if group == pgid and state != "Z"]
+
+
+def _processes() -> list[tuple[int, str, int, int]]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            found.append((int(entry), fields[0], int(fields[1]), int(fields[2])))
+    return sorted(found)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def tidings_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerCommand]]:
+    """Start the installed ``tidings worker`` command in its own process group; the group is stopped afterwards."""
+    started: list[WorkerCommand] = []
+    script = Path(sys.executable).with_name("tidings")
+
+    def start(*args: str, env: dict[str, str]) -> WorkerCommand:
+        log = tmp_path / f"tidings-worker-{len(started)}.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen([str(script), "worker", *args, "--path", str(ROOT)], cwd=ROOT,
+                                       env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+        started.append(WorkerCommand(process, log))
+        return started[-1]
+
+    yield start
+    for worker in started:
+        stop_group(worker.process, timeout=60)
+        deadline = time.monotonic() + 20  # worker processes that outlived their supervisor
+        while group_members(worker.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if group_members(worker.process.pid):
+            os.killpg(worker.process.pid, signal.SIGKILL)
+        sys.stderr.write(f"\n--- {worker.log.name} (last lines) ---\n" + "\n".join(worker.output().splitlines()[-15:]))
 
 
 def stop_group(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:

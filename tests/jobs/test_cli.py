@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 
 import jobs
 import pytest
@@ -13,6 +14,7 @@ from jobs.testing import drain
 from notifiers import MemoryChannel, TransientChannelError
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
+from workflow import TransitionRecord
 
 from tests.app import Order
 
@@ -88,3 +90,100 @@ def test_graph_draws_each_transition_with_the_parties_told(capsys: pytest.Captur
     out = capsys.readouterr().out
     assert "    new --> paid: pay / buyer (email); seller (email)" in out
     assert "    paid --> shipped: ship / buyer (email)" in out
+
+
+def test_graph_marks_the_notifications_that_ignore_opt_outs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["graph"]) == 0
+    assert "  active -> locked on lock: owner (email, inapp, required)" in capsys.readouterr().out.splitlines()
+
+
+# --- resend by notifier, channel and time; progress on long runs ----------------------------------------
+
+
+def planted(session: Session, order: Order, rows: list[dict[str, object]]) -> list[int]:
+    """Delivery rows of the order's 'pay' transition, as given (status, notifier, channel, age in hours)."""
+    order.pay()
+    session.commit()
+    transition = session.scalars(select(TransitionRecord.id)).one()
+    now = datetime.now(timezone.utc)
+    ids = []
+    for i, row in enumerate(rows):
+        delivery = Delivery(key=f"k{i}", transition_id=transition, notifier=str(row["notifier"]), party="buyer",
+                            channel=str(row.get("channel", "email")), address=f"p{i}@example.com",
+                            status=str(row.get("status", "dead")), attempts=3, last_error="gave up",
+                            updated_at=now - timedelta(hours=float(row.get("hours", 0))))  # type: ignore[arg-type]
+        session.add(delivery)
+        session.flush()
+        ids.append(delivery.id)
+    session.commit()
+    return ids
+
+
+@pytest.fixture
+def mixed(broker: StubBroker, session: Session, order: Order) -> list[int]:
+    return planted(session, order, [
+        {"notifier": "tests.app.OrderNotifier.paid", "hours": 3},
+        {"notifier": "tests.app.OrderNotifier.paid", "channel": "sms", "status": "failed"},
+        {"notifier": "tests.app.OrderNotifier.shipped"},
+        {"notifier": "tests.app.OrderNotifier.paid", "status": "sent"},
+    ])
+
+
+@pytest.mark.parametrize("filters, chosen", [
+    (["--notifier", "OrderNotifier"], [0, 1, 2]),
+    (["--notifier", "OrderNotifier.paid"], [0, 1]),
+    (["--notifier", "tests.app.OrderNotifier.shipped"], [2]),
+    (["--channel", "sms"], [1]),
+    (["--since", "1h"], [1, 2]),
+    (["--until", "1h"], [0]),
+    (["--status", "failed"], [1]),
+    (["--notifier", "OrderNotifier.paid", "--channel", "email", "--until", "2999-01-01T00:00"], [0]),
+])
+def test_resend_selects_failed_and_dead_deliveries_by_notifier_channel_time_and_status(
+        mixed: list[int], filters: list[str], chosen: list[int], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["resend", *filters, "--dry-run", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"would_resend": [mixed[i] for i in chosen]}
+
+
+def test_resend_refuses_an_id_the_filters_exclude_and_a_time_it_cannot_read(
+        mixed: list[int], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["resend", str(mixed[1]), "--channel", "email"]) == 1
+    assert f"No failed or dead delivery has id {mixed[1]} among those the filters select" in capsys.readouterr().err
+    assert main(["resend", "--since", "yesterday"]) == 2
+    assert "'yesterday' is not a time: give ISO 8601" in capsys.readouterr().err
+
+
+def test_a_long_resend_shows_its_progress_and_resets_every_delivery(
+        broker: StubBroker, session: Session, order: Order, capsys: pytest.CaptureFixture[str]) -> None:
+    ids = planted(session, order, [{"notifier": "tests.app.OrderNotifier.paid"}] * 1200)
+    assert main(["resend", "--status", "dead"]) == 0
+    out, err = capsys.readouterr()
+    assert err.splitlines() == ["re-sent 500/1200", "re-sent 1000/1200", "re-sent 1200/1200"]
+    assert out.strip() == "re-sent 1200 deliveries"
+    assert broker.queues["tidings"].qsize() == 1201  # the pay transition's fan-out, and one message each
+    statuses = set(session.scalars(select(Delivery.status).where(Delivery.id.in_(ids))
+                                   .execution_options(populate_existing=True)))
+    assert statuses == {"pending"}
+
+
+# --- worker and demo: what they refuse ---------------------------------------------------------------------
+
+
+def test_the_worker_command_needs_a_shared_broker(broker: StubBroker, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["worker", "tests.app"]) == 2
+    assert "tidings worker needs a shared broker" in capsys.readouterr().err
+
+
+def test_the_worker_command_names_a_bad_option_value(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["worker", "tests.app", "--threads", "0"]) == 2
+    assert "TIDINGS_WORKER_THREADS): must be positive" in capsys.readouterr().err
+
+
+def test_metrics_read_the_backlog_from_the_database(dead: list[int]) -> None:
+    from jobs.metrics import BacklogCollector
+
+    families = {family.name: family for family in BacklogCollector().collect()}
+    rows = {s.labels["status"]: s.value for s in families["tidings_delivery_log_rows"].samples}
+    assert families["tidings_backlog_up"].samples[0].value == 1
+    assert rows["dead"] == 2 and rows["sent"] == 0
+    assert [s.value for s in families["tidings_backlog"].samples] == [0, 0]

@@ -28,3 +28,39 @@ def test_an_unknown_setting_in_code_is_refused() -> None:
 
 def test_the_password_is_not_in_the_repr() -> None:
     assert "hunter2" not in repr(Settings(smtp_password="hunter2"))
+
+
+def test_worker_settings_are_read_from_tidings_variables() -> None:
+    settings = Settings.from_env({"TIDINGS_WORKER_PROCESSES": "3", "TIDINGS_WORKER_THREADS": "4",
+                                  "TIDINGS_SHUTDOWN_TIMEOUT": "45", "TIDINGS_MAX_MEMORY_MB": "512",
+                                  "TIDINGS_MAX_MESSAGES": "10000", "TIDINGS_METRICS_PORT": "9191",
+                                  "TIDINGS_LOG_FORMAT": "json"})
+    assert (settings.worker_processes, settings.worker_threads, settings.shutdown_timeout, settings.max_memory_mb,
+            settings.max_messages, settings.metrics_port, settings.log_format) == (3, 4, 45.0, 512, 10000, 9191, "json")
+
+
+@pytest.mark.parametrize("variable, value, problem", [
+    ("TIDINGS_LOG_FORMAT", "xml", "'xml' is not one of text, json"),
+    ("TIDINGS_WORKER_THREADS", "0", "must be positive"),
+    ("TIDINGS_MAX_MEMORY_MB", "-1", "must not be negative"),
+    ("TIDINGS_METRICS_PORT", "70000", "must be a TCP port"),
+])
+def test_a_bad_worker_setting_names_its_variable(variable: str, value: str, problem: str) -> None:
+    with pytest.raises(ConfigurationError, match=rf"\(environment variable {variable}\): {problem}"):
+        Settings.from_env({variable: value})
+
+
+def test_printed_settings_mask_every_password() -> None:
+    settings = Settings(database_url="postgresql+psycopg://app:db-pass@db/app", smtp_password="smtp-pass",
+                        broker_url="redis://:redis-pass@redis:6379/0")
+    shown = repr(settings) + str(settings.masked())
+    assert "db-pass" not in shown and "smtp-pass" not in shown and "redis-pass" not in shown
+    assert settings.masked()["database_url"] == "postgresql+psycopg://app:***@db/app"
+    assert settings.masked()["broker_url"] == "redis://:***@redis:6379/0"
+    assert settings.database_url.endswith("app:db-pass@db/app")  # the setting itself is intact
+
+
+def test_a_url_without_a_password_is_left_alone() -> None:
+    from jobs.config import mask_url
+
+    assert mask_url("redis://127.0.0.1:6379/13 and bob@example.com") == "redis://127.0.0.1:6379/13 and bob@example.com"
