@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any
 
 import dramatiq
@@ -43,9 +44,16 @@ def fan_out(transition_id: int) -> None:
     later: list[delivery.RetryLater] = []
     try:
         with runtime.session() as session:
-            planned = fanout.plan(session, transition_id, claim_up_to=INLINE,
-                                  lease_seconds=runtime.settings.lease_seconds)
+            lease = runtime.settings.lease_seconds
+            planned = fanout.plan(session, transition_id, claim_up_to=INLINE, lease_seconds=lease)
+            renew_after = time.monotonic() + lease / 2
             for held in planned.claimed:
+                if time.monotonic() > renew_after:  # a slow channel: keep the later claims alive
+                    if not delivery.renew(session, held, lease):
+                        _log.warning("Delivery %s: its claim ran out while others were sent; the sweeper has it.",
+                                     held.id)
+                        continue
+                    renew_after = time.monotonic() + lease / 2
                 _send(session, held, later, planned.loaded)
     except TransitionNotFound as error:
         _log.error("fan_out(%s) skipped: %s", transition_id, error)

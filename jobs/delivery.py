@@ -29,7 +29,7 @@ from . import metrics
 from .delivery_log import Delivery, Status
 from .errors import ConfigurationError, DeliveryNotFound
 
-__all__ = ["Claim", "RetryLater", "claim", "deliver", "load", "reset_for_resend", "send"]
+__all__ = ["Claim", "RetryLater", "claim", "deliver", "load", "renew", "reset_for_resend", "send"]
 
 _log = logging.getLogger(__name__)
 _table = cast(Table, Delivery.__table__)
@@ -47,9 +47,20 @@ _CLAIM = (
             lease_until=bindparam("claim_lease"))
     .returning(*(_table.c[name] for name in _COLUMNS))
 )
+# An outcome is written only while the claim is still this worker's: the same attempt, and not
+# finished since. Once its lease ran out, another worker may have claimed the delivery again
+# (attempts + 1); a late outcome must not overwrite what that one recorded.
+_HELD = and_(_table.c.id == bindparam("record_id"), _table.c.attempts == bindparam("record_attempts"),
+             _table.c.status.in_([Status.SENDING, Status.PENDING]))
+_RENEW = (
+    update(_table)
+    .where(_table.c.id == bindparam("record_id"), _table.c.attempts == bindparam("record_attempts"),
+           _table.c.status == Status.SENDING)
+    .values(lease_until=bindparam("record_lease"))
+)
 _RECORD = (
     update(_table)
-    .where(_table.c.id == bindparam("record_id"))
+    .where(_HELD)
     .values(status=bindparam("record_status"), last_error=bindparam("record_error"),
             updated_at=bindparam("record_now"), lease_until=bindparam("record_lease"),
             sent_at=bindparam("record_sent_at"))
@@ -150,6 +161,20 @@ def claim(session: Session, delivery_id: int, lease_seconds: float) -> Claim | N
     return None if row is None else Claim(*row)
 
 
+def renew(session: Session, held: Claim, lease_seconds: float) -> bool:
+    """Extend the lease of a claim held for a while; ``False`` if it was lost (swept or claimed again).
+
+    A fan-out sends its few deliveries one after the other under leases taken together: a slow
+    channel could let a later one's lease run out while an earlier one is being sent.
+    """
+    _one_statement(session)
+    result = session.connection().execute(_RENEW, {
+        "record_id": held.id, "record_attempts": held.attempts,
+        "record_lease": utcnow() + dt.timedelta(seconds=lease_seconds)})
+    session.commit()
+    return bool(getattr(result, "rowcount", 1))
+
+
 def send(session: Session, held: Claim, *, channel_for: Callable[[str], Channel], lease_seconds: float,
          max_attempts: int, min_backoff_ms: int = 1_000, max_backoff_ms: int = 600_000,
          loaded: tuple[TransitionRecord, Any] | None = None) -> str:
@@ -188,8 +213,10 @@ def _retry_later(session: Session, held: Claim, error: Exception, max_attempts: 
     asked = getattr(error, "retry_after", None)
     if asked is not None:  # the other side said when: wait that long (within max_backoff_ms), not our backoff
         backoff_ms = min(max(int(asked * 1000), 0), max_backoff_ms)
-    _finish(session, held, Status.PENDING, reason,
-            lease_until=utcnow() + dt.timedelta(milliseconds=backoff_ms, seconds=lease_seconds))
+    recorded = _finish(session, held, Status.PENDING, reason,
+                       lease_until=utcnow() + dt.timedelta(milliseconds=backoff_ms, seconds=lease_seconds))
+    if recorded != Status.PENDING:  # the claim was lost meanwhile: whoever holds it now decides
+        return recorded
     raise RetryLater(held.id, backoff_ms, error, asked=asked is not None)
 
 
@@ -227,10 +254,16 @@ def _finish(session: Session, held: Claim, status: str, error: str | None,
     if session.dirty or session.new or session.deleted:
         session.expunge_all()
     _one_statement(session)
-    session.connection().execute(_RECORD, {
-        "record_id": held.id, "record_status": status, "record_error": error, "record_now": now,
-        "record_lease": lease_until, "record_sent_at": now if status == Status.SENT else None})
+    result = session.connection().execute(_RECORD, {
+        "record_id": held.id, "record_attempts": held.attempts, "record_status": status, "record_error": error,
+        "record_now": now, "record_lease": lease_until, "record_sent_at": now if status == Status.SENT else None})
     session.commit()
+    if not getattr(result, "rowcount", 1):
+        current = session.scalar(select(Delivery.status).where(Delivery.id == held.id))
+        _log.warning("Delivery %s (%s to %s): its claim ran out and was taken again; %s not recorded (now %s).",
+                     held.id, held.channel, held.address, status, current,
+                     extra={"delivery_id": held.id, "transition_id": held.transition_id, "channel": held.channel})
+        return f"lost ({current})"
     log = _log.info if status in (Status.SENT, Status.SKIPPED) else _log.warning
     log("Delivery %s (%s to %s): %s%s", held.id, held.channel, held.address, status,
         f" - {error}" if error else "",

@@ -157,9 +157,11 @@ class Dispatcher:
     def _run(self) -> None:
         while True:
             broker, transition_id = self._queue.get()
-            sent = _send is not None and dramatiq.get_broker() is broker and _dispatch(_send, transition_id)
             done = 1
-            if not sent:
+            if _send is None or dramatiq.get_broker() is not broker:
+                _log.info("Transition %s was committed for a broker since replaced; the sweeper will send it.",
+                          transition_id)
+            elif not _dispatch(_send, transition_id):
                 done += self._drop()
             with self._idle:
                 self._unfinished -= done
@@ -192,7 +194,12 @@ def _after_soft_rollback(session: Session, previous_transaction: SessionTransact
 
 
 def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    buffers = session.info.get(_KEY)
+    if not buffers:
+        return
     if transaction.parent is None and not transaction.nested:
-        buffers = session.info.get(_KEY)
-        if buffers:
-            buffers.clear()
+        buffers.clear()
+    elif transaction.nested:
+        # A released SAVEPOINT handed its buffer up already; one that ends otherwise was rolled
+        # back, possibly with an outer SAVEPOINT that alone gets an after_soft_rollback.
+        buffers.pop(transaction, None)

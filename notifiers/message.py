@@ -22,7 +22,7 @@ def _no_crlf(what: str, value: str) -> None:
         raise MessageError(f"{what} {value!r} contains CR or LF (header injection refused).")
 
 
-_SUFFIXES = (".txt", ".html", ".subject.txt")
+_BODIES = (".txt", ".html")
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,8 @@ class Email:
     ``template="loans/accepted"``, ``loans/accepted.txt`` and ``loans/accepted.html`` (either or
     both) are rendered with ``event``, ``recipient``, ``subject``, ``locale`` and ``context``. A
     recipient with a locale reads the most specific variant there is (``loans/accepted.de.txt``).
-    Without ``subject=``, the subject is rendered from ``loans/accepted[.<locale>].subject.txt``.
+    Without ``subject=``, the subject is rendered from the most specific
+    ``loans/accepted[.<locale>].subject.txt`` there is.
 
     Raises:
         MessageError: a CR or LF in the subject, sender or a header.
@@ -74,7 +75,7 @@ class Email:
                 f"templates folder (set `templates = \"templates\"` on the Notifier).",
                 template=self.template,
             )
-        base = templates.variant(self.template, locale, _SUFFIXES)
+        base = templates.variant(self.template, locale, _BODIES)
         names = [f"{base}.txt", f"{base}.html"]
         found = [name for name in names if templates.exists(name)]
         if not found:
@@ -86,11 +87,11 @@ class Email:
         values = {**variables, "locale": locale, "context": dict(self.context), **self.context}
         text = templates.render(names[0], values) if names[0] in found else self.text
         html = templates.render(names[1], values) if names[1] in found else self.html
-        return replace(self, subject=self.subject or self._subject(templates, base, values), text=text, html=html,
-                       template=None)
+        subject = self.subject or self._subject(templates, self.template, locale, values)
+        return replace(self, subject=subject, text=text, html=html, template=None)
 
-    def _subject(self, templates: Templates, base: str, values: dict[str, Any]) -> str:
-        name = f"{base}.subject.txt"
+    def _subject(self, templates: Templates, template: str, locale: str | None, values: dict[str, Any]) -> str:
+        name = f"{templates.variant(template, locale, ('.subject.txt',))}.subject.txt"
         if not templates.exists(name):
             raise MessageError(f"Email from template {self.template!r} has no subject: give subject=, "
                                f"or add {name} to {templates.directory}.")

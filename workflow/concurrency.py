@@ -25,7 +25,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from .transition_log import LOG_COLUMNS, TransitionRecord, insert_record
 
-__all__ = ["write_transition"]
+__all__ = ["undo_state", "write_transition"]
 
 # Built once per (model class, combined or not); executed with parameters on every transition.
 _statements: dict[tuple[Mapper[Any], bool], Any] = {}
@@ -54,6 +54,20 @@ def write_transition(session: Session, row: Any, log: Mapping[str, Any]) -> int 
         return None
     set_committed_value(row, "state", log["dest"])
     return int(record_id)
+
+
+def undo_state(session: Session, row: Any, written: str, previous: str) -> None:
+    """Put the row's state back from ``written`` to ``previous`` in the database at once.
+
+    For a trigger whose callback failed after the state was written: the database must not
+    keep the new state until some later flush (a refresh would resurrect it).
+    """
+    mapper = inspect(type(row))
+    identity = inspect(row).identity or ()
+    params = {"source": written, "dest": previous, **{f"cas_key{n}": value for n, value in enumerate(identity)}}
+    with session.no_autoflush:
+        session.connection().execute(_statement(mapper, combined=False), params)
+    set_committed_value(row, "state", previous)
 
 
 def _statement(mapper: Mapper[Any], *, combined: bool) -> Any:

@@ -10,7 +10,7 @@ from sqlalchemy import String, event, inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, object_session
 
-from .concurrency import write_transition
+from .concurrency import undo_state, write_transition
 from .definition import Workflow, did_you_mean
 from .errors import (
     ConcurrentTransition,
@@ -138,9 +138,10 @@ class Stateful:
             done, condition = machine.fire(self, trigger, {"actor": actor, **context}, write_state)
         except BaseException:
             self.state = source
-            if written:  # the state goes back at the next flush; the log row must go too
+            if written:  # the state and the log row were written: take both back at once
                 try:
                     with session.no_autoflush:
+                        undo_state(session, self, str(log["dest"]), source)
                         delete_records(session.connection(), written)
                 except SQLAlchemyError:  # the transaction itself failed: it can only be rolled back
                     pass
@@ -210,11 +211,11 @@ def _describe(row: Stateful) -> str:
 
 def _check_json(row: Stateful, trigger: str, context: dict[str, Any]) -> None:
     try:
-        json.dumps(context)
+        json.dumps(context, allow_nan=False)  # NaN and Infinity are not JSON: databases refuse them
     except (TypeError, ValueError):
         for field, value in context.items():
             try:
-                json.dumps(value)
+                json.dumps(value, allow_nan=False)
             except (TypeError, ValueError):
                 raise ContextNotSerializable(
                     f"{_describe(row)}: context {field!r} of {trigger!r} is a {type(value).__name__}, "

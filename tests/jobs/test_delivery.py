@@ -11,9 +11,11 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 from jobs import Delivery, Status
 from jobs.actors import deliver, deliver_each, fan_out
+from jobs.delivery import claim, send
+from jobs.fanout import plan
 from jobs.testing import drain
 from notifiers import MemoryChannel, PermanentChannelError, TransientChannelError
-from sqlalchemy import event, select
+from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
 from tests.app import Order, Person
@@ -329,3 +331,53 @@ def test_on_postgresql_a_claim_and_an_outcome_are_single_statement_transactions(
         event.remove(shop, "before_cursor_execute", note)
     assert seen == [("INSERT", False), ("UPDATE", True), ("UPDATE", True), ("UPDATE", True), ("SELECT", False)]
     assert len(mailbox.outbox) == 2
+
+
+# --- A claim that ran out belongs to whoever took it next ------------------------------------------
+
+
+def test_a_late_outcome_does_not_overwrite_the_next_claims_result(engine: Engine, session: Session,
+                                                                   order: Order) -> None:
+    # Given a delivery claimed by a worker whose lease then ran out, and claimed and sent by another
+    order.watchers = []
+    order.cancel()
+    session.commit()
+    plan(session, 1)
+    [delivery_id] = session.scalars(select(Delivery.id))
+    stalled = claim(session, delivery_id, lease_seconds=0.000_001)
+    with Session(engine) as other:
+        taken = claim(other, delivery_id, lease_seconds=60)
+        assert stalled is not None and taken is not None
+        assert send(other, taken, channel_for=lambda kind: MemoryChannel(), lease_seconds=60, max_attempts=3) == "sent"
+    # When the first worker's send fails transiently and it records that
+    down = Flaky(TransientChannelError("421 later", channel="smtp"), failures=1)
+    outcome = send(session, stalled, channel_for=lambda kind: down, lease_seconds=60, max_attempts=3)
+    # Then the delivery stays sent, and no retry is asked for
+    session.rollback()
+    assert (outcome, session.get(Delivery, delivery_id).status) == ("lost (sent)", "sent")  # type: ignore[union-attr]
+
+
+def test_a_fan_out_does_not_send_a_claim_it_lost_while_sending_the_others(
+        broker: StubBroker, engine: Engine, session: Session, order: Order) -> None:
+    # Given a fan-out to two parties whose claims last a millisecond, and another worker taking
+    # the second delivery while the fan-out sends the first
+    taken: list[int] = []
+
+    class Slow(MemoryChannel):
+        def send(self, message: object, to: object, *, key: str, event: object = None) -> None:
+            super().send(message, to, key=key, event=event)  # type: ignore[arg-type]
+            with Session(engine) as other:
+                for delivery_id in other.scalars(select(Delivery.id).where(Delivery.key != key)):
+                    if claim(other, delivery_id, lease_seconds=60) is not None:
+                        taken.append(delivery_id)
+
+    slow = Slow()
+    jobs.configure(broker=broker, engine=engine, channels={"email": slow}, lease_seconds=0.001)
+    order.pay()
+    session.commit()
+    # When the fan-out runs
+    fan_out.fn(1)
+    # Then it sent the first delivery only: the second is the other worker's now
+    assert len(slow.outbox) == 1 and len(taken) == 1
+    session.rollback()
+    assert session.get(Delivery, taken[0]).status == Status.SENDING  # type: ignore[union-attr]

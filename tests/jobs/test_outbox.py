@@ -66,6 +66,17 @@ def test_a_rolled_back_savepoint_sends_nothing_but_the_outer_transition_is_sent(
     assert enqueued(broker) == [("tidings.fan_out", (outer.id,))]
 
 
+def test_rolling_back_an_outer_savepoint_with_an_inner_one_open_sends_nothing_of_either(
+        broker: StubBroker, session: Session, order: Order) -> None:
+    outer = session.begin_nested()
+    session.begin_nested()
+    order.pay()
+    session.flush()
+    outer.rollback()
+    session.commit()
+    assert enqueued(broker) == []
+
+
 def test_a_released_savepoint_is_sent_once_after_the_outer_commit(broker: StubBroker, session: Session,
                                                                   order: Order) -> None:
     with session.begin_nested():
@@ -208,6 +219,23 @@ def test_messages_committed_for_a_broker_since_replaced_are_not_sent_to_the_new_
     remote.gate.set()
     assert outbox.dispatcher.flush(5)
     assert len(remote.sent) == 1 and other.sent == []
+
+
+def test_a_swapped_broker_still_gets_what_was_committed_after_the_swap(
+        remote: Remote, session: Session, order: Order) -> None:
+    remote.gate.clear()
+    order.pay()
+    session.commit()
+    assert remote.entered.acquire(timeout=5)  # the first enqueue waits on the old broker
+    order.ship()
+    session.commit()  # queued for the old broker
+    other = Remote()
+    jobs.configure(broker=other)
+    record = order.reopen()
+    session.commit()  # queued for the new one, behind the stale one
+    remote.gate.set()
+    assert outbox.dispatcher.flush(5)
+    assert other.sent == [("tidings.fan_out", (record.id,))]
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")

@@ -61,3 +61,8 @@ def test_a_template_without_a_subject_variant_needs_a_subject() -> None:
 def test_an_email_without_subject_or_template_is_refused() -> None:
     with pytest.raises(MessageError, match="Email has no subject"):
         Email(text="body")
+
+
+def test_a_localized_body_without_a_localized_subject_takes_the_default_subject() -> None:
+    email = Email(template="greeting").rendered(TEMPLATES, {"recipient": Recipient("a@example.com", "Ann")}, "de")
+    assert (email.subject, email.text) == ("Welcome", "Hallo Ann.")

@@ -87,6 +87,24 @@ def test_a_transition_aborted_by_its_after_callback_then_committed_leaves_no_tra
         assert session.scalar(select(func.count()).select_from(TransitionRecord)) == 0
 
 
+def test_a_transition_aborted_by_its_after_callback_leaves_the_stored_state_unchanged_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = create_engine("sqlite://")
+    _Base.metadata.create_all(engine)
+    metadata.create_all(engine)
+    with Session(engine) as session:
+        gadget = Gadget(id=1)
+        session.add(gadget)
+        session.commit()
+        with pytest.raises(RuntimeError, match="after-callback failed"):
+            gadget.switch_on()
+        session.refresh(gadget)  # what the database holds now, in this transaction
+        assert gadget.state == "off"
+        monkeypatch.setattr(Gadget, "blow_up", lambda self: None)
+        gadget.switch_on()  # once the callback is fixed it fires again: no stale write to trip on
+        assert gadget.state == "on"
+
+
 def new_order(engine: Engine) -> int:
     with Session(engine) as session:
         order = Order(buyer=Person(name="Bea", email="bea@example.com"),

@@ -94,6 +94,12 @@ def test_context_that_is_not_json_is_refused_naming_the_key(order: Order, sessio
     assert recorded(session) == 0
 
 
+def test_not_a_number_in_the_context_is_refused_as_not_json(order: Order, session: Session) -> None:
+    with pytest.raises(ContextNotSerializable, match=r"context 'ratio' of 'pay' is a float, which is not JSON"):
+        order.pay(ratio=float("nan"))
+    assert order.state == "new" and recorded(session) == 0
+
+
 def test_a_row_outside_any_session_cannot_fire() -> None:
     with pytest.raises(NotInSession, match=r"add it to a session before firing 'pay'"):
         Order(buyer=Person(name="x", email="x@example.com")).pay()
