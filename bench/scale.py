@@ -21,7 +21,6 @@ from jobs import Delivery, actors, sweeper
 from notifiers import Channel
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session
-from workflow import TransitionRecord
 from workflow import metadata as tidings_metadata
 
 from .app import Base, Task, watchers

@@ -22,7 +22,6 @@ import logging
 import os
 import queue
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ import jobs
 import pytest
 import workflow
 from dramatiq.brokers.stub import StubBroker
+from jobs import Delivery
 from jobs.testing import stop_workers
 from notifiers import MemoryChannel
 from sqlalchemy import Engine, create_engine, func, select
@@ -471,6 +473,22 @@ def shop(pg_url: str) -> Iterator[Engine]:
     workflow.metadata.create_all(engine)
     yield engine
     engine.dispose()
+
+
+def wait_for(check: Callable[[], bool], timeout: float) -> bool:
+    """Poll ``check`` every 0.1 s until it holds (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def delivery_statuses(engine: Engine) -> Counter[str]:
+    """How many deliveries are in each status, read in a fresh session."""
+    with Session(engine) as session:
+        return Counter(session.scalars(select(Delivery.status)))
 
 
 def worker_env(database_url: str, broker_url: str, queue: str, smtp: SMTPServer, **more: str) -> dict[str, str]:

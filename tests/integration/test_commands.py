@@ -7,20 +7,19 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import jobs
 import pytest
-from jobs import Delivery, Status
-from sqlalchemy import Engine, select
+from jobs import Status
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from examples.lending.models import Item, Loan, User
 from examples.lending.notifications import LoanNotifier  # noqa: F401 - registers the notifier
-from tests.conftest import ROOT, SMTPServer, WorkerCommand, worker_env
+from tests.conftest import ROOT, SMTPServer, WorkerCommand, delivery_statuses, wait_for, worker_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_jobs")]
 
@@ -33,18 +32,7 @@ def tidings(*args: str, env: dict[str, str], cwd: Path = ROOT) -> subprocess.Com
                           timeout=120)
 
 
-def statuses(engine: Engine) -> Counter[str]:
-    with Session(engine) as session:
-        return Counter(session.scalars(select(Delivery.status)))
 
-
-def wait_for(check: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def lend_the_ladder(engine: Engine) -> int:
@@ -69,7 +57,7 @@ def test_the_operator_commands_report_and_repair_a_real_deployment(
     smtp_server.reply = "550 5.1.1 Mailbox unavailable"
     tidings_worker("examples.lending.notifications", "--processes", "1", "--threads", "2", env=env)
     loan = lend_the_ladder(pg_engine)
-    assert wait_for(lambda: statuses(pg_engine) == Counter({Status.FAILED: 5}), timeout=60), statuses(pg_engine)
+    assert wait_for(lambda: delivery_statuses(pg_engine) == Counter({Status.FAILED: 5}), timeout=60), delivery_statuses(pg_engine)
 
     # status: the failures, as JSON, and as a health check that fails
     done = tidings(*APP, "status", "--json", env=env)
@@ -110,10 +98,10 @@ def test_the_operator_commands_report_and_repair_a_real_deployment(
 
     # resend the rest by status, after a dry run that changes nothing
     dry = tidings(*APP, "resend", "--status", "failed", "--until", "2999-01-01", "--dry-run", "--json", env=env)
-    assert len(json.loads(dry.stdout)["would_resend"]) == 3 and statuses(pg_engine)[Status.FAILED] == 3
+    assert len(json.loads(dry.stdout)["would_resend"]) == 3 and delivery_statuses(pg_engine)[Status.FAILED] == 3
     done = tidings(*APP, "resend", "--status", "failed", env=env)
     assert done.returncode == 0 and done.stdout.strip() == "re-sent 3 deliveries"
-    assert wait_for(lambda: statuses(pg_engine) == Counter({Status.SENT: 5}), timeout=60), statuses(pg_engine)
+    assert wait_for(lambda: delivery_statuses(pg_engine) == Counter({Status.SENT: 5}), timeout=60), delivery_statuses(pg_engine)
     assert len(smtp_server.wait_for(5, timeout=30)) == 5
     assert tidings(*APP, "status", "--max-dead", "0", "--max-pending", "0", env=env).returncode == 0
 

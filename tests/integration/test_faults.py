@@ -28,7 +28,7 @@ from workflow import TransitionRecord
 from examples.lending.models import Item, Loan, User
 from tests.app import Order, Person
 from examples.lending.notifications import LoanNotifier  # noqa: F401 - registers the notifier
-from tests.conftest import ROOT, SMTPServer, TCPProxy, stop_group, worker_env
+from tests.conftest import ROOT, SMTPServer, TCPProxy, delivery_statuses, stop_group, wait_for, worker_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_jobs")]
 
@@ -66,18 +66,7 @@ def fire_each(engine: Engine, ids: list[int], trigger: str) -> list[float]:
     return took
 
 
-def deliveries(engine: Engine) -> Counter[str]:
-    with Session(engine) as session:
-        return Counter(session.scalars(select(Delivery.status)))
 
-
-def wait_for(check: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def message_ids(server: SMTPServer) -> Counter[str]:
@@ -105,14 +94,14 @@ def test_a_worker_killed_mid_run_loses_nothing_and_sends_at_most_what_was_in_fli
     smtp_server.wait_for(500, timeout=120)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
-    in_flight = deliveries(pg_engine)[Status.SENDING]
+    in_flight = delivery_statuses(pg_engine)[Status.SENDING]
     arrived_at_kill = sum(message_ids(smtp_server).values())
     restarted = time.monotonic()
     worker_process("examples.lending.notifications", env=env, processes=2, threads=8)
 
     # Then every one of the 2,000 emails arrives (the recovery time is printed, not asserted: the
     # machine is shared), and duplicates are at most those in flight
-    assert wait_for(lambda: len(message_ids(smtp_server)) >= 2000, timeout=120), deliveries(pg_engine)
+    assert wait_for(lambda: len(message_ids(smtp_server)) >= 2000, timeout=120), delivery_statuses(pg_engine)
     recovery = time.monotonic() - restarted
     counts = message_ids(smtp_server)
     duplicates = sum(counts.values()) - len(counts)
@@ -120,7 +109,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_sends_at_most_what_was_in_fli
     print(f"\n[figures] {broker_url.split(':')[0]}: {arrived_at_kill} arrived before the kill, {in_flight} in flight, "
           f"{duplicates} duplicates, all 2000 within {recovery:.1f} s of the restart")
     assert len(counts) == 2000 and duplicates <= in_flight
-    assert wait_for(lambda: deliveries(pg_engine) == Counter({Status.SENT: 2000}), timeout=30)
+    assert wait_for(lambda: delivery_statuses(pg_engine) == Counter({Status.SENT: 2000}), timeout=30)
 
 
 def test_transitions_committed_while_the_broker_is_down_are_delivered_when_it_returns(
@@ -148,7 +137,7 @@ def test_transitions_committed_while_the_broker_is_down_are_delivered_when_it_re
     returned = time.monotonic()
     worker_process("examples.lending.notifications",
                    env=worker_env(pg_url, broker_url, queue_name, smtp_server, **RECOVERY))
-    assert wait_for(lambda: len(message_ids(smtp_server)) >= 200, timeout=60), deliveries(pg_engine)
+    assert wait_for(lambda: len(message_ids(smtp_server)) >= 200, timeout=60), delivery_statuses(pg_engine)
     print(f"[figures] all 200 emails within {time.monotonic() - returned:.1f} s of the broker's return")
     assert sum(message_ids(smtp_server).values()) == 200
 

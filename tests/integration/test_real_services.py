@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import jobs
@@ -14,7 +14,7 @@ from jobs.testing import drain
 from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.orm import Session
 
-from examples.lending.models import Base, Item, Loan, User
+from examples.lending.models import Item, Loan, User
 from examples.lending.notifications import LoanNotifier  # noqa: F401 - registers the notifier
 from tests.conftest import SMTPServer, create_lending_tables, worker_env
 

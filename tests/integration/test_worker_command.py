@@ -6,21 +6,20 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
 
 import jobs
 import pytest
-from jobs import Delivery, Status
+from jobs import Status
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from examples.lending.models import Item, Loan, User
 from examples.lending.notifications import LoanNotifier  # noqa: F401 - registers the notifier
-from tests.conftest import SMTPServer, WorkerCommand, free_port, group_members, worker_env
+from tests.conftest import SMTPServer, WorkerCommand, delivery_statuses, free_port, group_members, wait_for, worker_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_jobs")]
 
@@ -48,23 +47,12 @@ def hand_over(engine: Engine, ids: list[int]) -> None:
             session.commit()
 
 
-def statuses(engine: Engine) -> Counter[str]:
-    with Session(engine) as session:
-        return Counter(session.scalars(select(Delivery.status)))
 
 
 def message_ids(server: SMTPServer) -> Counter[str]:
     with server.arrived:
         return Counter(str(m["Message-ID"]) for m in server.received)
 
-
-def wait_for(check: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -98,7 +86,7 @@ def test_sigterm_during_deliveries_finishes_the_messages_in_hand_exits_0_and_los
 
     # Then it exits 0 in time, with no delivery left half-done and nothing sent twice
     assert worker.process.wait(timeout=90) == 0, worker.output()[-3000:]
-    at_stop = statuses(pg_engine)
+    at_stop = delivery_statuses(pg_engine)
     arrived = message_ids(smtp_server)
     print(f"\n[figures] SIGTERM: {at_stop[Status.SENT]} of 400 sent when the worker stopped, "
           f"{at_stop[Status.PENDING]} pending for the next one")
@@ -114,10 +102,10 @@ def test_sigterm_during_deliveries_finishes_the_messages_in_hand_exits_0_and_los
 
     # And a new worker delivers the rest at once (no sweeper, no heartbeat timeout), each email once
     tidings_worker(LENDING, "--processes", "2", "--threads", "4", env=env)
-    assert wait_for(lambda: len(message_ids(smtp_server)) >= 400, timeout=120), statuses(pg_engine)
+    assert wait_for(lambda: len(message_ids(smtp_server)) >= 400, timeout=120), delivery_statuses(pg_engine)
     arrived = message_ids(smtp_server)
     assert len(arrived) == sum(arrived.values()) == 400
-    assert wait_for(lambda: statuses(pg_engine) == Counter({Status.SENT: 400}), timeout=30)
+    assert wait_for(lambda: delivery_statuses(pg_engine) == Counter({Status.SENT: 400}), timeout=30)
 
     # And its JSON log lines carry the delivery and transition ids, never a password or a body
     entries = [json.loads(line) for line in worker.output().splitlines() if line.startswith("{")]
@@ -149,8 +137,8 @@ def test_a_worker_process_past_its_limit_is_replaced_and_every_notification_arri
     hand_over(pg_engine, ids)
 
     # Then processes are recycled, and every email arrives exactly once
-    assert wait_for(lambda: len(message_ids(smtp_server)) >= 30, timeout=180), statuses(pg_engine)
-    assert wait_for(lambda: statuses(pg_engine) == Counter({Status.SENT: 30}), timeout=30), statuses(pg_engine)
+    assert wait_for(lambda: len(message_ids(smtp_server)) >= 30, timeout=180), delivery_statuses(pg_engine)
+    assert wait_for(lambda: delivery_statuses(pg_engine) == Counter({Status.SENT: 30}), timeout=30), delivery_statuses(pg_engine)
     arrived = message_ids(smtp_server)
     assert len(arrived) == sum(arrived.values()) == 30
     reason = "memory" if "--max-memory" in limit else "messages"
@@ -192,7 +180,7 @@ def test_a_worker_process_that_dies_is_replaced_and_delivery_goes_on(
     assert wait_for(lambda: len(worker.children()) == 2 and first[0] not in worker.children(), timeout=30)
     assert first[1] in worker.children()
     hand_over(pg_engine, accepted_loans(pg_engine, 10))
-    assert wait_for(lambda: len(message_ids(smtp_server)) >= 20, timeout=60), statuses(pg_engine)
+    assert wait_for(lambda: len(message_ids(smtp_server)) >= 20, timeout=60), delivery_statuses(pg_engine)
     assert "exited unexpectedly (signal 9)" in worker.output()
 
     # And SIGTERM to the whole group (supervisord's stopasgroup, systemd's control-group): each
@@ -241,7 +229,7 @@ def test_a_message_still_running_at_the_shutdown_deadline_is_sent_later_not_lost
                      TIDINGS_SWEEP_AFTER_SECONDS="3", TIDINGS_SWEEP_INTERVAL="1")
     worker = tidings_worker(LENDING, "--processes", "1", "--threads", "4", "--shutdown-timeout", "1", env=env)
     hand_over(pg_engine, ids)
-    assert wait_for(lambda: statuses(pg_engine)[Status.SENDING] == 4, timeout=60), statuses(pg_engine)
+    assert wait_for(lambda: delivery_statuses(pg_engine)[Status.SENDING] == 4, timeout=60), delivery_statuses(pg_engine)
 
     # When it is stopped: the deadline passes with the four still in hand
     worker.process.send_signal(signal.SIGTERM)
@@ -252,6 +240,6 @@ def test_a_message_still_running_at_the_shutdown_deadline_is_sent_later_not_lost
     # a mail the server had taken from the stopped worker arrives twice, with the same Message-ID
     smtp_server.delay = 0
     tidings_worker(LENDING, "--processes", "1", "--threads", "4", env=env)
-    assert wait_for(lambda: statuses(pg_engine) == Counter({Status.SENT: 4}), timeout=90), statuses(pg_engine)
+    assert wait_for(lambda: delivery_statuses(pg_engine) == Counter({Status.SENT: 4}), timeout=90), delivery_statuses(pg_engine)
     arrived = message_ids(smtp_server)
     assert len(arrived) == 4 and sum(arrived.values()) <= 8
