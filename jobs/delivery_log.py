@@ -5,13 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
-from workflow import TidingsBase, utcnow
+from workflow import Id, TidingsBase, utcnow
 
 __all__ = ["Delivery", "Status", "delivery_key"]
 
-_Id = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Status:
@@ -37,9 +36,9 @@ class Delivery(TidingsBase):
     __tablename__ = "tidings_deliveries"
     __table_args__ = (Index("ix_tidings_deliveries_status_lease", "status", "lease_until"),)
 
-    id: Mapped[int] = mapped_column(_Id, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)
-    transition_id: Mapped[int] = mapped_column(_Id, ForeignKey("tidings_transitions.id"), index=True)
+    transition_id: Mapped[int] = mapped_column(Id, ForeignKey("tidings_transitions.id"), index=True)
     notifier: Mapped[str] = mapped_column(String(255))
     party: Mapped[str] = mapped_column(String(128))
     channel: Mapped[str] = mapped_column(String(64))

@@ -75,8 +75,8 @@ def stop_workers() -> None:
 
 
 @dataclass(frozen=True)
-class Notification:
-    """One notification the kit delivered: to whom, for which transition, through which channel, what."""
+class _Delivery:
+    """To whom, for which transition, through which channel, by which notifier."""
 
     to: str
     name: str | None
@@ -86,30 +86,44 @@ class Notification:
     key: str
     trigger: str
     notifier: str
+
+    def _heading(self) -> str:
+        return f"{self.model} {self.key} {self.trigger!r} -> {self.party} <{self.to}> by {self.channel}"
+
+    def _matches(self, to: str | None, exact: dict[str, str | None]) -> bool:
+        return (to is None or self.to == to) and all(v is None or getattr(self, k) == v for k, v in exact.items())
+
+
+@dataclass(frozen=True)
+class Notification(_Delivery):
+    """One notification the kit delivered: to whom, for which transition, through which channel, what."""
+
     subject: str
     text: str
     html: str
 
     def __str__(self) -> str:
-        return f"{self.model} {self.key} {self.trigger!r} -> {self.party} <{self.to}> by {self.channel}: {self.subject!r}"
+        return f"{self._heading()}: {self.subject!r}"
 
 
 @dataclass(frozen=True)
-class Skipped:
+class Skipped(_Delivery):
     """One delivery the kit did not send, and why: an opt-out, or the notifier returned ``None``."""
 
-    to: str
-    name: str | None
-    party: str
-    channel: str
-    model: str
-    key: str
-    trigger: str
-    notifier: str
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.model} {self.key} {self.trigger!r} -> {self.party} <{self.to}> by {self.channel}: {self.reason}"
+        return f"{self._heading()}: {self.reason}"
+
+
+def _check_count(what: str, found: list[Any], count: int | None, to: str | None, match: dict[str, str],
+                 listing: str) -> None:
+    """Raise the kit's AssertionError unless ``found`` has ``count`` items (or, without ``count``, any)."""
+    if (count is None and found) or (count is not None and len(found) == count):
+        return
+    wanted = ", ".join(f"{k}={v!r}" for k, v in {"to": to, **match}.items() if v is not None) or "anything"
+    expected = f"exactly {count}" if count is not None else "at least one"
+    raise AssertionError(f"Expected {expected} {what} matching {wanted}; found {len(found)}.\n{listing}")
 
 
 class Kit:
@@ -200,10 +214,8 @@ class Kit:
         Queued jobs are run first, so a test can fire, commit and assert.
         """
         self.run()
-        return [n for n in self.sent
-                if (to is None or n.to == to) and (trigger is None or n.trigger == trigger)
-                and (model is None or n.model == model) and (party is None or n.party == party)
-                and (channel is None or n.channel == channel) and (subject is None or subject in n.subject)
+        exact = {"trigger": trigger, "model": model, "party": party, "channel": channel}
+        return [n for n in self.sent if n._matches(to, exact) and (subject is None or subject in n.subject)
                 and (body is None or body in n.text or body in n.html)]
 
     def assert_notified(self, to: str | None = None, *, count: int | None = None, **match: str) -> list[Notification]:
@@ -212,11 +224,7 @@ class Kit:
         The failure message lists everything that was sent instead.
         """
         found = self.notifications(to, **match)
-        wanted = ", ".join(f"{k}={v!r}" for k, v in {"to": to, **match}.items() if v is not None) or "anything"
-        if (count is None and not found) or (count is not None and len(found) != count):
-            expected = f"exactly {count}" if count is not None else "at least one"
-            raise AssertionError(f"Expected {expected} notification(s) matching {wanted}; "
-                                 f"found {len(found)}.\n{self.report()}")
+        _check_count("notification(s)", found, count, to, match, self.report())
         return found
 
     def skipped(self, to: str | None = None, *, trigger: str | None = None, model: str | None = None,
@@ -237,10 +245,8 @@ class Kit:
             found = [Skipped(to=d.address, name=d.name, party=d.party, channel=d.channel, model=t.model, key=t.key,
                              trigger=t.trigger, notifier=d.notifier, reason=d.last_error or "")
                      for d, t in session.execute(query)]
-        return [s for s in found
-                if (to is None or s.to == to) and (trigger is None or s.trigger == trigger)
-                and (model is None or s.model == model) and (party is None or s.party == party)
-                and (channel is None or s.channel == channel) and (reason is None or reason in s.reason)]
+        exact = {"trigger": trigger, "model": model, "party": party, "channel": channel}
+        return [s for s in found if s._matches(to, exact) and (reason is None or reason in s.reason)]
 
     def assert_skipped(self, to: str | None = None, *, count: int | None = None, **match: str) -> list[Skipped]:
         """Assert that deliveries matching ``to`` and ``match`` were skipped (exactly ``count``, if given).
@@ -248,13 +254,10 @@ class Kit:
         The failure message lists everything that was skipped instead, with the reasons.
         """
         found = self.skipped(to, **match)
-        wanted = ", ".join(f"{k}={v!r}" for k, v in {"to": to, **match}.items() if v is not None) or "anything"
         if (count is None and not found) or (count is not None and len(found) != count):
-            expected = f"exactly {count}" if count is not None else "at least one"
             everything = self.skipped()
             listed = "\n".join(f"  {s}" for s in everything) if everything else "  nothing"
-            raise AssertionError(f"Expected {expected} skip(s) matching {wanted}; found {len(found)}.\n"
-                                 f"Skipped:\n{listed}")
+            _check_count("skip(s)", found, count, to, match, f"Skipped:\n{listed}")
         return found
 
     def assert_nothing_sent(self) -> None:

@@ -10,15 +10,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text, func, select, update
+from sqlalchemy import DateTime, Index, String, Text, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
-from workflow import TidingsBase, utcnow
+from workflow import Id, TidingsBase, utcnow
 
-from .preferences import ref_of
+from .recipients import ref_of
 
 __all__ = ["Inbox", "InboxItem"]
 
-_Id = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class InboxItem(TidingsBase):
@@ -28,14 +27,14 @@ class InboxItem(TidingsBase):
     __table_args__ = (Index("ix_tidings_inbox_recipient", "recipient", "id"),
                       Index("ix_tidings_inbox_unread", "recipient", "read_at"))
 
-    id: Mapped[int] = mapped_column(_Id, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)
     recipient: Mapped[str] = mapped_column(String(255))
     party: Mapped[str | None] = mapped_column(String(128))
     model: Mapped[str | None] = mapped_column(String(128))
     record_key: Mapped[str | None] = mapped_column(String(128))
     trigger: Mapped[str | None] = mapped_column(String(128))
-    transition_id: Mapped[int | None] = mapped_column(_Id)
+    transition_id: Mapped[int | None] = mapped_column(Id)
     subject: Mapped[str] = mapped_column(Text)
     text: Mapped[str | None] = mapped_column(Text)
     html: Mapped[str | None] = mapped_column(Text)
@@ -60,7 +59,7 @@ class Inbox:
             or its ref (``"User:42"``) or address.
 
     Raises:
-        RegistrationError: ``recipient`` is of no known kind.
+        RecipientError: ``recipient`` is of no known kind.
     """
 
     def __init__(self, session: Session, recipient: object) -> None:

@@ -14,12 +14,12 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Index, String, UniqueConstraint, inspect, select
+from sqlalchemy import Boolean, DateTime, Index, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
-from workflow import TidingsBase, actor_reference, utcnow
+from workflow import TidingsBase, utcnow
 
 from .errors import RegistrationError
-from .recipients import Recipient
+from .recipients import ref_of
 from .registry import Registration, registry
 
 __all__ = ["Preference", "opt_in", "opt_out", "preferences_of", "skip_reasons"]
@@ -52,12 +52,13 @@ def opt_out(session: Session, recipient: object, *, notifier: object = None, cha
     """Record that ``recipient`` does not want ``notifier`` (and/or ``channel``); in the caller's transaction.
 
     Args:
-        recipient: a mapped row (e.g. a ``User``), a :class:`Recipient`, or its ref / address.
+        recipient: a mapped row (e.g. a ``User``), a :class:`~notifiers.Recipient`, or its ref / address.
         notifier: a Notifier class, one of its ``@on`` methods, or its dotted name; ``None`` for all.
         channel: a channel kind such as ``"email"``; ``None`` for all.
 
     Raises:
         RegistrationError: ``notifier`` is not a notifier, or ``channel`` is not a channel name.
+        RecipientError: ``recipient`` is of no known kind.
     """
     return _choose(session, recipient, notifier, channel, enabled=False)
 
@@ -67,6 +68,7 @@ def opt_in(session: Session, recipient: object, *, notifier: object = None, chan
 
     Raises:
         RegistrationError: ``notifier`` is not a notifier, or ``channel`` is not a channel name.
+        RecipientError: ``recipient`` is of no known kind.
     """
     return _choose(session, recipient, notifier, channel, enabled=True)
 
@@ -106,21 +108,6 @@ def skip_reasons(session: Session, refs: Iterable[str]) -> Callable[[str, Regist
         return f"Opted out of {what}."
 
     return reason
-
-
-def ref_of(recipient: object) -> str:
-    """The ref preferences are kept under: ``"User:42"`` for a mapped row, an address in lower case.
-
-    Raises:
-        RegistrationError: ``recipient`` is empty or of another kind.
-    """
-    if isinstance(recipient, Recipient):
-        return recipient.ref
-    if isinstance(recipient, str) and recipient.strip():
-        return recipient.strip().lower() if "@" in recipient else recipient.strip()
-    if inspect(recipient, raiseerr=False) is not None:
-        return actor_reference(recipient) or ""
-    raise RegistrationError(f"{recipient!r} is not a recipient: give a mapped row, a Recipient, a ref or an address.")
 
 
 def _choose(session: Session, recipient: object, notifier: object, channel: str | None, *,

@@ -88,15 +88,35 @@ def recipients_of(value: Any, party: str | None = None) -> list[Recipient]:
         name, address = parseaddr(value)
         return [Recipient(address or value, name or None, party)]
     if hasattr(value, "email"):
-        address = getattr(value, "email")
-        mapped = inspect(value, raiseerr=False) is not None
-        return [Recipient(address, getattr(value, "name", None), party,
-                          ref=(actor_reference(value) or "") if mapped else "", locale=_locale(value))]
+        return [Recipient(getattr(value, "email"), getattr(value, "name", None), party, ref=_row_ref(value),
+                          locale=_locale(value))]
     raise RecipientError(
         f"Party {party!r} gave {value!r}, which is not a recipient: give an object with an 'email' "
         f"attribute, an address string, or a list of them.",
         recipient=value,
     )
+
+
+def ref_of(recipient: object) -> str:
+    """The ref preferences and inboxes are kept under: ``"User:42"`` for a mapped row, an address in lower case.
+
+    Raises:
+        RecipientError: ``recipient`` is empty or of another kind.
+    """
+    if isinstance(recipient, Recipient):
+        return recipient.ref
+    if isinstance(recipient, str) and recipient.strip():
+        return recipient.strip().lower() if "@" in recipient else recipient.strip()
+    ref = _row_ref(recipient)
+    if not ref:
+        raise RecipientError(f"{recipient!r} is not a recipient: give a mapped row, a Recipient, a ref or an address.",
+                             recipient=recipient)
+    return ref
+
+
+def _row_ref(value: object) -> str:
+    """``"Model:key"`` for a mapped row, ``""`` for anything else."""
+    return (actor_reference(value) or "") if inspect(value, raiseerr=False) is not None else ""
 
 
 def _locale(value: object) -> str | None:

@@ -20,13 +20,14 @@ from .errors import (
 )
 from .parties import PartySpec
 from .stateful import Stateful, Trigger, actor_reference, load_subject, model_class, stateful_models
-from .transition_log import TidingsBase, TransitionRecord, metadata, read_record, utcnow
+from .transition_log import Id, TidingsBase, TransitionRecord, metadata, read_record, utcnow
 
 __all__ = [
     "ConcurrentTransition",
     "ConditionFailed",
     "ContextNotSerializable",
     "DefinitionError",
+    "Id",
     "InvalidTransition",
     "NotInSession",
     "PartySpec",

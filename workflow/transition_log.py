@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
-from collections.abc import Mapping
-
-from sqlalchemy import JSON, BigInteger, Connection, DateTime, Index, Integer, MetaData, String, bindparam, delete, insert, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Connection,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    bindparam,
+    delete,
+    insert,
+    select,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, make_transient_to_detached, mapped_column
 
 #: The MetaData that holds Tidings' own tables (the transition log, and the delivery log once

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl as _ssl
-import threading
 from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
@@ -13,6 +12,7 @@ from ..errors import PermanentChannelError, TransientChannelError
 from ..message import Email
 from ..recipients import Recipient
 from .base import Channel
+from .connections import ThreadConnections
 
 if TYPE_CHECKING:
     from ..notifier import Event
@@ -49,9 +49,7 @@ class SMTPChannel(Channel):
         self.host, self.port, self.sender = host, port, sender
         self.starttls, self.ssl, self.timeout = starttls, ssl, timeout
         self.username, self._password = username, password
-        self._local = threading.local()
-        self._open: list[smtplib.SMTP] = []
-        self._lock = threading.Lock()
+        self._connections: ThreadConnections[smtplib.SMTP] = ThreadConnections(_quietly_close)
 
     def __repr__(self) -> str:
         return f"SMTPChannel({self.host!r}, {self.port})"
@@ -66,7 +64,7 @@ class SMTPChannel(Channel):
         mime = message.to_mime(to, sender=self.sender, key=key)
         envelope_from = parseaddr(str(mime["From"]))[1]
         while True:
-            reused = getattr(self._local, "connection", None) is not None
+            reused = self._connections.current() is not None
             try:
                 self._connection().send_message(mime, from_addr=envelope_from, to_addrs=[to.address])
                 return
@@ -89,13 +87,7 @@ class SMTPChannel(Channel):
                                             channel="smtp") from None
 
     def _connection(self) -> smtplib.SMTP:
-        connection: smtplib.SMTP | None = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._connect()
-            self._local.connection = connection
-            with self._lock:
-                self._open.append(connection)
-        return connection
+        return self._connections.current() or self._connections.keep(self._connect())
 
     def _connect(self) -> smtplib.SMTP:
         context = _ssl.create_default_context()
@@ -110,7 +102,7 @@ class SMTPChannel(Channel):
         return connection
 
     def _reset(self) -> None:
-        connection = getattr(self._local, "connection", None)
+        connection = self._connections.current()
         try:
             if connection is not None:
                 connection.rset()
@@ -118,21 +110,11 @@ class SMTPChannel(Channel):
             self._drop()
 
     def _drop(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        self._local.connection = None
-        if connection is not None:
-            with self._lock:
-                if connection in self._open:
-                    self._open.remove(connection)
-            _quietly_close(connection)
+        self._connections.drop()
 
     def close(self) -> None:
         """Close every thread's connection."""
-        with self._lock:
-            connections, self._open = self._open, []
-        for connection in connections:
-            _quietly_close(connection)
-        self._local = threading.local()
+        self._connections.close()
 
 
 def _quietly_close(connection: smtplib.SMTP) -> None:

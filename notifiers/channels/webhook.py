@@ -19,7 +19,6 @@ import http.client
 import json
 import logging
 import ssl
-import threading
 import time
 from collections.abc import Mapping
 from email.message import Message
@@ -33,6 +32,7 @@ from ..errors import ChannelConfigurationError, MessageError, PermanentChannelEr
 from ..message import Email
 from ..recipients import Recipient
 from .base import Channel
+from .connections import ThreadConnections
 
 if TYPE_CHECKING:
     from ..notifier import Event
@@ -96,9 +96,8 @@ class WebhookChannel(Channel):
         self._secret = secret.encode() if isinstance(secret, str) else bytes(secret)
         self._headers = {"User-Agent": _user_agent(), **_checked(headers or {})}
         self._ssl_context = ssl_context or (ssl.create_default_context() if self._url.scheme == "https" else None)
-        self._local = threading.local()
-        self._open: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
+        self._connections: ThreadConnections[http.client.HTTPConnection] = ThreadConnections(
+            lambda connection: connection.close())
 
     def __repr__(self) -> str:
         kind = "" if self.kind == "webhook" else f", kind={self.kind!r}"
@@ -162,14 +161,11 @@ class WebhookChannel(Channel):
         Raises:
             TransientChannelError: the connection could not be made within ``connect_timeout``.
         """
-        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        connection = self._connections.current()
         if connection is not None and connection.sock is not None:
             return connection, True
         if connection is None:
-            connection = self._new_connection()
-            self._local.connection = connection
-            with self._lock:
-                self._open.append(connection)
+            connection = self._connections.keep(self._new_connection())
         try:
             connection.connect()
         except OSError as error:
@@ -187,21 +183,11 @@ class WebhookChannel(Channel):
         return http.client.HTTPConnection(host, port, timeout=self.connect_timeout)
 
     def _drop(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        self._local.connection = None
-        if connection is not None:
-            with self._lock:
-                if connection in self._open:
-                    self._open.remove(connection)
-            connection.close()
+        self._connections.drop()
 
     def close(self) -> None:
         """Close every thread's connection."""
-        with self._lock:
-            connections, self._open = self._open, []
-        for connection in connections:
-            connection.close()
-        self._local = threading.local()
+        self._connections.close()
 
 
 def verify_signature(body: bytes, header: str | None, secret: str | bytes, *, tolerance: float = 300,

@@ -46,7 +46,7 @@ def test_sends_with_the_envelope_recipient_and_reuses_the_connection(server: tup
     with channel_for(controller) as channel:
         for key in ("k1", "k2"):
             channel.send(Email(subject="Hi", text="body"), Recipient("ann@example.com"), key=key)
-        assert len(channel._open) == 1
+        assert len(channel._connections) == 1
     assert [e.rcpt_tos for e in handler.received] == [["ann@example.com"], ["ann@example.com"]]
     assert b"Message-ID: <k1@example.com>" in handler.received[0].content
 
@@ -75,6 +75,6 @@ def test_a_kept_connection_that_went_stale_is_replaced_once(server: tuple[Contro
     controller, handler = server
     with channel_for(controller) as channel:
         channel.send(Email(subject="Hi", text="one"), Recipient("ann@example.com"), key="k1")
-        channel._local.connection.close()  # as if the server had dropped the idle connection
+        channel._connections.current().close()  # type: ignore[union-attr]  # as if the server dropped it
         channel.send(Email(subject="Hi", text="two"), Recipient("ann@example.com"), key="k2")
     assert len(handler.received) == 2
