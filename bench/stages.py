@@ -76,9 +76,11 @@ def install(folder: Path) -> None:
         from notifiers import SMTPChannel
 
         delivery.claim = timed("claim", delivery.claim)
+        delivery.claim_many = timed("claim", delivery.claim_many)
         delivery._compose = timed("load + render", delivery._compose)  # type: ignore[attr-defined]
-        delivery._finish = timed("mark", delivery._finish)  # type: ignore[attr-defined]
-        fanout.plan = timed("fan-out (plan, write, claim)", fanout.plan)
+        delivery._finish = timed("mark (one outcome)", delivery._finish)  # type: ignore[attr-defined]
+        delivery.SentLog.flush = timed("mark (sent outcomes, together)", delivery.SentLog.flush)  # type: ignore[method-assign]
+        fanout.plan_many = timed("fan-out (plan, write, claim)", fanout.plan_many)
         SMTPChannel.send = timed("send", SMTPChannel.send)  # type: ignore[method-assign]
     broker = dramatiq.get_broker() if "jobs" in sys.modules else None
     if "bench.bare_actor" in sys.modules:

@@ -1,28 +1,28 @@
 """The Dramatiq actors: shells that open a session per message and call fanout and delivery.
 
-A transition with few deliveries (``INLINE`` at most) is delivered by its own fan-out
-message: one message per transition, the rows written already claimed. A larger one is split
-into messages of up to ``CHUNK`` deliveries each (``tidings.deliver_each``), spread so that a
-worker's threads share them, instead of one message per delivery. A delivery that fails
-transiently in either goes on alone, as a ``tidings.deliver`` message after its backoff.
+A fan-out message carries one transition, or up to ``BATCH`` that the outbox or the sweeper
+found waiting at once; they are planned together. Up to ``INLINE`` deliveries per transition
+(``CHUNK`` in all) are written already claimed and sent by the fan-out message itself; more are
+split into messages of up to ``CHUNK`` deliveries each (``tidings.deliver_each``), spread so that
+a worker's threads share them. Either records its ``sent`` outcomes together. A delivery that
+fails transiently goes on alone, as a ``tidings.deliver`` message after its backoff.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from typing import Any
 
 import dramatiq
 from notifiers import PermanentChannelError
 from sqlalchemy.orm import Session
-from workflow import TransitionRecord, WorkflowError
+from workflow import TransitionRecord, WorkflowError, load_subjects, read_records
 
-from . import delivery, fanout, sweeper, worker
-from .errors import DeliveryNotFound, TransitionNotFound
+from . import batches, delivery, fanout, sweeper, worker
+from .errors import DeliveryNotFound
 
-__all__ = ["CHUNK", "INLINE", "deliver", "deliver_each", "fan_out", "sweep"]
+__all__ = ["BATCH", "CHUNK", "INLINE", "deliver", "deliver_each", "fan_out", "sweep"]
 
 _log = logging.getLogger(__name__)
 _settings = worker.runtime.settings
@@ -31,33 +31,43 @@ _settings = worker.runtime.settings
 INLINE = 4
 #: The most deliveries one ``tidings.deliver_each`` message carries.
 CHUNK = 50
-#: A large fan-out is split into about this many messages (or more), so that many threads share it.
-_SPREAD = 16
+#: The most transitions one ``tidings.fan_out`` message carries (the outbox and the sweeper group them).
+BATCH = 50
 
 
 @dramatiq.actor(queue_name=_settings.queue, actor_name="tidings.fan_out",
                 max_retries=_settings.max_retries, min_backoff=_settings.min_backoff_ms,
                 max_backoff=_settings.max_backoff_ms)
-def fan_out(transition_id: int) -> None:
-    """Plan the deliveries of a committed transition; send a few at once, enqueue the others in chunks."""
+def fan_out(transition_ids: int | list[int]) -> None:
+    """Plan the deliveries of committed transitions; send a few at once, enqueue the others in chunks.
+
+    One transition, or several that the outbox or the sweeper found waiting together: they are
+    planned in one transaction, and the message sends up to ``INLINE`` deliveries per
+    transition itself (``CHUNK`` at most), their ``sent`` outcomes written together.
+    """
     runtime = worker.runtime
+    ids = [transition_ids] if isinstance(transition_ids, int) else list(transition_ids)
     later: list[delivery.RetryLater] = []
-    try:
-        with runtime.session() as session:
-            lease = runtime.settings.lease_seconds
-            planned = fanout.plan(session, transition_id, claim_up_to=INLINE, lease_seconds=lease)
+    with runtime.session() as session:
+        lease = runtime.settings.lease_seconds
+        planned = fanout.plan_many(session, ids, claim_up_to=min(CHUNK, INLINE * len(ids)), lease_seconds=lease)
+        for missing in planned.missing:
+            _log.error("fan_out(%s) skipped: Transition %s does not exist (rolled back or deleted?).",
+                       missing, missing, extra={"transition_id": missing})
+        sent = delivery.SentLog(session)
+        try:
             renew_after = time.monotonic() + lease / 2
             for held in planned.claimed:
                 if time.monotonic() > renew_after:  # a slow channel: keep the later claims alive
+                    sent.flush()
                     if not delivery.renew(session, held, lease):
                         _log.warning("Delivery %s: its claim ran out while others were sent; the sweeper has it.",
                                      held.id)
                         continue
                     renew_after = time.monotonic() + lease / 2
-                _send(session, held, later, planned.loaded)
-    except TransitionNotFound as error:
-        _log.error("fan_out(%s) skipped: %s", transition_id, error)
-        return
+                _send(session, held, later, planned.loaded.get(held.transition_id), sent)
+        finally:
+            sent.flush()
     _enqueue(planned.pending)
     _retry(later)
 
@@ -83,47 +93,57 @@ def deliver(delivery_id: int) -> None:
                 max_retries=_settings.max_retries, min_backoff=_settings.min_backoff_ms,
                 max_backoff=_settings.max_backoff_ms)
 def deliver_each(delivery_ids: list[int]) -> None:
-    """Send several deliveries one after the other, each claimed on its own (a chunk of one fan-out)."""
+    """Send several deliveries one after the other, claimed together, their ``sent`` outcomes written together."""
     runtime = worker.runtime
     later: list[delivery.RetryLater] = []
-    loaded: dict[int, tuple[TransitionRecord, Any] | None] = {}  # a chunk's deliveries share their transition
     with runtime.session() as session:
-        for delivery_id in delivery_ids:
-            held = delivery.claim(session, delivery_id, runtime.settings.lease_seconds)
-            if held is None:  # sent already (a message delivered twice), or gone
-                _log.info("Delivery %s was not pending; not sending it again.", delivery_id)
-                continue
-            if held.transition_id not in loaded:
-                try:
-                    loaded[held.transition_id] = delivery.load(session, held.transition_id)
-                except WorkflowError:  # sending loads it again, and records the failure
-                    loaded[held.transition_id] = None
-            _send(session, held, later, loaded[held.transition_id])
+        claimed = delivery.claim_many(session, delivery_ids, runtime.settings.lease_seconds)
+        if len(claimed) < len(delivery_ids):  # sent already (a message delivered twice), or gone
+            _log.info("Deliveries %s were not pending; not sending them again.",
+                      sorted(set(delivery_ids) - {held.id for held in claimed}))
+        loaded = _load(session, {held.transition_id for held in claimed})
+        sent = delivery.SentLog(session)
+        try:
+            for held in claimed:
+                _send(session, held, later, loaded.get(held.transition_id), sent)
+        finally:
+            sent.flush()
     _retry(later)
 
 
+def _load(session: Session, transition_ids: set[int]) -> dict[int, tuple[TransitionRecord, Any]]:
+    """The transitions (and their rows) of a chunk's deliveries, read together; those that could be."""
+    try:
+        records = read_records(session.connection(), transition_ids)
+        subjects = load_subjects(session, records.values())
+    except WorkflowError:  # sending loads them again, one by one, and records the failure
+        return {}
+    finally:
+        session.commit()  # no read transaction held open while sending
+    return {i: (record, subjects[i]) for i, record in records.items()}
+
+
 def _send(session: Session, held: delivery.Claim, later: list[delivery.RetryLater],
-          loaded: tuple[TransitionRecord, Any] | None = None) -> None:
+          loaded: tuple[TransitionRecord, Any] | None = None, sent: delivery.SentLog | None = None) -> None:
     """Send one claimed delivery; a transient failure joins ``later``."""
     runtime = worker.runtime
     s = runtime.settings
     try:
         delivery.send(session, held, channel_for=runtime.channel, lease_seconds=s.lease_seconds,
                       max_attempts=s.max_retries + 1, min_backoff_ms=s.min_backoff_ms,
-                      max_backoff_ms=s.max_backoff_ms, loaded=loaded)
+                      max_backoff_ms=s.max_backoff_ms, loaded=loaded, sent=sent)
     except delivery.RetryLater as retry:
         later.append(retry)
 
 
 def _enqueue(pending: list[int]) -> None:
-    """One message per chunk of pending deliveries: about ``_SPREAD`` messages or more, ``CHUNK`` at most each."""
+    """A ``deliver`` message for each of a few pending deliveries, else chunks of them (see :func:`batches.split`)."""
     if len(pending) <= INLINE:
         for delivery_id in pending:
             deliver.send(delivery_id)
         return
-    size = min(CHUNK, max(1, math.ceil(len(pending) / _SPREAD)))
-    for start in range(0, len(pending), size):
-        deliver_each.send(pending[start:start + size])
+    for chunk in batches.split(pending, CHUNK):
+        deliver_each.send(chunk)
 
 
 def _retry(later: list[delivery.RetryLater]) -> None:
@@ -137,8 +157,8 @@ def sweep() -> sweeper.Sweep:
     runtime = worker.runtime
     with runtime.session() as session:
         found = sweeper.sweep(session, grace_seconds=runtime.settings.sweep_after_seconds)
-    for transition_id in found.transitions:
-        fan_out.send(transition_id)
+    for chunk in batches.split(found.transitions, BATCH):
+        fan_out.send(chunk[0] if len(chunk) == 1 else chunk)
     for delivery_id in found.deliveries:
         deliver.send(delivery_id)
     return found

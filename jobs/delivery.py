@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -20,7 +21,7 @@ from notifiers import (
     TransientChannelError,
     registry,
 )
-from sqlalchemy import Engine, Table, and_, bindparam, or_, select, update
+from sqlalchemy import Engine, Table, and_, bindparam, or_, select, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, WorkflowError, load_subject, read_record, utcnow
@@ -29,7 +30,7 @@ from . import metrics
 from .delivery_log import Delivery, Status
 from .errors import ConfigurationError, DeliveryNotFound
 
-__all__ = ["Claim", "RetryLater", "claim", "deliver", "load", "renew", "reset_for_resend", "send"]
+__all__ = ["Claim", "RetryLater", "SentLog", "claim", "claim_many", "deliver", "load", "renew", "reset_for_resend", "send"]
 
 _log = logging.getLogger(__name__)
 _table = cast(Table, Delivery.__table__)
@@ -38,10 +39,9 @@ _COLUMNS = ("id", "key", "transition_id", "notifier", "party", "channel", "addre
 
 # Core statements, built once: claiming and recording run once per delivery, and an ORM
 # statement costs several times their Python work (see docs/PERFORMANCE.md).
-_CLAIM = (
+_CLAIMING = (
     update(_table)
-    .where(_table.c.id == bindparam("claim_id"),
-           or_(_table.c.status == Status.PENDING,
+    .where(or_(_table.c.status == Status.PENDING,
                and_(_table.c.status == Status.SENDING, _table.c.lease_until < bindparam("claim_now"))))
     .values(status=Status.SENDING, attempts=_table.c.attempts + 1, updated_at=bindparam("claim_now"),
             lease_until=bindparam("claim_lease"))
@@ -65,6 +65,17 @@ _RECORD = (
             updated_at=bindparam("record_now"), lease_until=bindparam("record_lease"),
             sent_at=bindparam("record_sent_at"))
 )
+
+_RECORD_SENT = (
+    update(_table)
+    .where(tuple_(_table.c.id, _table.c.attempts).in_(bindparam("sent_ids", expanding=True)),
+           _table.c.status.in_([Status.SENDING, Status.PENDING]))
+    .values(status=Status.SENT, last_error=None, updated_at=bindparam("sent_now"), lease_until=None,
+            sent_at=bindparam("sent_now"))
+    .returning(_table.c.id)
+)
+_CLAIM = _CLAIMING.where(_table.c.id == bindparam("claim_id"))
+_CLAIM_MANY = _CLAIMING.where(_table.c.id.in_(bindparam("claim_ids", expanding=True)))
 
 
 @dataclass(frozen=True)
@@ -161,6 +172,17 @@ def claim(session: Session, delivery_id: int, lease_seconds: float) -> Claim | N
     return None if row is None else Claim(*row)
 
 
+def claim_many(session: Session, delivery_ids: list[int], lease_seconds: float) -> list[Claim]:
+    """:func:`claim` for several deliveries in one statement; the claims taken, in the order asked."""
+    now = utcnow()
+    _one_statement(session)
+    rows = session.connection().execute(_CLAIM_MANY, {
+        "claim_ids": delivery_ids, "claim_now": now, "claim_lease": now + dt.timedelta(seconds=lease_seconds)}).all()
+    session.commit()
+    found = {held.id: held for held in (Claim(*row) for row in rows)}
+    return [found[i] for i in delivery_ids if i in found]
+
+
 def renew(session: Session, held: Claim, lease_seconds: float) -> bool:
     """Extend the lease of a claim held for a while; ``False`` if it was lost (swept or claimed again).
 
@@ -177,11 +199,12 @@ def renew(session: Session, held: Claim, lease_seconds: float) -> bool:
 
 def send(session: Session, held: Claim, *, channel_for: Callable[[str], Channel], lease_seconds: float,
          max_attempts: int, min_backoff_ms: int = 1_000, max_backoff_ms: int = 600_000,
-         loaded: tuple[TransitionRecord, Any] | None = None) -> str:
+         loaded: tuple[TransitionRecord, Any] | None = None, sent: SentLog | None = None) -> str:
     """Render and send a claimed delivery, record the outcome; return the status recorded.
 
     ``loaded`` is its transition and that transition's row when the caller has them (the
-    fan-out that just planned the delivery), so they are not read again.
+    fan-out that just planned the delivery), so they are not read again. With ``sent``, a
+    successful send is recorded by that log, with others, instead of at once.
 
     Raises:
         RetryLater: a transient failure (or an unforeseen error), recorded; send it again later.
@@ -200,6 +223,9 @@ def send(session: Session, held: Claim, *, channel_for: Callable[[str], Channel]
     except Exception as error:  # anything unforeseen, e.g. a bug in a notifier or a database blip
         return _retry_later(session, held, error, max_attempts, min_backoff_ms, max_backoff_ms, lease_seconds)
     metrics.delivery_sent(held.channel, event.created_at)
+    if sent is not None:
+        sent.add(held)
+        return Status.SENT
     return _finish(session, held, Status.SENT, None)
 
 
@@ -259,18 +285,83 @@ def _finish(session: Session, held: Claim, status: str, error: str | None,
         "record_now": now, "record_lease": lease_until, "record_sent_at": now if status == Status.SENT else None})
     session.commit()
     if not getattr(result, "rowcount", 1):
-        current = session.scalar(select(Delivery.status).where(Delivery.id == held.id))
-        _log.warning("Delivery %s (%s to %s): its claim ran out and was taken again; %s not recorded (now %s).",
-                     held.id, held.channel, held.address, status, current,
-                     extra={"delivery_id": held.id, "transition_id": held.transition_id, "channel": held.channel})
-        return f"lost ({current})"
+        return _lost(session, held, status)
+    _recorded(held, status, error)
+    return status
+
+
+def _lost(session: Session, held: Claim, status: str) -> str:
+    """Report an outcome not written because the claim was taken again meanwhile; what it is now."""
+    current = session.scalar(select(Delivery.status).where(Delivery.id == held.id))
+    _log.warning("Delivery %s (%s to %s): its claim ran out and was taken again; %s not recorded (now %s).",
+                 held.id, held.channel, held.address, status, current,
+                 extra={"delivery_id": held.id, "transition_id": held.transition_id, "channel": held.channel})
+    return f"lost ({current})"
+
+
+def _recorded(held: Claim, status: str, error: str | None) -> None:
+    """Log and count an outcome written."""
     log = _log.info if status in (Status.SENT, Status.SKIPPED) else _log.warning
     log("Delivery %s (%s to %s): %s%s", held.id, held.channel, held.address, status,
         f" - {error}" if error else "",
         extra={"delivery_id": held.id, "transition_id": held.transition_id, "channel": held.channel,
                "status": status})
     metrics.delivery_finished(held.channel, status)
-    return status
+
+
+class SentLog:
+    """Deliveries their channel accepted, recorded ``sent`` together: one UPDATE for up to ``size``.
+
+    A message that sends many deliveries one after the other (a batched fan-out, a chunk) would
+    otherwise pay a round trip per delivery. What is waiting is written once ``size`` are
+    waiting or the oldest has waited ``seconds``, and by :meth:`flush` at the end of the
+    message. The price: a worker killed between a send and the next write leaves those
+    deliveries ``sending``; once their lease runs out they are sent again (each with the same
+    Message-ID, so receivers can drop the copy), as a single unrecorded send is today.
+    """
+
+    def __init__(self, session: Session, *, size: int = 16, seconds: float = 0.25) -> None:
+        self.session, self.size, self.seconds = session, size, seconds
+        self._held: list[Claim] = []
+        self._since = 0.0
+
+    def add(self, held: Claim) -> None:
+        """Note that ``held`` was sent; write what waits if it is time.
+
+        A transaction rendering began (a lazy load) ends here, as a recorded outcome would end
+        it: held open across sends, its read lock would block other threads' writes on SQLite.
+        """
+        if self.session.in_transaction():
+            self._discard_changes()
+            self.session.commit()
+        if not self._held:
+            self._since = time.monotonic()
+        self._held.append(held)
+        if len(self._held) >= self.size or time.monotonic() - self._since >= self.seconds:
+            self.flush()
+
+    def _discard_changes(self) -> None:
+        """As in :func:`_finish`: what rendering changed is never committed."""
+        if self.session.dirty or self.session.new or self.session.deleted:
+            self.session.expunge_all()
+
+    def flush(self) -> None:
+        """Write every waiting ``sent`` outcome (those whose claim was taken again are reported lost)."""
+        held, self._held = self._held, []
+        if not held:
+            return
+        session = self.session
+        self._discard_changes()
+        now = utcnow()
+        _one_statement(session)
+        written = set(session.connection().execute(
+            _RECORD_SENT, {"sent_ids": [(one.id, one.attempts) for one in held], "sent_now": now}).scalars())
+        session.commit()
+        for one in held:
+            if one.id in written:
+                _recorded(one, Status.SENT, None)
+            else:
+                _lost(session, one, Status.SENT)
 
 
 def reset_for_resend(session: Session, *, ids: list[int] | None = None, statuses: tuple[str, ...] = ()) -> list[int]:

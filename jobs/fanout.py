@@ -5,26 +5,27 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from notifiers import Recipient, RecipientError, Registration, recipients_of, registry, skip_reasons
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from workflow import TransitionRecord, WorkflowError, load_subject, read_record, utcnow
+from workflow import TransitionRecord, WorkflowError, load_subjects, read_records, utcnow
 
 from .delivery import Claim
 from .delivery_log import Delivery, Status, delivery_key
 from .errors import TransitionNotFound
 
-__all__ = ["Planned", "fan_out", "plan"]
+__all__ = ["Planned", "fan_out", "plan", "plan_many"]
 
 _log = logging.getLogger(__name__)
 _table = cast(Table, Delivery.__table__)
-_INSERT = insert(_table).returning(_table.c.id, _table.c.key, sort_by_parameter_order=True)
+_INSERT = insert(_table).returning(_table.c.id, _table.c.key)  # ids are matched by key: any order
 _RETURNING_UP_TO = 50
-_MARK = (update(cast(Table, TransitionRecord.__table__))
-         .where(TransitionRecord.id == bindparam("mark_id")).values(fanned_out_at=bindparam("mark_at")))
+_transitions = cast(Table, TransitionRecord.__table__)
+_MARK = update(_transitions).values(fanned_out_at=bindparam("mark_at"))
 
 
 @dataclass
@@ -35,12 +36,14 @@ class Planned:
         claimed: deliveries written already claimed (``sending``, under a lease) for the caller
             to send now; the rows commit before anything is sent, so the claim holds.
         pending: ids of deliveries written ``pending``, for delivery messages.
-        loaded: the transition and its row, as read for the planning (``None`` if nothing was written).
+        loaded: each transition that got new deliveries, and its row, as read for the planning.
+        missing: the transitions asked for that do not exist.
     """
 
     claimed: list[Claim] = field(default_factory=list)
     pending: list[int] = field(default_factory=list)
-    loaded: tuple[TransitionRecord, Any] | None = None
+    loaded: dict[int, tuple[TransitionRecord, Any]] = field(default_factory=dict)
+    missing: list[int] = field(default_factory=list)
 
 
 def fan_out(session: Session, transition_id: int) -> list[int]:
@@ -66,43 +69,104 @@ def plan(session: Session, transition_id: int, *, claim_up_to: int = 0, lease_se
     Raises:
         TransitionNotFound: no transition has this id.
     """
-    record = read_record(session.connection(), transition_id)
-    if record is None:
+    planned = plan_many(session, [transition_id], claim_up_to=claim_up_to, lease_seconds=lease_seconds)
+    if planned.missing:
         raise TransitionNotFound(f"Transition {transition_id} does not exist (rolled back or deleted?).")
-    registrations = registry.for_transition(record.model, record.trigger)
-    subject, rows = _plan(session, record, registrations) if registrations else (None, [])
-    first = record.fanned_out_at is None
-    if not first:  # a second run: keep only what the first did not write
-        existing = set(session.scalars(select(Delivery.key).where(Delivery.transition_id == transition_id)))
-        rows = [row for row in rows if row["key"] not in existing]
-    now = utcnow()
-    to_claim = [row for row in rows if row["status"] == Status.PENDING]
-    if not first or len(to_claim) > claim_up_to:
-        to_claim = []
-    for row in to_claim:
-        row.update(status=Status.SENDING, attempts=1, lease_until=now + dt.timedelta(seconds=lease_seconds))
-    # The rows and the marker commit together, so a first run (no marker) finds no rows to skip.
-    try:
-        connection = session.connection()
-        ids = _insert(connection, transition_id, rows) if rows else {}
-        if first:
-            connection.execute(_MARK, {"mark_id": transition_id, "mark_at": now})
-        session.commit()
-        if first:
-            record.fanned_out_at = now
-    except IntegrityError:  # another fan-out of the same transition won the race
-        session.rollback()
-        _log.info("Transition %s was fanned out concurrently; nothing new written.", transition_id)
-        return Planned()
-    planned = Planned(claimed=[_claim_of(ids[row["key"]], row) for row in to_claim],
-                      pending=[ids[row["key"]] for row in rows if row["status"] == Status.PENDING],
-                      loaded=(record, subject) if rows else None)
-    if rows:
-        _log.info("Transition %s fanned out to %d new deliveries.", transition_id, len(rows))
     return planned
 
 
-def _insert(connection: Connection, transition_id: int, rows: list[dict[str, Any]]) -> dict[str, int]:
+def plan_many(session: Session, transition_ids: Sequence[int], *, claim_up_to: int = 0,
+              lease_seconds: float = 60.0) -> Planned:
+    """:func:`plan` for several transitions at once, in one transaction of a few statements.
+
+    One read of the transitions, one of their rows per model (with the parties named by a
+    relationship), one of the preferences, one INSERT of every delivery, one UPDATE marking them
+    fanned out: what planning costs is paid once for all of them, not per transition. The
+    deliveries of first fan-outs are written claimed, a whole transition at a time, while they
+    fit within ``claim_up_to``. Transitions that do not exist are returned as ``missing``.
+
+    Should another fan-out of one of them commit first (a unique key taken), each transition is
+    planned again on its own, so the others are not held back by it.
+    """
+    records = read_records(session.connection(), transition_ids)
+    try:
+        return _plan_many(session, records, [i for i in transition_ids if i not in records], claim_up_to,
+                          lease_seconds)
+    except IntegrityError:
+        session.rollback()
+        if len(records) == 1:
+            _log.info("Transition %s was fanned out concurrently; nothing new written.", next(iter(records)))
+            return Planned()
+    planned = Planned(missing=[i for i in transition_ids if i not in records])
+    for transition_id in records:
+        one = plan_many(session, [transition_id], claim_up_to=claim_up_to - len(planned.claimed),
+                        lease_seconds=lease_seconds)
+        planned.claimed += one.claimed
+        planned.pending += one.pending
+        planned.loaded.update(one.loaded)
+        planned.missing += one.missing
+    return planned
+
+
+def _plan_many(session: Session, records: dict[int, TransitionRecord], missing: list[int], claim_up_to: int,
+               lease_seconds: float) -> Planned:
+    subjects = _subjects(session, [r for r in records.values() if registry.for_transition(r.model, r.trigger)])
+    rows_of = _plan(session, records, subjects)
+    again = [record.id for record in records.values() if record.fanned_out_at is not None]
+    if again:  # second runs: keep only what the first did not write
+        existing = set(session.scalars(select(Delivery.key).where(Delivery.transition_id.in_(again))))
+        for transition_id in again:
+            rows_of[transition_id] = [row for row in rows_of[transition_id] if row["key"] not in existing]
+    now = utcnow()
+    lease_until = now + dt.timedelta(seconds=lease_seconds)
+    to_claim: list[dict[str, Any]] = []
+    for transition_id, rows in rows_of.items():
+        pending = [row for row in rows if row["status"] == Status.PENDING]
+        if records[transition_id].fanned_out_at is None and len(to_claim) + len(pending) <= claim_up_to:
+            to_claim += pending
+    for row in to_claim:
+        row.update(status=Status.SENDING, attempts=1, lease_until=lease_until)
+    rows = [row for transition_rows in rows_of.values() for row in transition_rows]
+    first = [record.id for record in records.values() if record.fanned_out_at is None]
+    # The rows and the markers commit together, so a first run (no marker) finds no rows to skip.
+    connection = session.connection()
+    ids = _insert(connection, list(rows_of), rows) if rows else {}
+    if first:
+        connection.execute(_MARK.where(_transitions.c.id.in_(first)), {"mark_at": now})
+    session.commit()
+    for transition_id in first:
+        records[transition_id].fanned_out_at = now
+    for transition_id, transition_rows in rows_of.items():
+        if transition_rows:
+            _log.info("Transition %s fanned out to %d new deliveries.", transition_id, len(transition_rows),
+                      extra={"transition_id": transition_id})
+    return Planned(claimed=[_claim_of(ids[row["key"]], row) for row in to_claim],
+                   pending=[ids[row["key"]] for row in rows if row["status"] == Status.PENDING],
+                   loaded={i: (records[i], subjects.get(i)) for i, r in rows_of.items() if r}, missing=missing)
+
+
+def _subjects(session: Session, records: Iterable[TransitionRecord]) -> dict[int, Any]:
+    """Each transition's row, ``None`` when it is gone or its model unknown (both logged)."""
+    by_model: dict[str, list[TransitionRecord]] = {}
+    for record in records:
+        by_model.setdefault(record.model, []).append(record)
+    found: dict[int, Any] = {}
+    for group in by_model.values():
+        try:
+            found.update(load_subjects(session, group))
+        except WorkflowError as error:
+            for record in group:
+                _log.error("Transition %s: %s", record.id, error)
+                found[record.id] = None
+            continue
+        for record in group:
+            if found[record.id] is None:
+                _log.warning("Transition %s: %s %s no longer exists; nobody to notify.", record.id, record.model,
+                             record.key)
+    return found
+
+
+def _insert(connection: Connection, transition_ids: list[int], rows: list[dict[str, Any]]) -> dict[str, int]:
     """Insert the rows; their ids by key.
 
     A few rows go in one INSERT ... RETURNING. Many go through the driver's executemany, then
@@ -114,7 +178,7 @@ def _insert(connection: Connection, transition_id: int, rows: list[dict[str, Any
         return {key: id_ for id_, key in connection.execute(_INSERT, rows)}
     connection.execute(insert(_table), rows)
     written = {row["key"] for row in rows}
-    found = connection.execute(select(_table.c.key, _table.c.id).where(_table.c.transition_id == transition_id))
+    found = connection.execute(select(_table.c.key, _table.c.id).where(_table.c.transition_id.in_(transition_ids)))
     return {key: id_ for key, id_ in found if key in written}
 
 
@@ -123,40 +187,37 @@ def _claim_of(delivery_id: int, row: dict[str, Any]) -> Claim:
                  row["address"], row["name"], row["recipient_ref"], row["locale"], row["attempts"])
 
 
-def _plan(session: Session, record: TransitionRecord,
-          registrations: list[Registration]) -> tuple[Any, list[dict[str, Any]]]:
-    """The transition's row, and a delivery row for each (notifier, recipient, channel)."""
-    try:
-        subject = load_subject(session, record)
-    except WorkflowError as error:
-        _log.error("Transition %s: %s", record.id, error)
-        return None, []
-    if subject is None:
-        _log.warning("Transition %s: %s %s no longer exists; nobody to notify.", record.id, record.model, record.key)
-        return None, []
-    parties = subject.parties()
-    resolved: list[tuple[Registration, str, list[Recipient] | RecipientError]] = []
-    for registration in registrations:
-        for party in registration.parties:
-            try:
-                resolved.append((registration, party, recipients_of(parties.get(party), party)))
-            except RecipientError as error:
-                resolved.append((registration, party, error))
-    skip = skip_reasons(session, (r.ref for _, _, found in resolved if isinstance(found, list) for r in found))
-    rows: dict[str, dict[str, Any]] = {}
-    for registration, party, found in resolved:
+def _plan(session: Session, records: dict[int, TransitionRecord],
+          subjects: dict[int, Any]) -> dict[int, list[dict[str, Any]]]:
+    """A delivery row for each (notifier, recipient, channel) of each transition, by transition id."""
+    resolved: list[tuple[int, Registration, str, list[Recipient] | RecipientError]] = []
+    for record in records.values():
+        subject = subjects.get(record.id)
+        if subject is None:  # no notifier for it, or its row is gone
+            continue
+        parties = subject.parties()
+        for registration in registry.for_transition(record.model, record.trigger):
+            for party in registration.parties:
+                try:
+                    resolved.append((record.id, registration, party, recipients_of(parties.get(party), party)))
+                except RecipientError as error:
+                    resolved.append((record.id, registration, party, error))
+    skip = skip_reasons(session, (r.ref for *_, found in resolved if isinstance(found, list) for r in found))
+    rows: dict[int, dict[str, dict[str, Any]]] = {record_id: {} for record_id in records}
+    for record_id, registration, party, found in resolved:
+        planned = rows[record_id]
         for channel in registration.channels:
             if isinstance(found, RecipientError):
-                key = delivery_key(record.id, registration.name, f"!{party}", channel)
-                rows.setdefault(key, _row(record.id, key, registration, party, channel, None,
-                                          Status.FAILED, f"Party {party!r}: {found}"))
+                key = delivery_key(record_id, registration.name, f"!{party}", channel)
+                planned.setdefault(key, _row(record_id, key, registration, party, channel, None,
+                                             Status.FAILED, f"Party {party!r}: {found}"))
                 continue
             for recipient in found:
-                key = delivery_key(record.id, registration.name, recipient.address, channel)
+                key = delivery_key(record_id, registration.name, recipient.address, channel)
                 reason = skip(recipient.ref, registration, channel)
-                rows.setdefault(key, _row(record.id, key, registration, party, channel, recipient,
-                                          Status.SKIPPED if reason else Status.PENDING, reason))
-    return subject, list(rows.values())
+                planned.setdefault(key, _row(record_id, key, registration, party, channel, recipient,
+                                             Status.SKIPPED if reason else Status.PENDING, reason))
+    return {record_id: list(planned.values()) for record_id, planned in rows.items()}
 
 
 def _row(transition_id: int, key: str, registration: Registration, party: str, channel: str,

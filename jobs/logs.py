@@ -40,7 +40,7 @@ class LogContext(dramatiq.Middleware):
         """Remember the message's id, actor and the delivery or transition id it names."""
         fields: dict[str, Any] = {"message_id": message.message_id, "actor": message.actor_name}
         name = _ID_ARGUMENT.get(message.actor_name)
-        if name and message.args:
+        if name and message.args and isinstance(message.args[0], int):  # a batch's lines name their own
             fields[name] = message.args[0]
         _current.fields = fields
 

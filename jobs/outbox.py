@@ -31,15 +31,21 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 from workflow import TransitionRecord
 
+from . import batches
+
 __all__ = ["Dispatcher", "dispatcher", "install"]
 
 _log = logging.getLogger(__name__)
 _KEY = "tidings_outbox"
-_send: Callable[[int], Any] | None = None
+_send: Callable[[int | list[int]], Any] | None = None
 
 
-def install(send: Callable[[int], Any]) -> None:
-    """Listen on every SQLAlchemy session; call ``send(transition_id)`` after each outermost commit."""
+def install(send: Callable[[int | list[int]], Any]) -> None:
+    """Listen on every SQLAlchemy session; call ``send(transition_id)`` after each outermost commit.
+
+    With a network broker the ids are sent by the :class:`Dispatcher`'s thread, which passes
+    a list of ids instead when several are waiting at once.
+    """
     global _send
     _send = send
     if not event.contains(Session, "detached_to_persistent", _persistent):
@@ -83,12 +89,12 @@ def _after_commit(session: Session) -> None:
             dispatcher.submit(broker, ids)
 
 
-def _dispatch(send: Callable[[int], Any], transition_id: int) -> bool:
+def _dispatch(send: Callable[[int | list[int]], Any], transition_ids: int | list[int]) -> bool:
     try:
-        send(transition_id)
+        send(transition_ids)
         return True
     except Exception:  # the transaction is committed; never raise into the request
-        _log.exception("Could not enqueue the fan-out of transition %s; the sweeper will.", transition_id)
+        _log.exception("Could not enqueue the fan-out of transition %s; the sweeper will.", transition_ids)
         return False
 
 
@@ -106,12 +112,17 @@ class Dispatcher:
     - at interpreter exit, what is still queued gets ``exit_timeout`` seconds;
     - messages committed for a broker that has since been replaced are dropped.
 
+    Under load, fan-outs queue up while the thread is sending: it then takes all that wait and
+    sends them in messages of up to ``batch`` ids, spread over several messages so a worker's
+    threads share them (see :func:`batches.split`); a worker plans each message's transitions
+    together, paying the database once for all of them. A lone fan-out goes alone, at once.
+
     The thread starts on first use in each process, so a process forked before (a pre-fork web
     server) starts its own; a forked child never sends what its parent had queued.
     """
 
-    def __init__(self, *, limit: int = 10_000, exit_timeout: float = 5.0) -> None:
-        self.limit, self.exit_timeout = limit, exit_timeout
+    def __init__(self, *, limit: int = 10_000, exit_timeout: float = 5.0, batch: int = 50) -> None:
+        self.limit, self.exit_timeout, self.batch = limit, exit_timeout, batch
         self._exit_registered = False
         self._reset()
         os.register_at_fork(after_in_child=self._reset)
@@ -155,17 +166,31 @@ class Dispatcher:
 
     def _run(self) -> None:
         while True:
-            broker, transition_id = self._queue.get()
-            done = 1
-            if _send is None or dramatiq.get_broker() is not broker:
-                _log.info("Transition %s was committed for a broker since replaced; the sweeper will send it.",
-                          transition_id)
-            elif not _dispatch(_send, transition_id):
-                done += self._drop()
+            taken = [self._queue.get()]
+            while True:  # and whatever else waits: under load, several fan-outs go in one message
+                try:
+                    taken.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            done = len(taken) + self._send_all(taken)
             with self._idle:
                 self._unfinished -= done
                 if self._unfinished == 0:
                     self._idle.notify_all()
+
+    def _send_all(self, taken: list[tuple[dramatiq.Broker, int]]) -> int:
+        """Enqueue ``taken`` in batches (see :func:`batches.split`); how many more were dropped from the queue."""
+        current = [transition_id for broker, transition_id in taken if broker is dramatiq.get_broker()]
+        stale = [transition_id for broker, transition_id in taken if broker is not dramatiq.get_broker()]
+        if stale or _send is None:
+            _log.info("Transitions %s were committed for a broker since replaced; the sweeper will send them.",
+                      stale or current)
+        if _send is None:
+            return 0
+        for batch in batches.split(current, self.batch):
+            if not _dispatch(_send, batch[0] if len(batch) == 1 else batch):
+                return self._drop()
+        return 0
 
     def _drop(self) -> int:
         dropped = 0

@@ -7,6 +7,7 @@ import asyncio
 import email
 import email.policy
 import os
+import random
 import shutil
 import signal
 import socket
@@ -498,14 +499,29 @@ def worker_env(database_url: str, broker_url: str, queue: str, smtp: SMTPServer,
             **more}
 
 
+def _port_outside_the_ephemeral_range() -> int:
+    """A free port below Linux's ephemeral range (32768-60999).
+
+    While the proxy is cut, a client retrying to connect to an ephemeral port can be given
+    that very port as its own source port and connect to itself (a TCP self-connect), which
+    then holds the port and keeps :meth:`TCPProxy.restore` from listening on it again.
+    """
+    for port in random.sample(range(20000, 32000), 200):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000")
+
+
 class TCPProxy:
     """Forwards a local port to a service; :meth:`cut` drops every connection and refuses new ones."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = _port_outside_the_ephemeral_range()
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
@@ -516,13 +532,17 @@ class TCPProxy:
         listener = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
         listener.settimeout(0.2)
         self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, args=(listener,), daemon=True)
+        self._acceptor.start()
 
     def cut(self) -> None:
-        """Close the listening socket and every forwarded connection."""
-        listener, self._listener = self._listener, None
+        """Close the listening socket and every forwarded connection (none is accepted after this returns)."""
+        with self._lock:
+            listener, self._listener = self._listener, None
         if listener is not None:
             listener.close()
+            self._acceptor.join(timeout=5)
+            assert not self._acceptor.is_alive(), "the proxy's accepting thread did not stop within 5 s"
         with self._lock:
             sockets, self._sockets = self._sockets, []
         for sock in sockets:
@@ -548,6 +568,10 @@ class TCPProxy:
             upstream.settimeout(None)
             client.settimeout(None)
             with self._lock:
+                if self._listener is not listener:  # cut meanwhile: this connection must not survive it
+                    client.close()
+                    upstream.close()
+                    return
                 self._sockets += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()

@@ -19,8 +19,8 @@ from .errors import (
     WorkflowError,
 )
 from .parties import PartySpec
-from .stateful import Stateful, Trigger, actor_reference, load_subject, model_class, stateful_models
-from .transition_log import Id, TidingsBase, TransitionRecord, metadata, read_record, utcnow
+from .stateful import Stateful, Trigger, actor_reference, load_subject, load_subjects, model_class, stateful_models
+from .transition_log import Id, TidingsBase, TransitionRecord, metadata, read_record, read_records, utcnow
 
 __all__ = [
     "ConcurrentTransition",
@@ -41,9 +41,11 @@ __all__ = [
     "WorkflowError",
     "actor_reference",
     "load_subject",
+    "load_subjects",
     "metadata",
     "model_class",
     "read_record",
+    "read_records",
     "stateful_models",
     "utcnow",
 ]

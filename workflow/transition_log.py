@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import (
@@ -77,6 +77,16 @@ LOG_COLUMNS = ("model", "key", "trigger", "source", "dest", "actor", "context", 
 
 
 _READ = select(TransitionRecord.__table__).where(TransitionRecord.id == bindparam("read_id"))
+
+
+def read_records(connection: Connection, record_ids: Iterable[int]) -> dict[int, TransitionRecord]:
+    """:func:`read_record` for many transitions in one statement; those that exist, by id."""
+    wanted = list(dict.fromkeys(record_ids))
+    if not wanted:
+        return {}
+    table = TransitionRecord.__table__
+    rows = connection.execute(select(table).where(table.c.id.in_(wanted))).mappings()
+    return {row["id"]: TransitionRecord(**row) for row in rows}
 
 
 def insert_record(connection: Connection, log: Mapping[str, Any]) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import urllib.request
 from collections import Counter
@@ -179,6 +180,9 @@ def test_a_worker_process_that_dies_is_replaced_and_delivery_goes_on(
     # Then the supervisor starts another, and delivers what comes next
     assert wait_for(lambda: len(worker.children()) == 2 and first[0] not in worker.children(), timeout=30)
     assert first[1] in worker.children()
+    started = lambda: re.findall(r"Started worker process (\d+)", worker.output())  # noqa: E731
+    assert wait_for(lambda: len(started()) == 3, timeout=30)
+    assert wait_for(lambda: f"Worker process {started()[2]} is consuming" in worker.output(), timeout=30)
     hand_over(pg_engine, accepted_loans(pg_engine, 10))
     assert wait_for(lambda: len(message_ids(smtp_server)) >= 20, timeout=60), delivery_statuses(pg_engine)
     assert "exited unexpectedly (signal 9)" in worker.output()
@@ -189,7 +193,7 @@ def test_a_worker_process_that_dies_is_replaced_and_delivery_goes_on(
     assert worker.process.wait(timeout=90) == 0
     stopped = [line for line in worker.output().splitlines() if "jobs.worker_process" in line and
                line.endswith(" stopped.")]
-    assert len(stopped) == 2 and "did not stop in time" not in worker.output()
+    assert len(stopped) == 2 and "did not stop in time" not in worker.output(), worker.output()
 
 
 def test_worker_processes_stop_by_themselves_when_their_supervisor_is_killed(

@@ -6,9 +6,10 @@ from collections.abc import Callable
 
 import pytest
 from jobs import Delivery, Status, TransitionNotFound
-from jobs.fanout import fan_out, plan
+from jobs import fanout
+from jobs.fanout import fan_out, plan, plan_many
 from notifiers import opt_out
-from sqlalchemy import delete, select
+from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord
 
@@ -79,7 +80,7 @@ def test_a_few_deliveries_are_written_claimed_for_the_fan_out_to_send_itself(ses
     session.commit()
     planned = plan(session, record.id, claim_up_to=2, lease_seconds=60)
     assert sorted(c.address for c in planned.claimed) == ["bea@example.com", "sam@example.com"]
-    assert planned.pending == [] and planned.loaded is not None and planned.loaded[1] is order
+    assert planned.pending == [] and planned.loaded[record.id][1] is order
     rows = session.scalars(select(Delivery)).all()
     assert {(d.status, d.attempts) for d in rows} == {(Status.SENDING, 1)}
     assert all(d.lease_until is not None for d in rows)
@@ -100,3 +101,67 @@ def test_a_second_fan_out_claims_nothing(session: Session, order: Order) -> None
     session.commit()
     again = plan(session, record.id, claim_up_to=10)
     assert again.claimed == [] and len(again.pending) == 1
+
+
+# --- Several transitions in one fan-out ------------------------------------------------------------
+
+
+def paid_orders(session: Session, count: int) -> list[int]:
+    """``count`` new orders, each paid and committed; the transitions' ids."""
+    orders = [Order(buyer=Person(name=f"B{n}", email=f"b{n}@example.com"),
+                    seller=Person(name=f"S{n}", email=f"s{n}@example.com")) for n in range(count)]
+    session.add_all(orders)
+    session.commit()
+    ids = [order.pay().id for order in orders]
+    session.commit()
+    return ids
+
+
+def statements_to_plan(session: Session, ids: list[int]) -> int:
+    """The statements planning ``ids`` takes in a new session, as a worker's message has."""
+    statements: list[str] = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(session.get_bind(), "before_cursor_execute", listener)
+    try:
+        with Session(session.get_bind()) as fresh:
+            plan_many(fresh, ids)
+    finally:
+        event.remove(session.get_bind(), "before_cursor_execute", listener)
+    return len(statements)
+
+
+def test_planning_many_transitions_costs_the_statements_of_planning_two(session: Session) -> None:
+    ids = paid_orders(session, 12)
+    assert statements_to_plan(session, ids[2:]) == statements_to_plan(session, ids[:2])
+    assert len(session.scalars(select(Delivery)).all()) == 24
+
+
+def test_a_batch_claims_whole_transitions_while_they_fit(session: Session) -> None:
+    ids = paid_orders(session, 3)  # two deliveries each
+    planned = plan_many(session, ids, claim_up_to=5)
+    assert sorted({c.transition_id for c in planned.claimed}) == ids[:2] and len(planned.claimed) == 4
+    assert len(planned.pending) == 2 and set(planned.loaded) == set(ids)
+
+
+def test_a_missing_transition_is_reported_and_the_others_planned(session: Session) -> None:
+    ids = paid_orders(session, 2)
+    planned = plan_many(session, [ids[0], 999, ids[1]])
+    assert planned.missing == [999] and len(planned.pending) == 4
+
+
+def test_a_transition_fanned_out_meanwhile_does_not_hold_back_the_others(
+        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = paid_orders(session, 3)
+    resolve = fanout.skip_reasons
+
+    def another_worker_first(*args: object) -> object:  # commits a fan-out of ids[1] between read and write
+        monkeypatch.setattr(fanout, "skip_reasons", resolve)
+        with Session(session.get_bind()) as other:
+            plan(other, ids[1])
+        return resolve(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fanout, "skip_reasons", another_worker_first)
+    planned = plan_many(session, ids, claim_up_to=10)
+    assert sorted({c.transition_id for c in planned.claimed}) == [ids[0], ids[2]]
+    rows = session.scalars(select(Delivery.transition_id)).all()
+    assert sorted(rows) == sorted(ids * 2)  # each transition's two deliveries, once

@@ -187,6 +187,24 @@ def test_with_a_network_broker_the_commit_does_not_wait_for_the_enqueue(remote: 
     assert remote.sent == [("tidings.fan_out", (record.id,))]
 
 
+def test_fan_outs_that_queue_up_behind_a_busy_enqueue_go_in_fewer_messages(
+        remote: Remote, session: Session, order: Order) -> None:
+    remote.gate.clear()
+    order.pay()
+    session.commit()
+    assert remote.entered.acquire(timeout=5)  # the thread waits on the broker...
+    orders = [Order(buyer=order.buyer, seller=order.seller) for _ in range(40)]
+    session.add_all(orders)
+    session.commit()
+    queued = [o.pay().id for o in orders]
+    session.commit()  # ...while 40 more queue up behind it
+    remote.gate.set()
+    assert outbox.dispatcher.flush(5)
+    batches = [args[0] if isinstance(args[0], list) else [args[0]] for _, args in remote.sent[1:]]
+    assert 1 < len(batches) < 40 and all(len(batch) <= 50 for batch in batches)
+    assert [i for batch in batches for i in batch] == queued
+
+
 def test_a_failed_background_enqueue_drops_the_queue_behind_it_for_the_sweeper(
         remote: Remote, session: Session, order: Order, caplog: pytest.LogCaptureFixture) -> None:
     remote.gate.clear()

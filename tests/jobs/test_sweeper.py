@@ -18,7 +18,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
 
-from tests.app import Order
+from tests.app import Order, Person
+from tests.jobs.test_delivery import spy_enqueues
 
 LONG_AGO = utcnow() - dt.timedelta(hours=1)
 
@@ -117,3 +118,23 @@ def test_deliveries_claimed_by_a_fan_out_that_died_are_sent_once_their_lease_run
     drain()
     assert sorted(s.to.address for s in mailbox.outbox) == ["bea@example.com", "sam@example.com"]
     assert {d.status for d in session.scalars(select(Delivery))} == {Status.SENT}
+
+
+def test_overdue_transitions_are_enqueued_a_few_per_message(broker: StubBroker, session: Session,
+                                                            mailbox: MemoryChannel,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    orders = [Order(buyer=Person(name="Bea", email="bea@example.com"),
+                    seller=Person(name="Sam", email="sam@example.com")) for _ in range(40)]
+    session.add_all(orders)
+    session.commit()
+    with monkeypatch.context() as patch:
+        patch.setattr(broker, "enqueue", lambda *a, **k: (_ for _ in ()).throw(ConnectionError("down")))
+        for order in orders:
+            order.pay()
+        session.commit()
+    age_everything(session)
+    enqueued = spy_enqueues(broker)
+    assert len(sweep().transitions) == 40
+    assert 1 < len(enqueued) < 40 and all(name == "tidings.fan_out" for name, _ in enqueued)
+    drain()
+    assert len(mailbox.outbox) == 80

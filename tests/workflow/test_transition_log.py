@@ -3,11 +3,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from sqlalchemy import String, Uuid, create_engine
+from sqlalchemy import String, Uuid, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-from workflow import Stateful, TransitionRecord, Workflow, load_subject, metadata
+from workflow import Stateful, TransitionRecord, Workflow, load_subject, load_subjects, metadata, read_records
 
-from tests.app import Order
+from tests.app import Order, Person
 
 
 class Base(DeclarativeBase):
@@ -54,3 +54,29 @@ def test_uuid_and_string_keys_are_recorded_and_lead_back_to_the_row() -> None:
         assert records[0].key == str(ticket.id) and records[1].key == "about"
         assert load_subject(session, records[0]) is ticket
         assert load_subject(session, records[1]) is page
+
+
+def test_many_transitions_are_read_back_in_one_statement_with_their_rows_and_parties_in_a_few(
+        session: Session) -> None:
+    orders = [Order(buyer=Person(name=f"B{n}", email=f"b{n}@example.com"),
+                    seller=Person(name=f"S{n}", email=f"s{n}@example.com")) for n in range(10)]
+    session.add_all(orders)
+    session.commit()
+    ids = [order.pay().id for order in orders]
+    session.commit()
+    statements: list[str] = []
+    with Session(session.get_bind()) as fresh:
+        event.listen(fresh.get_bind(), "before_cursor_execute", lambda *args: statements.append(args[2]))
+        records = read_records(fresh.connection(), [*ids, 999])
+        subjects = load_subjects(fresh, records.values())
+        buyers = [subjects[i].parties()["buyer"].email for i in ids]  # type: ignore[union-attr]
+    assert sorted(records) == ids and buyers == [f"b{n}@example.com" for n in range(10)]
+    assert len(statements) == 4  # the transitions; the orders; their buyers and their sellers, each loaded at once
+
+
+def test_a_transition_whose_row_is_gone_reads_back_as_none(session: Session, order: Order) -> None:
+    record = order.pay()
+    session.commit()
+    session.delete(order)
+    session.commit()
+    assert load_subjects(session, [record]) == {record.id: None}
