@@ -41,16 +41,19 @@ BATCH = 50
 def fan_out(transition_ids: int | list[int]) -> None:
     """Plan the deliveries of committed transitions; send a few at once, enqueue the others in chunks.
 
-    One transition, or several that the outbox or the sweeper found waiting together: they are
-    planned in one transaction, and the message sends up to ``INLINE`` deliveries per
-    transition itself (``CHUNK`` at most), their ``sent`` outcomes written together.
+    One transition, or several that the outbox or the sweeper found waiting together; on
+    PostgreSQL, with others already waiting (up to ``BATCH`` in all, see
+    :func:`fanout.plan_many`). They are planned in one transaction; the message sends itself the
+    deliveries of each transition that has at most ``INLINE`` (``CHUNK`` in all), their ``sent``
+    outcomes written together.
     """
     runtime = worker.runtime
     ids = [transition_ids] if isinstance(transition_ids, int) else list(transition_ids)
     later: list[delivery.RetryLater] = []
     with runtime.session() as session:
         lease = runtime.settings.lease_seconds
-        planned = fanout.plan_many(session, ids, claim_up_to=min(CHUNK, INLINE * len(ids)), lease_seconds=lease)
+        planned = fanout.plan_many(session, ids, claim_up_to=INLINE, claim_total=CHUNK, lease_seconds=lease,
+                                   waiting=max(0, BATCH - len(ids)))
         for missing in planned.missing:
             _log.error("fan_out(%s) skipped: Transition %s does not exist (rolled back or deleted?).",
                        missing, missing, extra={"transition_id": missing})

@@ -9,7 +9,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from notifiers import Recipient, RecipientError, Registration, recipients_of, registry, skip_reasons
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import BigInteger, Connection, Table, all_, any_, bindparam, func, insert, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, WorkflowError, load_subjects, read_records, utcnow
@@ -26,6 +27,16 @@ _INSERT = insert(_table).returning(_table.c.id, _table.c.key)  # ids are matched
 _RETURNING_UP_TO = 50
 _transitions = cast(Table, TransitionRecord.__table__)
 _MARK = update(_transitions).values(fanned_out_at=bindparam("mark_at"))
+# The transitions of a message, and the oldest others waiting to be fanned out (each locked, and
+# skipped when another fan-out holds it): two index scans, the waiting ones on (fanned_out_at, id).
+_OWN = bindparam("own", type_=postgresql.ARRAY(BigInteger))
+_WAITING = (select(_transitions.c.id)
+            .where(_transitions.c.fanned_out_at.is_(None), _transitions.c.model.in_(bindparam("models", expanding=True)),
+                   _transitions.c.id != all_(_OWN))
+            .order_by(_transitions.c.id).limit(bindparam("most")).with_for_update(skip_locked=True))
+_TAKE = (select(_transitions)
+         .where(_transitions.c.id == any_(func.array_cat(_OWN, func.array(_WAITING.scalar_subquery()))))
+         .with_for_update(skip_locked=True))
 
 
 @dataclass
@@ -76,22 +87,32 @@ def plan(session: Session, transition_id: int, *, claim_up_to: int = 0, lease_se
 
 
 def plan_many(session: Session, transition_ids: Sequence[int], *, claim_up_to: int = 0,
-              lease_seconds: float = 60.0) -> Planned:
+              claim_total: int | None = None, lease_seconds: float = 60.0, waiting: int = 0) -> Planned:
     """:func:`plan` for several transitions at once, in one transaction of a few statements.
 
     One read of the transitions, one of their rows per model (with the parties named by a
     relationship), one of the preferences, one INSERT of every delivery, one UPDATE marking them
     fanned out: what planning costs is paid once for all of them, not per transition. The
-    deliveries of first fan-outs are written claimed, a whole transition at a time, while they
-    fit within ``claim_up_to``. Transitions that do not exist are returned as ``missing``.
+    deliveries of a first fan-out are written claimed when it has at most ``claim_up_to``, while
+    they fit within ``claim_total`` in all. Transitions that do not exist are returned as ``missing``.
+
+    With ``waiting`` (PostgreSQL only), also up to that many other transitions not yet fanned
+    out, oldest first, of the models this process has notifiers for: under a backlog, one message
+    plans what the messages behind it would, and those find their transition done. The rows are
+    locked (``FOR UPDATE SKIP LOCKED``), so concurrent fan-outs take different transitions; one
+    of the message's own that another fan-out holds, or has planned already, is left to it.
 
     Should another fan-out of one of them commit first (a unique key taken), each transition is
     planned again on its own, so the others are not held back by it.
     """
-    records = read_records(session.connection(), transition_ids)
+    if waiting and session.get_bind().dialect.name == "postgresql":
+        records, missing = _take(session, transition_ids, waiting)
+    else:
+        records = read_records(session.connection(), transition_ids)
+        missing = [i for i in transition_ids if i not in records]
     try:
-        return _plan_many(session, records, [i for i in transition_ids if i not in records], claim_up_to,
-                          lease_seconds)
+        return _plan_many(session, records, missing, claim_up_to,
+                          claim_up_to if claim_total is None else claim_total, lease_seconds)
     except IntegrityError:
         session.rollback()
         if len(records) == 1:
@@ -99,8 +120,8 @@ def plan_many(session: Session, transition_ids: Sequence[int], *, claim_up_to: i
             return Planned()
     planned = Planned(missing=[i for i in transition_ids if i not in records])
     for transition_id in records:
-        one = plan_many(session, [transition_id], claim_up_to=claim_up_to - len(planned.claimed),
-                        lease_seconds=lease_seconds)
+        budget = (claim_up_to if claim_total is None else claim_total) - len(planned.claimed)
+        one = plan_many(session, [transition_id], claim_up_to=min(claim_up_to, budget), lease_seconds=lease_seconds)
         planned.claimed += one.claimed
         planned.pending += one.pending
         planned.loaded.update(one.loaded)
@@ -108,8 +129,23 @@ def plan_many(session: Session, transition_ids: Sequence[int], *, claim_up_to: i
     return planned
 
 
+def _take(session: Session, transition_ids: Sequence[int], waiting: int) -> tuple[dict[int, TransitionRecord],
+                                                                                list[int]]:
+    """The transitions asked for and up to ``waiting`` others, locked; and those asked for that do not exist."""
+    connection = session.connection()
+    rows = connection.execute(_TAKE, {"own": list(transition_ids), "models": sorted(registry.models()),
+                                      "most": waiting}).mappings()
+    taken = {row["id"]: TransitionRecord(**row) for row in rows}
+    records = {i: record for i, record in taken.items() if record.fanned_out_at is None}  # done: nothing to do
+    absent = [i for i in transition_ids if i not in taken]  # held by another fan-out, or gone
+    if not absent:
+        return records, []
+    found = set(connection.execute(select(_transitions.c.id).where(_transitions.c.id.in_(absent))).scalars())
+    return records, [i for i in absent if i not in found]
+
+
 def _plan_many(session: Session, records: dict[int, TransitionRecord], missing: list[int], claim_up_to: int,
-               lease_seconds: float) -> Planned:
+               claim_total: int, lease_seconds: float) -> Planned:
     subjects = _subjects(session, [r for r in records.values() if registry.for_transition(r.model, r.trigger)])
     rows_of = _plan(session, records, subjects)
     again = [record.id for record in records.values() if record.fanned_out_at is not None]
@@ -122,7 +158,8 @@ def _plan_many(session: Session, records: dict[int, TransitionRecord], missing: 
     to_claim: list[dict[str, Any]] = []
     for transition_id, rows in rows_of.items():
         pending = [row for row in rows if row["status"] == Status.PENDING]
-        if records[transition_id].fanned_out_at is None and len(to_claim) + len(pending) <= claim_up_to:
+        if (records[transition_id].fanned_out_at is None and len(pending) <= claim_up_to
+                and len(to_claim) + len(pending) <= claim_total):
             to_claim += pending
     for row in to_claim:
         row.update(status=Status.SENDING, attempts=1, lease_until=lease_until)

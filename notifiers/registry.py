@@ -53,6 +53,10 @@ class Registry:
         """The registrations answering ``trigger`` on ``model``, in declaration order."""
         return list(self._by_transition.get((model, trigger), ()))
 
+    def models(self) -> set[str]:
+        """The names of the models some notifier answers (whatever the trigger)."""
+        return {model for (model, _), registrations in self._by_transition.items() if registrations}
+
     def names(self) -> set[str]:
         """The names of every registered notifier method."""
         return {registration.name for registration in self._by_name.values()}

@@ -138,7 +138,7 @@ def test_planning_many_transitions_costs_the_statements_of_planning_two(session:
 
 def test_a_batch_claims_whole_transitions_while_they_fit(session: Session) -> None:
     ids = paid_orders(session, 3)  # two deliveries each
-    planned = plan_many(session, ids, claim_up_to=5)
+    planned = plan_many(session, ids, claim_up_to=2, claim_total=5)
     assert sorted({c.transition_id for c in planned.claimed}) == ids[:2] and len(planned.claimed) == 4
     assert len(planned.pending) == 2 and set(planned.loaded) == set(ids)
 
