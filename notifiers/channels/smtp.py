@@ -61,12 +61,18 @@ class SMTPChannel(Channel):
             TransientChannelError: connection failures, timeouts and 4xx replies.
             PermanentChannelError: 5xx replies, including a refused recipient.
         """
-        mime = message.to_mime(to, sender=self.sender, key=key)
-        envelope_from = parseaddr(str(mime["From"]))[1]
+        envelope_from = parseaddr(message.sender or self.sender)[1]
+        # A non-ASCII address needs SMTPUTF8, which send_message asks for and sendmail does not.
+        content = (message.to_bytes(to, sender=self.sender, key=key) if (envelope_from + to.address).isascii()
+                   else message.to_mime(to, sender=self.sender, key=key))
         while True:
             reused = self._connections.current() is not None
             try:
-                self._connection().send_message(mime, from_addr=envelope_from, to_addrs=[to.address])
+                connection = self._connection()
+                if isinstance(content, bytes):
+                    connection.sendmail(envelope_from, [to.address], content)
+                else:
+                    connection.send_message(content, from_addr=envelope_from, to_addrs=[to.address])
                 return
             except smtplib.SMTPServerDisconnected:
                 self._drop()
