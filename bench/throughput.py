@@ -4,7 +4,8 @@ Run: ``python -m bench.throughput`` (part of ``make bench``). Both run as ``dram
 processes (2 processes x 8 threads, Dramatiq's default prefetch) on the same Redis, mailing the
 same aiosmtpd server on loopback. Each run queues its messages first (Tidings: 2,000
 transitions, each to one recipient), then starts the worker; the rate is taken from the first
-mail accepted to the last, so start-up is left out of both. Runs alternate bare, Tidings on
+mail accepted to the end of the worker's work (the last mail, or the last message acknowledged
+if later), so start-up is left out of both. Runs alternate bare, Tidings on
 empty tables (the 2,000 transitions in one commit, then in 2,000 commits of one each) and, for
 figure 5, Tidings on tables holding 1,000,000 rows; one more Tidings run with stage timers
 (``bench/stages.py``) shows where the worker's time goes.
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import jobs
+import redis
 from jobs import outbox
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
@@ -65,14 +67,20 @@ class Sink:
 
 @dataclass
 class Run:
-    """One run: the mails' arrival times and the worker processes' CPU seconds while they arrived."""
+    """One run: the mails' arrival times, when the worker had acknowledged every message, and its CPU seconds.
+
+    The rate runs from the first mail to the end of the worker's work, the later of the last
+    mail and the last message acknowledged: work a worker does after the last mail (Tidings'
+    fan-out messages whose transitions another message planned) is counted.
+    """
 
     times: list[float]
+    drained: float
     cpu: float
 
     @property
     def rate(self) -> float:
-        return (len(self.times) - 1) / (self.times[-1] - self.times[0])
+        return len(self.times) / (max(self.times[-1], self.drained) - self.times[0])
 
     def windows(self) -> list[float]:
         """Rates over successive windows of ``WINDOW`` mails."""
@@ -137,13 +145,25 @@ def group_cpu(group: int) -> float:
     return total / _CLOCK
 
 
-def run_worker(modules: list[str], env: dict[str, str], handler: Sink, count: int) -> Run:
-    """Start a worker on what is queued, time the ``count`` mails it delivers, stop it."""
+def drained_at(queue: str, timeout: float = 120.0) -> float:
+    """When no message of ``queue`` is left in Redis, queued or being processed (polled every 2 ms)."""
+    client = redis.Redis.from_url(REDIS_URL)
+    deadline = time.monotonic() + timeout
+    while client.hlen(f"dramatiq:{queue}.msgs"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"queue {queue} still had messages after {timeout} s")
+        time.sleep(0.002)
+    return time.perf_counter()
+
+
+def run_worker(modules: list[str], env: dict[str, str], handler: Sink, count: int, queue: str) -> Run:
+    """Start a worker on what is queued, time the ``count`` mails it delivers and its last ack, stop it."""
     process = start_worker(modules, env)
     try:
         handler.wait_for(1, timeout=120)
         cpu_first = group_cpu(process.pid)
         handler.wait_for(count, timeout=300)
+        drained = drained_at(queue)
         cpu_last = group_cpu(process.pid)
         time.sleep(0.2)  # the last marks are written after the mails are accepted
     finally:
@@ -151,7 +171,7 @@ def run_worker(modules: list[str], env: dict[str, str], handler: Sink, count: in
     with handler.arrived:
         times = sorted(handler.times)
         handler.times.clear()
-    return Run(times[:count], cpu_last - cpu_first)
+    return Run(times[:count], drained, cpu_last - cpu_first)
 
 
 def bare(queue: str, *, stages: Path | None = None) -> Run:
@@ -168,7 +188,7 @@ def bare(queue: str, *, stages: Path | None = None) -> Run:
         if stages is not None:
             env["BENCH_STAGES"] = str(stages)
             modules.append("bench.stages")
-        return run_worker(modules, env, handler, COUNT)
+        return run_worker(modules, env, handler, COUNT, queue)
 
 
 def tidings(queue: str, database_url: str, *, stages: Path | None = None, one_commit: bool = True) -> Run:
@@ -202,7 +222,7 @@ def tidings(queue: str, database_url: str, *, stages: Path | None = None, one_co
         if stages is not None:
             env["BENCH_STAGES"] = str(stages)
             modules.append("bench.stages")
-        return run_worker(modules, env, handler, COUNT)
+        return run_worker(modules, env, handler, COUNT, queue)
 
 
 def profile(queue: str, database_url: str) -> None:

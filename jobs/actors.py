@@ -38,14 +38,15 @@ BATCH = 50
 @dramatiq.actor(queue_name=_settings.queue, actor_name="tidings.fan_out",
                 max_retries=_settings.max_retries, min_backoff=_settings.min_backoff_ms,
                 max_backoff=_settings.max_backoff_ms)
-def fan_out(transition_ids: int | list[int]) -> None:
+def fan_out(transition_ids: int | list[int], swept: bool = False) -> None:
     """Plan the deliveries of committed transitions; send a few at once, enqueue the others in chunks.
 
     One transition, or several that the outbox or the sweeper found waiting together; on
     PostgreSQL, with others already waiting (up to ``BATCH`` in all, see
     :func:`fanout.plan_many`). They are planned in one transaction; the message sends itself the
     deliveries of each transition that has at most ``INLINE`` (``CHUNK`` in all), their ``sent``
-    outcomes written together.
+    outcomes written together. ``swept``: sent by the sweeper, for transitions overdue; they are
+    read whatever this process remembers planning.
     """
     runtime = worker.runtime
     ids = [transition_ids] if isinstance(transition_ids, int) else list(transition_ids)
@@ -53,7 +54,7 @@ def fan_out(transition_ids: int | list[int]) -> None:
     with runtime.session() as session:
         lease = runtime.settings.lease_seconds
         planned = fanout.plan_many(session, ids, claim_up_to=INLINE, claim_total=CHUNK, lease_seconds=lease,
-                                   waiting=max(0, BATCH - len(ids)))
+                                   waiting=max(0, BATCH - len(ids)), recall=not swept)
         for missing in planned.missing:
             _log.error("fan_out(%s) skipped: Transition %s does not exist (rolled back or deleted?).",
                        missing, missing, extra={"transition_id": missing})
@@ -161,7 +162,7 @@ def sweep() -> sweeper.Sweep:
     with runtime.session() as session:
         found = sweeper.sweep(session, grace_seconds=runtime.settings.sweep_after_seconds)
     for chunk in batches.split(found.transitions, BATCH):
-        fan_out.send(chunk[0] if len(chunk) == 1 else chunk)
+        fan_out.send(chunk[0] if len(chunk) == 1 else chunk, swept=True)
     for delivery_id in found.deliveries:
         deliver.send(delivery_id)
     return found

@@ -146,7 +146,7 @@ def deliver(session: Session, delivery_id: int, *, channel_for: Callable[[str], 
         raise later.error from None
 
 
-def _one_statement(session: Session) -> None:
+def single_statement(session: Session) -> None:
     """Let the session's next statement be a transaction of its own (autocommit), on PostgreSQL.
 
     A claim and an outcome are one UPDATE each, as atomic alone; psycopg would wrap each in a
@@ -164,7 +164,7 @@ def _one_statement(session: Session) -> None:
 def claim(session: Session, delivery_id: int, lease_seconds: float) -> Claim | None:
     """pending -> sending (or sending past its lease -> sending), committed; the claim, or None."""
     now = utcnow()
-    _one_statement(session)
+    single_statement(session)
     row = session.connection().execute(
         _CLAIM, {"claim_id": delivery_id, "claim_now": now, "claim_lease": now + dt.timedelta(seconds=lease_seconds)}
     ).one_or_none()
@@ -175,7 +175,7 @@ def claim(session: Session, delivery_id: int, lease_seconds: float) -> Claim | N
 def claim_many(session: Session, delivery_ids: list[int], lease_seconds: float) -> list[Claim]:
     """:func:`claim` for several deliveries in one statement; the claims taken, in the order asked."""
     now = utcnow()
-    _one_statement(session)
+    single_statement(session)
     rows = session.connection().execute(_CLAIM_MANY, {
         "claim_ids": delivery_ids, "claim_now": now, "claim_lease": now + dt.timedelta(seconds=lease_seconds)}).all()
     session.commit()
@@ -189,7 +189,7 @@ def renew(session: Session, held: Claim, lease_seconds: float) -> bool:
     A fan-out sends its few deliveries one after the other under leases taken together: a slow
     channel could let a later one's lease run out while an earlier one is being sent.
     """
-    _one_statement(session)
+    single_statement(session)
     result = session.connection().execute(_RENEW, {
         "record_id": held.id, "record_attempts": held.attempts,
         "record_lease": utcnow() + dt.timedelta(seconds=lease_seconds)})
@@ -279,7 +279,7 @@ def _finish(session: Session, held: Claim, status: str, error: str | None,
         session.rollback()
     if session.dirty or session.new or session.deleted:
         session.expunge_all()
-    _one_statement(session)
+    single_statement(session)
     result = session.connection().execute(_RECORD, {
         "record_id": held.id, "record_attempts": held.attempts, "record_status": status, "record_error": error,
         "record_now": now, "record_lease": lease_until, "record_sent_at": now if status == Status.SENT else None})
@@ -353,7 +353,7 @@ class SentLog:
         session = self.session
         self._discard_changes()
         now = utcnow()
-        _one_statement(session)
+        single_statement(session)
         written = set(session.connection().execute(
             _RECORD_SENT, {"sent_ids": [(one.id, one.attempts) for one in held], "sent_now": now}).scalars())
         session.commit()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import logging
+import threading
 from dataclasses import dataclass, field
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
@@ -15,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, WorkflowError, load_subjects, read_records, utcnow
 
-from .delivery import Claim
+from .delivery import Claim, single_statement
 from .delivery_log import Delivery, Status, delivery_key
 from .errors import TransitionNotFound
 
@@ -29,6 +31,8 @@ _transitions = cast(Table, TransitionRecord.__table__)
 _MARK = update(_transitions).values(fanned_out_at=bindparam("mark_at"))
 # The transitions of a message, and the oldest others waiting to be fanned out (each locked, and
 # skipped when another fan-out holds it): two index scans, the waiting ones on (fanned_out_at, id).
+_OWN_STATE = select(_transitions.c.id, _transitions.c.fanned_out_at).where(
+    _transitions.c.id.in_(bindparam("own_ids", expanding=True)))
 _OWN = bindparam("own", type_=postgresql.ARRAY(BigInteger))
 _WAITING = (select(_transitions.c.id)
             .where(_transitions.c.fanned_out_at.is_(None), _transitions.c.model.in_(bindparam("models", expanding=True)),
@@ -87,7 +91,8 @@ def plan(session: Session, transition_id: int, *, claim_up_to: int = 0, lease_se
 
 
 def plan_many(session: Session, transition_ids: Sequence[int], *, claim_up_to: int = 0,
-              claim_total: int | None = None, lease_seconds: float = 60.0, waiting: int = 0) -> Planned:
+              claim_total: int | None = None, lease_seconds: float = 60.0, waiting: int = 0,
+              recall: bool = True) -> Planned:
     """:func:`plan` for several transitions at once, in one transaction of a few statements.
 
     One read of the transitions, one of their rows per model (with the parties named by a
@@ -100,13 +105,17 @@ def plan_many(session: Session, transition_ids: Sequence[int], *, claim_up_to: i
     out, oldest first, of the models this process has notifiers for: under a backlog, one message
     plans what the messages behind it would, and those find their transition done. The rows are
     locked (``FOR UPDATE SKIP LOCKED``), so concurrent fan-outs take different transitions; one
-    of the message's own that another fan-out holds, or has planned already, is left to it.
+    of the message's own that another fan-out holds, or has planned already, is left to it. This
+    process remembers the last 20,000 transitions it planned, and (with ``recall``) does not read
+    them again. Should ids be reused (a table emptied while a worker runs), a transition would be
+    taken for planned: the sweeper's messages are sent with ``recall=False``, so it waits for
+    the sweeper, it is not lost.
 
     Should another fan-out of one of them commit first (a unique key taken), each transition is
     planned again on its own, so the others are not held back by it.
     """
     if waiting and session.get_bind().dialect.name == "postgresql":
-        records, missing = _take(session, transition_ids, waiting)
+        records, missing = _take(session, transition_ids, waiting, recall)
     else:
         records = read_records(session.connection(), transition_ids)
         missing = [i for i in transition_ids if i not in records]
@@ -129,19 +138,54 @@ def plan_many(session: Session, transition_ids: Sequence[int], *, claim_up_to: i
     return planned
 
 
-def _take(session: Session, transition_ids: Sequence[int], waiting: int) -> tuple[dict[int, TransitionRecord],
-                                                                                list[int]]:
-    """The transitions asked for and up to ``waiting`` others, locked; and those asked for that do not exist."""
-    connection = session.connection()
-    rows = connection.execute(_TAKE, {"own": list(transition_ids), "models": sorted(registry.models()),
-                                      "most": waiting}).mappings()
-    taken = {row["id"]: TransitionRecord(**row) for row in rows}
-    records = {i: record for i, record in taken.items() if record.fanned_out_at is None}  # done: nothing to do
-    absent = [i for i in transition_ids if i not in taken]  # held by another fan-out, or gone
-    if not absent:
-        return records, []
-    found = set(connection.execute(select(_transitions.c.id).where(_transitions.c.id.in_(absent))).scalars())
-    return records, [i for i in absent if i not in found]
+class _Recent:
+    """The last ``size`` transition ids this process planned, for messages that arrive after their transition was."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._ids: collections.OrderedDict[tuple[object, int], None] = collections.OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def __contains__(self, transition_id: object) -> bool:
+        return transition_id in self._ids
+
+    def update(self, transition_ids: Iterable[tuple[object, int]]) -> None:
+        with self._lock:
+            self._ids.update(dict.fromkeys(transition_ids))
+            while len(self._ids) > self._size:
+                self._ids.popitem(last=False)
+
+
+_planned_here = _Recent()
+
+
+def _database(session: Session) -> object:
+    """Which database ``session`` works on (ids are unique within one)."""
+    bind = session.get_bind()
+    return bind.engine.url if isinstance(bind, Connection) else bind.url
+
+
+def _take(session: Session, transition_ids: Sequence[int], waiting: int,
+          recall: bool) -> tuple[dict[int, TransitionRecord], list[int]]:
+    """The transitions asked for and up to ``waiting`` others, locked; and those asked for that do not exist.
+
+    Under a backlog, a message's transitions were often planned already by a message before
+    it. If by this process (and ``recall``), nothing is read; else one read, in a transaction of
+    its own, tells.
+    """
+    database = _database(session)
+    if recall and all((database, i) in _planned_here for i in transition_ids):  # planned by this process
+        return {}, []
+    single_statement(session)
+    known = {i: at for i, at in session.connection().execute(_OWN_STATE, {"own_ids": list(transition_ids)})}
+    session.commit()
+    missing = [i for i in transition_ids if i not in known]
+    todo = [i for i, fanned_out_at in known.items() if fanned_out_at is None]
+    if not todo:
+        return {}, missing
+    rows = session.connection().execute(_TAKE, {"own": todo, "models": sorted(registry.models()), "most": waiting})
+    taken = (TransitionRecord(**row) for row in rows.mappings())
+    return {record.id: record for record in taken if record.fanned_out_at is None}, missing
 
 
 def _plan_many(session: Session, records: dict[int, TransitionRecord], missing: list[int], claim_up_to: int,
@@ -171,6 +215,7 @@ def _plan_many(session: Session, records: dict[int, TransitionRecord], missing: 
     if first:
         connection.execute(_MARK.where(_transitions.c.id.in_(first)), {"mark_at": now})
     session.commit()
+    _planned_here.update((_database(session), i) for i in first)
     for transition_id in first:
         records[transition_id].fanned_out_at = now
     for transition_id, transition_rows in rows_of.items():

@@ -467,6 +467,19 @@ def pg_engine(pg_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
+def restore_registry() -> Iterator[None]:
+    """Notifiers a test declares are forgotten after it, so they do not answer other tests' transitions."""
+    from notifiers import registry
+
+    by_name, by_transition = dict(registry._by_name), {k: list(v) for k, v in registry._by_transition.items()}
+    yield
+    registry._by_name.clear()
+    registry._by_name.update(by_name)
+    registry._by_transition.clear()
+    registry._by_transition.update(by_transition)
+
+
+@pytest.fixture
 def shop(pg_url: str) -> Iterator[Engine]:
     """The test shop's tables and Tidings' own on the test's PostgreSQL schema."""
     engine = create_engine(pg_url)

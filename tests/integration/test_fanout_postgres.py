@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from jobs import Delivery
 from jobs.fanout import _take, plan_many
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord
 
@@ -41,16 +41,16 @@ def test_a_fan_out_plans_the_transitions_waiting_behind_its_own(shop: Engine) ->
 def test_a_message_whose_transition_was_planned_by_another_does_nothing(shop: Engine) -> None:
     ids = paid_orders(shop, 3)
     with Session(shop) as session:
-        plan_many(session, [ids[0]], waiting=10)
-        again = plan_many(session, [ids[2]], waiting=10)
+        plan_many(session, [ids[0]], waiting=1)  # plans ids[0] and ids[1]
+        again = plan_many(session, [ids[1]], waiting=10)  # ids[2] waits too, but this message has nothing to do
         assert again.loaded == {} and again.pending == [] and again.missing == []
-        assert session.scalar(select(func.count()).select_from(Delivery)) == 6
+        assert session.scalar(select(func.count()).select_from(Delivery)) == 4
 
 
 def test_two_fan_outs_at_once_take_different_transitions(shop: Engine) -> None:
     ids = paid_orders(shop, 5)
     with Session(shop) as first, Session(shop) as second:
-        held, _ = _take(first, [ids[0]], 2)  # the first fan-out holds three, still planning them
+        held, _ = _take(first, [ids[0]], 2, recall=True)  # the first fan-out holds three, still planning them
         planned = plan_many(second, [ids[1]], waiting=10)  # its own is among them
         assert sorted(held) == ids[:3]
         assert sorted(planned.loaded) == ids[3:] and planned.missing == []
@@ -60,5 +60,16 @@ def test_two_fan_outs_at_once_take_different_transitions(shop: Engine) -> None:
 def test_a_transition_that_does_not_exist_is_reported_missing(shop: Engine) -> None:
     ids = paid_orders(shop, 1)
     with Session(shop) as session:
-        planned = plan_many(session, [424242], waiting=10)
+        planned = plan_many(session, [424242, ids[0]], waiting=10)
     assert planned.missing == [424242] and sorted(planned.loaded) == ids
+
+
+def test_a_transition_this_process_remembers_planning_is_read_again_when_the_sweeper_asks(shop: Engine) -> None:
+    ids = paid_orders(shop, 1)
+    with Session(shop) as session:
+        plan_many(session, ids, waiting=10)
+        session.execute(delete(Delivery))
+        session.execute(update(TransitionRecord).values(fanned_out_at=None))  # as if the id had been reused
+        session.commit()
+        assert plan_many(session, ids, waiting=10).loaded == {}  # remembered: not read
+        assert sorted(plan_many(session, ids, waiting=10, recall=False).loaded) == ids

@@ -143,7 +143,8 @@ def test_a_worker_process_past_its_limit_is_replaced_and_every_notification_arri
     arrived = message_ids(smtp_server)
     assert len(arrived) == sum(arrived.values()) == 30
     reason = "memory" if "--max-memory" in limit else "messages"
-    assert worker.output().count(f"was recycled ({reason} limit)") >= 2
+    # (one fan-out message may plan all 15 transitions: the later ones, left with nothing to do, still count)
+    assert wait_for(lambda: worker.output().count(f"was recycled ({reason} limit)") >= 2, timeout=60)
     assert worker.process.poll() is None  # the command itself runs on
 
     # And the metrics count across the recycled processes: every delivery once, every latency once
@@ -157,8 +158,8 @@ def test_a_worker_process_past_its_limit_is_replaced_and_every_notification_arri
     assert sample(samples, "tidings_backlog", status="pending") == 0
     assert sample(samples, "tidings_backlog_up") == 1
     assert sample(samples, "tidings_delivery_log_rows", status="sent") == 30
-    # one message per loan: each fan-out sends its two deliveries itself
-    assert sum(v for (name, labels), v in samples.items() if name == "dramatiq_messages_total") >= 15
+    # each recycled process ran at least one message before it went: their counts are all there
+    assert sum(v for (name, labels), v in samples.items() if name == "dramatiq_messages_total") >= restarts
 
     worker.process.send_signal(signal.SIGTERM)
     assert worker.process.wait(timeout=90) == 0
@@ -225,7 +226,7 @@ def test_a_message_still_running_at_the_shutdown_deadline_is_sent_later_not_lost
         pg_url: str, pg_engine: Engine, redis_url: str, queue_name: str, smtp_server: SMTPServer,
         tidings_worker: Callable[..., WorkerCommand]) -> None:
     # Given a worker with a 1 s shutdown timeout, in the middle of four mails that take 8 s each
-    # (two loans: each fan-out message claims its two deliveries and sends them itself)
+    # (two loans: one or two fan-out messages claim the four deliveries and send them themselves)
     jobs.configure(jobs.Settings(), broker_url=redis_url, queue=queue_name, database_url=pg_url)
     ids = accepted_loans(pg_engine, 2)
     smtp_server.delay = 8
@@ -238,7 +239,7 @@ def test_a_message_still_running_at_the_shutdown_deadline_is_sent_later_not_lost
     # When it is stopped: the deadline passes with the four still in hand
     worker.process.send_signal(signal.SIGTERM)
     assert worker.process.wait(timeout=60) == 1
-    assert "2 message(s) still running at the deadline" in worker.output()
+    assert re.search(r"[12] message\(s\) still running at the deadline", worker.output())
 
     # Then the next worker sends them (the sweeper reclaims them once their lease ends): none lost;
     # a mail the server had taken from the stopped worker arrives twice, with the same Message-ID

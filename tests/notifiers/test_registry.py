@@ -26,6 +26,7 @@ def test_a_missing_templates_folder_is_refused_at_class_creation() -> None:
         type("Lost", (Notifier,), {"templates": "no-such-folder"})
 
 
+@pytest.mark.usefixtures("restore_registry")
 def test_several_notifiers_and_parties_per_transition_are_kept_in_order() -> None:
     class AuditNotifier(Notifier):
         @on(Order, "pay", to="seller")
