@@ -19,7 +19,7 @@ from workflow import Stateful, Workflow
 from .common import Figure, header, interleaved, report
 
 ROWS = 10_000
-RUNS = 25
+RUNS = 75  # interleaved; a few hundred ms each, so a busy moment of the machine weighs on few of them
 STATES = ["requested", "accepted", "declined", "handed_over", "returned"]
 TRANSITIONS = [["accept", "requested", "accepted"], ["decline", "requested", "declined"],
                ["hand_over", "accepted", "handed_over"], ["give_back", "handed_over", "returned"],

@@ -320,7 +320,7 @@ class SentLog:
     Message-ID, so receivers can drop the copy), as a single unrecorded send is today.
     """
 
-    def __init__(self, session: Session, *, size: int = 16, seconds: float = 0.25) -> None:
+    def __init__(self, session: Session, *, size: int = 8, seconds: float = 0.05) -> None:
         self.session, self.size, self.seconds = session, size, seconds
         self._held: list[Claim] = []
         self._since = 0.0

@@ -30,14 +30,18 @@ _RETURNING_UP_TO = 50
 _transitions = cast(Table, TransitionRecord.__table__)
 _MARK = update(_transitions).values(fanned_out_at=bindparam("mark_at"))
 # The transitions of a message, and the oldest others waiting to be fanned out (each locked, and
-# skipped when another fan-out holds it): two index scans, the waiting ones on (fanned_out_at, id).
+# skipped when another fan-out holds it): two index scans. The waiting ones are ordered as the
+# index on (fanned_out_at, id) holds them, so it serves them in order and stops at the limit:
+# ORDER BY id alone would sort the whole backlog (IS NULL is no equality to the planner), and no
+# ORDER BY may get a sequential scan through every row fanned out already.
 _OWN_STATE = select(_transitions.c.id, _transitions.c.fanned_out_at).where(
     _transitions.c.id.in_(bindparam("own_ids", expanding=True)))
 _OWN = bindparam("own", type_=postgresql.ARRAY(BigInteger))
 _WAITING = (select(_transitions.c.id)
             .where(_transitions.c.fanned_out_at.is_(None), _transitions.c.model.in_(bindparam("models", expanding=True)),
                    _transitions.c.id != all_(_OWN))
-            .order_by(_transitions.c.id).limit(bindparam("most")).with_for_update(skip_locked=True))
+            .order_by(_transitions.c.fanned_out_at, _transitions.c.id)
+            .limit(bindparam("most")).with_for_update(skip_locked=True))
 _TAKE = (select(_transitions)
          .where(_transitions.c.id == any_(func.array_cat(_OWN, func.array(_WAITING.scalar_subquery()))))
          .with_for_update(skip_locked=True))

@@ -55,7 +55,8 @@ def sweep(session: Session, *, grace_seconds: float, limit: int = 1000) -> Sweep
         _locked(select(TransitionRecord.id)
                 .where(TransitionRecord.fanned_out_at.is_(None), TransitionRecord.created_at < cutoff,
                        or_(TransitionRecord.retried_at.is_(None), TransitionRecord.retried_at < cutoff))
-                .order_by(TransitionRecord.id).limit(limit))))
+                .order_by(TransitionRecord.fanned_out_at, TransitionRecord.id)  # as the index holds them: no sort
+                .limit(limit))))
     overdue = or_(
         and_(Delivery.status == Status.PENDING, Delivery.updated_at < cutoff,
              or_(Delivery.lease_until.is_(None), Delivery.lease_until < now)),

@@ -71,6 +71,17 @@ def session(engine: Engine) -> Iterator[Session]:
         yield session
 
 
+def paid_orders(session: Session, count: int) -> list[int]:
+    """``count`` new orders (buyer b<n>@, seller s<n>@example.com), each paid and committed; the transitions' ids."""
+    orders = [Order(buyer=Person(name=f"B{n}", email=f"b{n}@example.com"),
+                    seller=Person(name=f"S{n}", email=f"s{n}@example.com")) for n in range(count)]
+    session.add_all(orders)
+    session.commit()
+    ids = [order.pay().id for order in orders]
+    session.commit()
+    return ids
+
+
 @pytest.fixture
 def order(session: Session) -> Order:
     """A committed new order: Bea buys from Sam, two watchers."""

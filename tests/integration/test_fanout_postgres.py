@@ -9,7 +9,7 @@ from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord
 
-from tests.app import Order, Person
+from tests import conftest
 
 pytestmark = pytest.mark.integration
 
@@ -17,13 +17,7 @@ pytestmark = pytest.mark.integration
 def paid_orders(engine: Engine, count: int) -> list[int]:
     """``count`` orders paid and committed, their transitions not fanned out yet; the transitions' ids."""
     with Session(engine) as session:
-        orders = [Order(buyer=Person(name=f"B{n}", email=f"b{n}@example.com"),
-                        seller=Person(name=f"S{n}", email=f"s{n}@example.com")) for n in range(count)]
-        session.add_all(orders)
-        session.commit()
-        ids = [order.pay().id for order in orders]
-        session.commit()
-    return ids
+        return conftest.paid_orders(session, count)
 
 
 def unfanned(engine: Engine) -> int:

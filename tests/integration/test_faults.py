@@ -87,6 +87,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_sends_at_most_what_was_in_fli
     jobs.configure(jobs.Settings(), broker_url=broker_url, queue=queue_name, database_url=pg_url)
     ids = accepted_loans(pg_engine, 1000)
     env = worker_env(pg_url, broker_url, queue_name, smtp_server, **RECOVERY)
+    smtp_server.delay = 0.02  # each mail takes 20 ms, so that the kill lands mid-run, not after the last mail
     first = worker_process("examples.lending.notifications", env=env, processes=2, threads=8)
     fire_each(pg_engine, ids, "hand_over")
 
@@ -94,6 +95,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_sends_at_most_what_was_in_fli
     smtp_server.wait_for(500, timeout=120)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
+    smtp_server.delay = 0
     in_flight = delivery_statuses(pg_engine)[Status.SENDING]
     arrived_at_kill = sum(message_ids(smtp_server).values())
     restarted = time.monotonic()

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from workflow import TransitionRecord
 
 from tests.app import Order, Person
+from tests.conftest import paid_orders
 
 
 class Flaky(MemoryChannel):
@@ -266,12 +267,7 @@ def test_a_transition_to_a_few_recipients_is_delivered_by_its_one_fan_out_messag
 
 def test_one_fan_out_message_of_several_transitions_sends_the_deliveries_of_each(
         broker: StubBroker, session: Session, mailbox: MemoryChannel) -> None:
-    orders = [Order(buyer=Person(name=f"B{n}", email=f"b{n}@example.com"),
-                    seller=Person(name=f"S{n}", email=f"s{n}@example.com")) for n in range(3)]
-    session.add_all(orders)
-    session.commit()
-    ids = [order.pay().id for order in orders]
-    session.commit()
+    ids = paid_orders(session, 3)
     drain()
     mailbox.outbox.clear()
     session.execute(update(Delivery).values(status=Status.PENDING))  # forget them, and

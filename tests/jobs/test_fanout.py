@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from workflow import TransitionRecord
 
 from tests.app import Account, Order, Person
+from tests.conftest import paid_orders
 
 
 def test_one_delivery_per_party_recipient_and_channel(session: Session, order: Order) -> None:
@@ -104,17 +105,6 @@ def test_a_second_fan_out_claims_nothing(session: Session, order: Order) -> None
 
 
 # --- Several transitions in one fan-out ------------------------------------------------------------
-
-
-def paid_orders(session: Session, count: int) -> list[int]:
-    """``count`` new orders, each paid and committed; the transitions' ids."""
-    orders = [Order(buyer=Person(name=f"B{n}", email=f"b{n}@example.com"),
-                    seller=Person(name=f"S{n}", email=f"s{n}@example.com")) for n in range(count)]
-    session.add_all(orders)
-    session.commit()
-    ids = [order.pay().id for order in orders]
-    session.commit()
-    return ids
 
 
 def statements_to_plan(session: Session, ids: list[int]) -> int:

@@ -7,7 +7,8 @@ from sqlalchemy import String, Uuid, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from workflow import Stateful, TransitionRecord, Workflow, load_subject, load_subjects, metadata, read_records
 
-from tests.app import Order, Person
+from tests.app import Order
+from tests.conftest import paid_orders
 
 
 class Base(DeclarativeBase):
@@ -58,12 +59,7 @@ def test_uuid_and_string_keys_are_recorded_and_lead_back_to_the_row() -> None:
 
 def test_many_transitions_are_read_back_in_one_statement_with_their_rows_and_parties_in_a_few(
         session: Session) -> None:
-    orders = [Order(buyer=Person(name=f"B{n}", email=f"b{n}@example.com"),
-                    seller=Person(name=f"S{n}", email=f"s{n}@example.com")) for n in range(10)]
-    session.add_all(orders)
-    session.commit()
-    ids = [order.pay().id for order in orders]
-    session.commit()
+    ids = paid_orders(session, 10)
     statements: list[str] = []
     with Session(session.get_bind()) as fresh:
         event.listen(fresh.get_bind(), "before_cursor_execute", lambda *args: statements.append(args[2]))
