@@ -58,21 +58,8 @@ def fan_out(transition_ids: int | list[int], swept: bool = False) -> None:
         for missing in planned.missing:
             _log.error("fan_out(%s) skipped: Transition %s does not exist (rolled back or deleted?).",
                        missing, missing, extra={"transition_id": missing})
-        sent = delivery.SentLog(session)
-        try:
-            renew_after = time.monotonic() + lease / 2
-            for held in planned.claimed:
-                if time.monotonic() > renew_after:  # a slow channel: keep the later claims alive
-                    sent.flush()
-                    if not delivery.renew(session, held, lease):
-                        _log.warning("Delivery %s: its claim ran out while others were sent; the sweeper has it.",
-                                     held.id)
-                        continue
-                    renew_after = time.monotonic() + lease / 2
-                _send(session, held, later, planned.loaded.get(held.transition_id), sent)
-        finally:
-            sent.flush()
-    _enqueue(planned.pending)
+        _enqueue(planned.pending)  # first: whatever happens to the sends below, these are on their way
+        _send_all(session, planned.claimed, planned.loaded, later)
     _retry(later)
 
 
@@ -106,25 +93,53 @@ def deliver_each(delivery_ids: list[int]) -> None:
             _log.info("Deliveries %s were not pending; not sending them again.",
                       sorted(set(delivery_ids) - {held.id for held in claimed}))
         loaded = _load(session, {held.transition_id for held in claimed})
-        sent = delivery.SentLog(session)
-        try:
-            for held in claimed:
-                _send(session, held, later, loaded.get(held.transition_id), sent)
-        finally:
-            sent.flush()
+        _send_all(session, claimed, loaded, later)
     _retry(later)
 
 
 def _load(session: Session, transition_ids: set[int]) -> dict[int, tuple[TransitionRecord, Any]]:
-    """The transitions (and their rows) of a chunk's deliveries, read together; those that could be."""
+    """The transitions (and their rows) of a chunk's deliveries, read together; those that could be.
+
+    Whatever goes wrong here, sending loads each again on its own and records the failure.
+    """
     try:
         records = read_records(session.connection(), transition_ids)
         subjects = load_subjects(session, records.values())
-    except WorkflowError:  # sending loads them again, one by one, and records the failure
-        return {}
-    finally:
         session.commit()  # no read transaction held open while sending
+    except Exception:
+        _log.warning("Could not read transitions %s together; each is read again as it is sent.",
+                     sorted(transition_ids), exc_info=True)
+        session.rollback()
+        return {}
     return {i: (record, subjects[i]) for i, record in records.items()}
+
+
+def _send_all(session: Session, claimed: list[delivery.Claim], loaded: dict[int, tuple[TransitionRecord, Any]],
+              later: list[delivery.RetryLater]) -> None:
+    """Send claimed deliveries one after the other, their ``sent`` outcomes written together.
+
+    Every third of a lease, the claims not sent yet are renewed in one statement; one lost
+    meanwhile (swept, claimed again) is skipped: it is someone else's now.
+    """
+    lease = worker.runtime.settings.lease_seconds
+    sent = delivery.SentLog(session)
+    waiting = list(claimed)
+    renew_at = time.monotonic() + lease / 3
+    try:
+        while waiting:
+            if time.monotonic() > renew_at:  # a slow channel: keep the later claims alive
+                sent.flush()
+                kept = delivery.renew(session, waiting, lease)
+                for lost in set(waiting) - set(kept):
+                    _log.warning("Delivery %s: its claim ran out while others were sent; the sweeper has it.",
+                                 lost.id, extra={"delivery_id": lost.id, "transition_id": lost.transition_id})
+                waiting, renew_at = kept, time.monotonic() + lease / 3
+                continue
+            held = waiting.pop(0)
+            sent.flush_if_due()
+            _send(session, held, later, loaded.get(held.transition_id), sent)
+    finally:
+        sent.flush()
 
 
 def _send(session: Session, held: delivery.Claim, later: list[delivery.RetryLater],
@@ -161,7 +176,7 @@ def sweep() -> sweeper.Sweep:
     runtime = worker.runtime
     with runtime.session() as session:
         found = sweeper.sweep(session, grace_seconds=runtime.settings.sweep_after_seconds)
-    for chunk in batches.split(found.transitions, BATCH):
+    for chunk in batches.split(found.transitions, BATCH, least=4):
         fan_out.send(chunk[0] if len(chunk) == 1 else chunk, swept=True)
     for delivery_id in found.deliveries:
         deliver.send(delivery_id)

@@ -11,7 +11,7 @@ __all__ = ["SPREAD", "split"]
 SPREAD = 16
 
 
-def split(ids: Sequence[int], most: int) -> list[list[int]]:
-    """``ids`` in order, in lists of at most ``most``: about ``SPREAD`` lists, one per id when they are few."""
-    size = min(most, max(1, math.ceil(len(ids) / SPREAD)))
+def split(ids: Sequence[int], most: int, least: int = 1) -> list[list[int]]:
+    """``ids`` in order, in lists of ``least`` to ``most``: about ``SPREAD`` lists, fewer when the ids are few."""
+    size = min(most, max(least, math.ceil(len(ids) / SPREAD)))
     return [list(ids[start:start + size]) for start in range(0, len(ids), size)]

@@ -30,7 +30,8 @@ from . import metrics
 from .delivery_log import Delivery, Status
 from .errors import ConfigurationError, DeliveryNotFound
 
-__all__ = ["Claim", "RetryLater", "SentLog", "claim", "claim_many", "deliver", "load", "renew", "reset_for_resend", "send"]
+__all__ = ["Claim", "RetryLater", "SentLog", "claim", "claim_many", "deliver", "load", "renew", "reset_for_resend", "send",
+           "single_statement"]
 
 _log = logging.getLogger(__name__)
 _table = cast(Table, Delivery.__table__)
@@ -54,9 +55,10 @@ _HELD = and_(_table.c.id == bindparam("record_id"), _table.c.attempts == bindpar
              _table.c.status.in_([Status.SENDING, Status.PENDING]))
 _RENEW = (
     update(_table)
-    .where(_table.c.id == bindparam("record_id"), _table.c.attempts == bindparam("record_attempts"),
+    .where(tuple_(_table.c.id, _table.c.attempts).in_(bindparam("renew_ids", expanding=True)),
            _table.c.status == Status.SENDING)
-    .values(lease_until=bindparam("record_lease"))
+    .values(lease_until=bindparam("renew_lease"))
+    .returning(_table.c.id)
 )
 _RECORD = (
     update(_table)
@@ -183,18 +185,21 @@ def claim_many(session: Session, delivery_ids: list[int], lease_seconds: float) 
     return [found[i] for i in delivery_ids if i in found]
 
 
-def renew(session: Session, held: Claim, lease_seconds: float) -> bool:
-    """Extend the lease of a claim held for a while; ``False`` if it was lost (swept or claimed again).
+def renew(session: Session, held: list[Claim], lease_seconds: float) -> list[Claim]:
+    """Extend the leases of claims held for a while, in one statement; those still held.
 
-    A fan-out sends its few deliveries one after the other under leases taken together: a slow
-    channel could let a later one's lease run out while an earlier one is being sent.
+    A message sends its deliveries one after the other under leases taken together: a slow
+    channel could let the later ones' leases run out while the first are being sent. A claim
+    swept or claimed again meanwhile is not returned: it is someone else's now.
     """
+    if not held:
+        return []
     single_statement(session)
-    result = session.connection().execute(_RENEW, {
-        "record_id": held.id, "record_attempts": held.attempts,
-        "record_lease": utcnow() + dt.timedelta(seconds=lease_seconds)})
+    kept = set(session.connection().execute(_RENEW, {
+        "renew_ids": [(one.id, one.attempts) for one in held],
+        "renew_lease": utcnow() + dt.timedelta(seconds=lease_seconds)}).scalars().all())
     session.commit()
-    return bool(getattr(result, "rowcount", 1))
+    return [one for one in held if one.id in kept]
 
 
 def send(session: Session, held: Claim, *, channel_for: Callable[[str], Channel], lease_seconds: float,
@@ -337,7 +342,11 @@ class SentLog:
         if not self._held:
             self._since = time.monotonic()
         self._held.append(held)
-        if len(self._held) >= self.size or time.monotonic() - self._since >= self.seconds:
+        self.flush_if_due()
+
+    def flush_if_due(self) -> None:
+        """Write what waits if ``size`` are waiting or the oldest has waited ``seconds`` (call it before a send too)."""
+        if len(self._held) >= self.size or (self._held and time.monotonic() - self._since >= self.seconds):
             self.flush()
 
     def _discard_changes(self) -> None:

@@ -13,7 +13,7 @@ from typing import Any, cast
 from notifiers import Recipient, RecipientError, Registration, recipients_of, registry, skip_reasons
 from sqlalchemy import BigInteger, Connection, Table, all_, any_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, WorkflowError, load_subjects, read_records, utcnow
 
@@ -39,7 +39,8 @@ _OWN_STATE = select(_transitions.c.id, _transitions.c.fanned_out_at).where(
 _OWN = bindparam("own", type_=postgresql.ARRAY(BigInteger))
 _WAITING = (select(_transitions.c.id)
             .where(_transitions.c.fanned_out_at.is_(None), _transitions.c.model.in_(bindparam("models", expanding=True)),
-                   _transitions.c.id != all_(_OWN))
+                   _transitions.c.id != all_(_OWN),
+                   _transitions.c.retried_at.is_(None))  # one the sweeper had to resend may fail: not in others' batches
             .order_by(_transitions.c.fanned_out_at, _transitions.c.id)
             .limit(bindparam("most")).with_for_update(skip_locked=True))
 _TAKE = (select(_transitions)
@@ -95,7 +96,7 @@ def plan(session: Session, transition_id: int, *, claim_up_to: int = 0, lease_se
 
 
 def plan_many(session: Session, transition_ids: Sequence[int], *, claim_up_to: int = 0,
-              claim_total: int | None = None, lease_seconds: float = 60.0, waiting: int = 0,
+              claim_total: int | None = None, lease_seconds: float = 60.0, waiting: int | None = None,
               recall: bool = True) -> Planned:
     """:func:`plan` for several transitions at once, in one transaction of a few statements.
 
@@ -105,8 +106,9 @@ def plan_many(session: Session, transition_ids: Sequence[int], *, claim_up_to: i
     deliveries of a first fan-out are written claimed when it has at most ``claim_up_to``, while
     they fit within ``claim_total`` in all. Transitions that do not exist are returned as ``missing``.
 
-    With ``waiting`` (PostgreSQL only), also up to that many other transitions not yet fanned
-    out, oldest first, of the models this process has notifiers for: under a backlog, one message
+    With ``waiting`` (PostgreSQL only; 0 for none), the transitions are locked, and up to that
+    many others are taken, not yet fanned out nor ever swept, oldest first, of the models this
+    process has notifiers for: under a backlog, one message
     plans what the messages behind it would, and those find their transition done. The rows are
     locked (``FOR UPDATE SKIP LOCKED``), so concurrent fan-outs take different transitions; one
     of the message's own that another fan-out holds, or has planned already, is left to it. This
@@ -115,30 +117,47 @@ def plan_many(session: Session, transition_ids: Sequence[int], *, claim_up_to: i
     taken for planned: the sweeper's messages are sent with ``recall=False``, so it waits for
     the sweeper, it is not lost.
 
-    Should another fan-out of one of them commit first (a unique key taken), each transition is
-    planned again on its own, so the others are not held back by it.
+    Should another fan-out of one of them commit first (a unique key taken), or one fail to be
+    planned (a party that raises, a value too long for its column), the message's own transitions
+    are planned again each on its own, so the others are not held back by it; the one that fails
+    is left to the sweeper, or raises when it was the message's only one (Dramatiq retries it).
     """
-    if waiting and session.get_bind().dialect.name == "postgresql":
+    if waiting is not None and session.get_bind().dialect.name == "postgresql":
         records, missing = _take(session, transition_ids, waiting, recall)
     else:
         records = read_records(session.connection(), transition_ids)
         missing = [i for i in transition_ids if i not in records]
+    total = claim_up_to if claim_total is None else claim_total
     try:
-        return _plan_many(session, records, missing, claim_up_to,
-                          claim_up_to if claim_total is None else claim_total, lease_seconds)
-    except IntegrityError:
+        return _plan_many(session, records, missing, claim_up_to, total, lease_seconds)
+    except IntegrityError:  # another fan-out of one of them committed first
         session.rollback()
         if len(records) == 1:
-            _log.info("Transition %s was fanned out concurrently; nothing new written.", next(iter(records)))
-            return Planned()
-    planned = Planned(missing=[i for i in transition_ids if i not in records])
-    for transition_id in records:
-        budget = (claim_up_to if claim_total is None else claim_total) - len(planned.claimed)
-        one = plan_many(session, [transition_id], claim_up_to=min(claim_up_to, budget), lease_seconds=lease_seconds)
+            _log.info("Transition %s was fanned out concurrently; nothing new written.", next(iter(records)),
+                      extra={"transition_id": next(iter(records))})
+            return Planned(missing=missing)
+    except Exception:  # one of them cannot be planned (a bug in a party, a value too long...): the others can
+        session.rollback()
+        if len(records) == 1:
+            raise
+        _log.warning("Transitions %s could not be planned together; planning each on its own.", sorted(records),
+                     exc_info=True)
+    own = [i for i in transition_ids if i in records]  # the ones taken besides go back to waiting
+    planned = Planned(missing=missing)
+    for transition_id in own:
+        try:
+            one = plan_many(session, [transition_id], claim_up_to=min(claim_up_to, total - len(planned.claimed)),
+                            lease_seconds=lease_seconds)
+        except Exception:
+            session.rollback()
+            if len(own) == 1:
+                raise
+            _log.exception("Transition %s could not be planned; the sweeper will try it again.", transition_id,
+                           extra={"transition_id": transition_id})
+            continue
         planned.claimed += one.claimed
         planned.pending += one.pending
         planned.loaded.update(one.loaded)
-        planned.missing += one.missing
     return planned
 
 
@@ -242,13 +261,13 @@ def _subjects(session: Session, records: Iterable[TransitionRecord]) -> dict[int
             found.update(load_subjects(session, group))
         except WorkflowError as error:
             for record in group:
-                _log.error("Transition %s: %s", record.id, error)
+                _log.error("Transition %s: %s", record.id, error, extra={"transition_id": record.id})
                 found[record.id] = None
             continue
         for record in group:
             if found[record.id] is None:
                 _log.warning("Transition %s: %s %s no longer exists; nobody to notify.", record.id, record.model,
-                             record.key)
+                             record.key, extra={"transition_id": record.id})
     return found
 
 
@@ -281,9 +300,18 @@ def _plan(session: Session, records: dict[int, TransitionRecord],
         subject = subjects.get(record.id)
         if subject is None:  # no notifier for it, or its row is gone
             continue
-        parties = subject.parties()
+        try:
+            parties: dict[str, Any] | RecipientError = subject.parties()
+        except SQLAlchemyError:
+            raise  # the database, not the party: the message is retried
+        except Exception as error:  # a bug in a party's callable: recorded on its deliveries, as a bad recipient is
+            parties = RecipientError(f"resolving the parties of {record.model} {record.key} raised "
+                                     f"{type(error).__name__}: {error}")
         for registration in registry.for_transition(record.model, record.trigger):
             for party in registration.parties:
+                if isinstance(parties, RecipientError):
+                    resolved.append((record.id, registration, party, parties))
+                    continue
                 try:
                     resolved.append((record.id, registration, party, recipients_of(parties.get(party), party)))
                 except RecipientError as error:

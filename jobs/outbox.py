@@ -22,6 +22,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -113,16 +114,20 @@ class Dispatcher:
     - messages committed for a broker that has since been replaced are dropped.
 
     Under load, fan-outs queue up while the thread is sending: it then takes all that wait and
-    sends them in messages of up to ``batch`` ids, spread over several messages so a worker's
+    sends them in messages of 4 to ``batch`` ids, spread over several messages so a worker's
     threads share them (see :func:`batches.split`); a worker plans each message's transitions
-    together, paying the database once for all of them. A lone fan-out goes alone, at once.
+    together, paying the database once for all of them. A fan-out committed while the thread is
+    idle goes at once; one committed within ``linger`` seconds of its last send waits up to that
+    long for others to join it (a process committing a transition every millisecond sends a
+    message every 5 ms instead of one per transition).
 
     The thread starts on first use in each process, so a process forked before (a pre-fork web
     server) starts its own; a forked child never sends what its parent had queued.
     """
 
-    def __init__(self, *, limit: int = 10_000, exit_timeout: float = 5.0, batch: int = 50) -> None:
-        self.limit, self.exit_timeout, self.batch = limit, exit_timeout, batch
+    def __init__(self, *, limit: int = 10_000, exit_timeout: float = 5.0, batch: int = 50,
+                 linger: float = 0.005) -> None:
+        self.limit, self.exit_timeout, self.batch, self.linger = limit, exit_timeout, batch, linger
         self._exit_registered = False
         self._reset()
         os.register_at_fork(after_in_child=self._reset)
@@ -165,14 +170,23 @@ class Dispatcher:
             _log.warning("%d fan-outs not enqueued at exit; the sweeper will.", self._unfinished)
 
     def _run(self) -> None:
+        sent_at = -1.0
         while True:
             taken = [self._queue.get()]
+            if time.monotonic() - sent_at < self.linger:  # a busy stretch: gather what commits meanwhile
+                deadline = time.monotonic() + self.linger
+                while len(taken) < self.batch and (left := deadline - time.monotonic()) > 0:
+                    try:
+                        taken.append(self._queue.get(timeout=left))
+                    except queue.Empty:
+                        break
             while True:  # and whatever else waits: under load, several fan-outs go in one message
                 try:
                     taken.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
             done = len(taken) + self._send_all(taken)
+            sent_at = time.monotonic()
             with self._idle:
                 self._unfinished -= done
                 if self._unfinished == 0:
@@ -187,12 +201,15 @@ class Dispatcher:
                       stale or current)
         if _send is None:
             return 0
-        for batch in batches.split(current, self.batch):
+        chunks = batches.split(current, self.batch, least=4)
+        for number, batch in enumerate(chunks):
             if not _dispatch(_send, batch[0] if len(batch) == 1 else batch):
-                return self._drop()
+                unsent = sum(len(rest) for rest in chunks[number + 1:])
+                return self._drop(unsent)
         return 0
 
-    def _drop(self) -> int:
+    def _drop(self, taken: int = 0) -> int:
+        """Empty the queue after a failed enqueue; how many were dropped from it (``taken`` more were in hand)."""
         dropped = 0
         while True:
             try:
@@ -200,8 +217,9 @@ class Dispatcher:
             except queue.Empty:
                 break
             dropped += 1
-        if dropped:
-            _log.warning("Dropped %d queued fan-outs after a failed enqueue; the sweeper will send them.", dropped)
+        if dropped + taken:
+            _log.warning("Dropped %d queued fan-outs after a failed enqueue; the sweeper will send them.",
+                         dropped + taken)
         return dropped
 
 

@@ -304,8 +304,14 @@ def _party_loads(cls: type[Stateful]) -> list[Any]:
 
 
 def _convert(column: Any, text: str) -> Any:
+    """The key part ``text`` as its column's Python type; as text when that type cannot take it (the database casts)."""
     try:
         python_type = column.type.python_type
     except NotImplementedError:
         return text
-    return text if python_type is str else python_type(text)
+    if python_type is str or python_type is object:  # object: a TypeDecorator that does not say
+        return text
+    try:
+        return python_type(text)
+    except (TypeError, ValueError):
+        return text

@@ -402,3 +402,28 @@ def test_a_fan_out_does_not_send_a_claim_it_lost_while_sending_the_others(
     assert len(slow.outbox) == 1 and len(taken) == 1
     session.rollback()
     assert session.get(Delivery, taken[0]).status == Status.SENDING  # type: ignore[union-attr]
+
+
+def test_a_chunk_does_not_send_a_claim_it_lost_while_sending_the_others(
+        broker: StubBroker, engine: Engine, session: Session, order: Order) -> None:
+    # Given a chunk of two deliveries whose claims last a millisecond, and another worker taking
+    # the second while the chunk sends the first
+    taken: list[int] = []
+
+    class Slow(MemoryChannel):
+        def send(self, message: object, to: object, *, key: str, event: object = None) -> None:
+            super().send(message, to, key=key, event=event)  # type: ignore[arg-type]
+            with Session(engine) as other:
+                for delivery_id in other.scalars(select(Delivery.id).where(Delivery.key != key)):
+                    if claim(other, delivery_id, lease_seconds=60) is not None:
+                        taken.append(delivery_id)
+
+    slow = Slow()
+    jobs.configure(broker=broker, engine=engine, channels={"email": slow}, lease_seconds=0.001)
+    record = order.pay()
+    session.commit()
+    pending = plan(session, record.id).pending
+    # When the chunk runs
+    deliver_each.fn(pending)
+    # Then it sent the first delivery only: the second is the other worker's now
+    assert len(slow.outbox) == 1 and len(taken) == 1

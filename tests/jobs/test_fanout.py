@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from jobs import Delivery, Status, TransitionNotFound
@@ -155,3 +156,54 @@ def test_a_transition_fanned_out_meanwhile_does_not_hold_back_the_others(
     assert sorted({c.transition_id for c in planned.claimed}) == [ids[0], ids[2]]
     rows = session.scalars(select(Delivery.transition_id)).all()
     assert sorted(rows) == sorted(ids * 2)  # each transition's two deliveries, once
+
+
+def test_a_party_that_raises_fails_its_deliveries_with_the_reason_and_not_the_others(
+        session: Session, order: Order, monkeypatch: pytest.MonkeyPatch) -> None:
+    other = Order(buyer=order.buyer, seller=order.seller)
+    session.add(other)
+    session.commit()
+    broken = order.id
+
+    def nobody(row: Order) -> None:
+        if row.id == broken:
+            raise RuntimeError("party lookup broke")
+
+    monkeypatch.setitem(Order.workflow.parties, "nobody", nobody)
+    ids = [order.cancel().id, other.cancel().id]
+    session.commit()
+    plan_many(session, ids)
+    rows = session.scalars(select(Delivery).order_by(Delivery.id)).all()
+    failed = {(d.transition_id, d.last_error) for d in rows if d.status == Status.FAILED}
+    assert {transition for transition, _ in failed} == {ids[0]}
+    assert all("raised RuntimeError: party lookup broke" in (error or "") for _, error in failed)
+    assert {d.status for d in rows if d.transition_id == ids[1]} == {Status.PENDING}
+
+
+def test_a_transition_that_cannot_be_planned_is_left_to_the_sweeper_and_the_others_are_planned(
+        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = paid_orders(session, 3)
+    second = session.get(Order, int(session.get(TransitionRecord, ids[1]).key))  # type: ignore[union-attr]
+    broken_ref = f"Person:{second.seller.id}"  # type: ignore[union-attr]
+    resolve = fanout.skip_reasons
+
+    def broken_for_the_second(session: Session, refs: Any) -> Any:  # e.g. a value its column cannot hold
+        wanted = list(refs)
+        if broken_ref in wanted:
+            raise RuntimeError("preferences unreadable")
+        return resolve(session, wanted)
+
+    monkeypatch.setattr(fanout, "skip_reasons", broken_for_the_second)
+    planned = plan_many(session, ids)
+    assert sorted(planned.loaded) == [ids[0], ids[2]]
+    unfanned = session.scalars(select(TransitionRecord.id).where(TransitionRecord.fanned_out_at.is_(None))).all()
+    assert unfanned == [ids[1]]
+
+
+def test_a_lone_transition_that_cannot_be_planned_raises_so_that_the_message_is_retried(
+        session: Session, order: Order, monkeypatch: pytest.MonkeyPatch) -> None:
+    record = order.pay()
+    session.commit()
+    monkeypatch.setattr(fanout, "skip_reasons", lambda *args: (_ for _ in ()).throw(RuntimeError("down")))
+    with pytest.raises(RuntimeError, match="down"):
+        plan_many(session, [record.id])

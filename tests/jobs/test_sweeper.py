@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from dramatiq.brokers.stub import StubBroker
@@ -19,7 +20,6 @@ from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
 
 from tests.app import Order, Person
-from tests.jobs.test_delivery import spy_enqueues
 
 LONG_AGO = utcnow() - dt.timedelta(hours=1)
 
@@ -133,8 +133,12 @@ def test_overdue_transitions_are_enqueued_a_few_per_message(broker: StubBroker, 
             order.pay()
         session.commit()
     age_everything(session)
-    enqueued = spy_enqueues(broker)
+    enqueued: list[Any] = []
+    real = broker.enqueue
+    monkeypatch.setattr(broker, "enqueue",
+                        lambda message, **options: enqueued.append(message) or real(message, **options))
     assert len(sweep().transitions) == 40
-    assert 1 < len(enqueued) < 40 and all(name == "tidings.fan_out" for name, _ in enqueued)
+    assert 1 < len(enqueued) < 40 and all(m.actor_name == "tidings.fan_out" for m in enqueued)
+    assert all(m.kwargs == {"swept": True} for m in enqueued)  # read again whatever a worker remembers planning
     drain()
     assert len(mailbox.outbox) == 80
