@@ -7,6 +7,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import notifiers.message as message_module
 import pytest
 from notifiers import Email, MessageError, Recipient, TemplateError, Templates, message_id
 
@@ -173,8 +174,11 @@ def test_an_email_without_a_body_is_refused_by_to_bytes_too() -> None:
         Email(subject="Hi", text=None, template="t").to_bytes(ANN, sender=SHOP, key="k")
 
 
-def test_multipart_bytes_use_a_boundary_found_in_neither_body() -> None:
+def test_multipart_bytes_use_a_boundary_found_in_neither_body(monkeypatch: pytest.MonkeyPatch) -> None:
     boundary_like = "--===============1234567890123456789=="
+    drawn = iter([1234567890123456789, 42])  # the first boundary drawn is in the bodies: another is drawn
+    monkeypatch.setattr(message_module.random, "randrange", lambda _: next(drawn))
     data = Email(subject="Hi", text=boundary_like, html=boundary_like).to_bytes(ANN, sender=SHOP, key="k")
+    assert b'boundary="===============0000000000000000042=="' in data
     message = email.message_from_bytes(data, policy=email.policy.default)
     assert [part.get_content().strip() for part in message.iter_parts()] == [boundary_like, boundary_like]
