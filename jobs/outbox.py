@@ -22,7 +22,6 @@ import logging
 import os
 import queue
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -116,18 +115,16 @@ class Dispatcher:
     Under load, fan-outs queue up while the thread is sending: it then takes all that wait and
     sends them in messages of 4 to ``batch`` ids, spread over several messages so a worker's
     threads share them (see :func:`batches.split`); a worker plans each message's transitions
-    together, paying the database once for all of them. A fan-out committed while the thread is
-    idle goes at once; one committed within ``linger`` seconds of its last send waits up to that
-    long for others to join it (a process committing a transition every millisecond sends a
-    message every 5 ms instead of one per transition).
+    together, paying the database once for all of them. A fan-out never waits for others: one
+    committed while the thread is idle goes at once, alone. (Waiting a few milliseconds for
+    others to join it was tried: it made the requests' own figure worse, see docs/PERFORMANCE.md.)
 
     The thread starts on first use in each process, so a process forked before (a pre-fork web
     server) starts its own; a forked child never sends what its parent had queued.
     """
 
-    def __init__(self, *, limit: int = 10_000, exit_timeout: float = 5.0, batch: int = 50,
-                 linger: float = 0.005) -> None:
-        self.limit, self.exit_timeout, self.batch, self.linger = limit, exit_timeout, batch, linger
+    def __init__(self, *, limit: int = 10_000, exit_timeout: float = 5.0, batch: int = 50) -> None:
+        self.limit, self.exit_timeout, self.batch = limit, exit_timeout, batch
         self._exit_registered = False
         self._reset()
         os.register_at_fork(after_in_child=self._reset)
@@ -170,23 +167,14 @@ class Dispatcher:
             _log.warning("%d fan-outs not enqueued at exit; the sweeper will.", self._unfinished)
 
     def _run(self) -> None:
-        sent_at = -1.0
         while True:
             taken = [self._queue.get()]
-            if time.monotonic() - sent_at < self.linger:  # a busy stretch: gather what commits meanwhile
-                deadline = time.monotonic() + self.linger
-                while len(taken) < self.batch and (left := deadline - time.monotonic()) > 0:
-                    try:
-                        taken.append(self._queue.get(timeout=left))
-                    except queue.Empty:
-                        break
             while True:  # and whatever else waits: under load, several fan-outs go in one message
                 try:
                     taken.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
             done = len(taken) + self._send_all(taken)
-            sent_at = time.monotonic()
             with self._idle:
                 self._unfinished -= done
                 if self._unfinished == 0:

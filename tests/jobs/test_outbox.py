@@ -205,23 +205,6 @@ def test_fan_outs_that_queue_up_behind_a_busy_enqueue_go_in_fewer_messages(
     assert [i for batch in batches for i in batch] == queued
 
 
-def test_fan_outs_committed_just_after_a_send_wait_a_moment_and_go_together(
-        remote: Remote, session: Session, order: Order, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(outbox.dispatcher, "linger", 0.5)
-    orders = [Order(buyer=order.buyer, seller=order.seller) for _ in range(3)]
-    session.add_all(orders)
-    session.commit()
-    first = order.pay().id
-    session.commit()
-    assert outbox.dispatcher.flush(5)  # sent alone
-    following = []
-    for each in orders:  # three requests, each committing one transition, within 0.5 s of that send
-        following.append(each.pay().id)
-        session.commit()
-    assert outbox.dispatcher.flush(5)
-    assert remote.sent == [("tidings.fan_out", (first,)), ("tidings.fan_out", (following,))]
-
-
 def test_a_failed_background_enqueue_drops_the_queue_behind_it_for_the_sweeper(
         remote: Remote, session: Session, order: Order, caplog: pytest.LogCaptureFixture) -> None:
     remote.gate.clear()
