@@ -378,10 +378,8 @@ def test_a_late_outcome_does_not_overwrite_the_next_claims_result(engine: Engine
     assert (outcome, session.get(Delivery, delivery_id).status) == ("lost (sent)", "sent")  # type: ignore[union-attr]
 
 
-def test_a_fan_out_does_not_send_a_claim_it_lost_while_sending_the_others(
-        broker: StubBroker, engine: Engine, session: Session, order: Order) -> None:
-    # Given a fan-out to two parties whose claims last a millisecond, and another worker taking
-    # the second delivery while the fan-out sends the first
+def claimed_by_another_worker_meanwhile(engine: Engine) -> tuple[MemoryChannel, list[int]]:
+    """A channel during whose first send another worker claims every other delivery it can; and what it took."""
     taken: list[int] = []
 
     class Slow(MemoryChannel):
@@ -392,7 +390,14 @@ def test_a_fan_out_does_not_send_a_claim_it_lost_while_sending_the_others(
                     if claim(other, delivery_id, lease_seconds=60) is not None:
                         taken.append(delivery_id)
 
-    slow = Slow()
+    return Slow(), taken
+
+
+def test_a_fan_out_does_not_send_a_claim_it_lost_while_sending_the_others(
+        broker: StubBroker, engine: Engine, session: Session, order: Order) -> None:
+    # Given a fan-out to two parties whose claims last a millisecond, and another worker taking
+    # the second delivery while the fan-out sends the first
+    slow, taken = claimed_by_another_worker_meanwhile(engine)
     jobs.configure(broker=broker, engine=engine, channels={"email": slow}, lease_seconds=0.001)
     order.pay()
     session.commit()
@@ -408,17 +413,7 @@ def test_a_chunk_does_not_send_a_claim_it_lost_while_sending_the_others(
         broker: StubBroker, engine: Engine, session: Session, order: Order) -> None:
     # Given a chunk of two deliveries whose claims last a millisecond, and another worker taking
     # the second while the chunk sends the first
-    taken: list[int] = []
-
-    class Slow(MemoryChannel):
-        def send(self, message: object, to: object, *, key: str, event: object = None) -> None:
-            super().send(message, to, key=key, event=event)  # type: ignore[arg-type]
-            with Session(engine) as other:
-                for delivery_id in other.scalars(select(Delivery.id).where(Delivery.key != key)):
-                    if claim(other, delivery_id, lease_seconds=60) is not None:
-                        taken.append(delivery_id)
-
-    slow = Slow()
+    slow, taken = claimed_by_another_worker_meanwhile(engine)
     jobs.configure(broker=broker, engine=engine, channels={"email": slow}, lease_seconds=0.001)
     record = order.pay()
     session.commit()
