@@ -1,4 +1,4 @@
-"""The after-commit hook: one fan-out message per transition, enqueued after the outermost commit.
+"""The after-commit hook: each committed transition's id enqueued for fan-out after the outermost commit.
 
 Listens to SQLAlchemy session events, so ``workflow`` needs no callback into ``jobs``. A
 trigger writes its log row with a Core statement and attaches the record to the session as
@@ -10,9 +10,9 @@ the end of the outermost transaction (commit, rollback or close) clears it. ``af
 alone would also fire on SAVEPOINT release, before the real commit.
 
 With a network broker (Redis, RabbitMQ) the messages are enqueued by a thread of the process,
-so the commit returns without waiting on the broker (or on a broker outage); with the
-StubBroker they are enqueued before ``commit()`` returns, so tests see them at once. See
-:class:`Dispatcher` for what that thread promises.
+so the commit returns without waiting on the broker (or on a broker outage), several ids to a
+message when several wait; with the StubBroker each is enqueued, alone, before ``commit()``
+returns, so tests see them at once. See :class:`Dispatcher` for what that thread promises.
 """
 
 from __future__ import annotations
