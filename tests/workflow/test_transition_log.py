@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from sqlalchemy import String, Uuid, create_engine, event
+from sqlalchemy import String, TypeDecorator, Uuid, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from workflow import Stateful, TransitionRecord, Workflow, load_subject, load_subjects, metadata, read_records
 
@@ -25,6 +25,19 @@ class Page(Stateful, Base):
     __tablename__ = "log_pages"
     slug: Mapped[str] = mapped_column(String(50), primary_key=True)
     workflow = Workflow(states=["draft", "live"], initial="draft", transitions=[["publish", "draft", "live"]])
+
+
+class Code(TypeDecorator[str]):
+    """A key type that, like many TypeDecorators, does not say which Python type it holds."""
+
+    impl = String(20)
+    cache_ok = True
+
+
+class Badge(Stateful, Base):
+    __tablename__ = "log_badges"
+    code: Mapped[str] = mapped_column(Code, primary_key=True)
+    workflow = Workflow(states=["new", "issued"], initial="new", transitions=[["issue", "new", "issued"]])
 
 
 def test_committed_transitions_are_in_the_log(session: Session, order: Order,
@@ -55,6 +68,19 @@ def test_uuid_and_string_keys_are_recorded_and_lead_back_to_the_row() -> None:
         assert records[0].key == str(ticket.id) and records[1].key == "about"
         assert load_subject(session, records[0]) is ticket
         assert load_subject(session, records[1]) is page
+
+
+def test_a_key_of_a_type_that_does_not_say_its_python_type_leads_back_to_the_row() -> None:
+    engine = create_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    metadata.create_all(engine)
+    with Session(engine) as session:
+        badge = Badge(code="B-7")
+        session.add(badge)
+        record = badge.issue()
+        session.commit()
+        assert load_subject(session, record) is badge
+        assert load_subjects(session, [record]) == {record.id: badge}
 
 
 def test_many_transitions_are_read_back_in_one_statement_with_their_rows_and_parties_in_a_few(
