@@ -300,22 +300,23 @@ def _plan(session: Session, records: dict[int, TransitionRecord],
         subject = subjects.get(record.id)
         if subject is None:  # no notifier for it, or its row is gone
             continue
+        parties: dict[str, Any] = {}
+        broken: RecipientError | None = None
         try:
-            parties: dict[str, Any] | RecipientError = subject.parties()
+            parties = subject.parties()
         except SQLAlchemyError:
             raise  # the database, not the party: the message is retried
         except Exception as error:  # a bug in a party's callable: recorded on its deliveries, as a bad recipient is
-            parties = RecipientError(f"resolving the parties of {record.model} {record.key} raised "
-                                     f"{type(error).__name__}: {error}")
+            broken = RecipientError(f"resolving the parties of {record.model} {record.key} raised "
+                                    f"{type(error).__name__}: {error}")
         for registration in registry.for_transition(record.model, record.trigger):
             for party in registration.parties:
-                if isinstance(parties, RecipientError):
-                    resolved.append((record.id, registration, party, parties))
-                    continue
+                found: list[Recipient] | RecipientError
                 try:
-                    resolved.append((record.id, registration, party, recipients_of(parties.get(party), party)))
+                    found = broken or recipients_of(parties.get(party), party)
                 except RecipientError as error:
-                    resolved.append((record.id, registration, party, error))
+                    found = error
+                resolved.append((record.id, registration, party, found))
     skip = skip_reasons(session, (r.ref for *_, found in resolved if isinstance(found, list) for r in found))
     rows: dict[int, dict[str, dict[str, Any]]] = {record_id: {} for record_id in records}
     for record_id, registration, party, found in resolved:

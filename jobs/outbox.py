@@ -182,11 +182,11 @@ class Dispatcher:
 
     def _send_all(self, taken: list[tuple[dramatiq.Broker, int]]) -> int:
         """Enqueue ``taken`` in batches (see :func:`batches.split`); how many more were dropped from the queue."""
-        current = [transition_id for broker, transition_id in taken if broker is dramatiq.get_broker()]
-        stale = [transition_id for broker, transition_id in taken if broker is not dramatiq.get_broker()]
-        if stale or _send is None:
-            _log.info("Transitions %s were committed for a broker since replaced; the sweeper will send them.",
-                      stale or current)
+        broker = dramatiq.get_broker()
+        current = [transition_id for committed_for, transition_id in taken if committed_for is broker]
+        if len(current) < len(taken):
+            _log.info("%d transitions were committed for a broker since replaced; the sweeper will send them.",
+                      len(taken) - len(current))
         if _send is None:
             return 0
         chunks = batches.split(current, self.batch, least=4)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import Engine, create_engine, event, func, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, object_session
 from workflow import ConcurrentTransition, InvalidTransition, Stateful, TransitionRecord, Workflow, metadata
 
 from tests.app import Order, Person
@@ -70,7 +70,9 @@ class Gadget(Stateful, _Base):
         raise RuntimeError("after-callback failed")
 
 
-def test_a_transition_aborted_by_its_after_callback_then_committed_leaves_no_trace() -> None:
+@pytest.fixture
+def gadget() -> Iterator[Gadget]:
+    """A committed gadget, off, in a session of its own (in-memory SQLite)."""
     engine = create_engine("sqlite://")
     _Base.metadata.create_all(engine)
     metadata.create_all(engine)
@@ -78,31 +80,32 @@ def test_a_transition_aborted_by_its_after_callback_then_committed_leaves_no_tra
         gadget = Gadget(id=1)
         session.add(gadget)
         session.commit()
-        with pytest.raises(RuntimeError, match="after-callback failed"):
-            gadget.switch_on()  # raises once the state and the log row are written
-        assert gadget.state == "off"
-        session.commit()  # the handler swallowed the error and committed anyway
-        session.expire_all()
-        assert gadget.state == "off"
-        assert session.scalar(select(func.count()).select_from(TransitionRecord)) == 0
+        yield gadget
+
+
+def test_a_transition_aborted_by_its_after_callback_then_committed_leaves_no_trace(gadget: Gadget) -> None:
+    session = object_session(gadget)
+    assert session is not None
+    with pytest.raises(RuntimeError, match="after-callback failed"):
+        gadget.switch_on()  # raises once the state and the log row are written
+    assert gadget.state == "off"
+    session.commit()  # the handler swallowed the error and committed anyway
+    session.expire_all()
+    assert gadget.state == "off"
+    assert session.scalar(select(func.count()).select_from(TransitionRecord)) == 0
 
 
 def test_a_transition_aborted_by_its_after_callback_leaves_the_stored_state_unchanged_at_once(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = create_engine("sqlite://")
-    _Base.metadata.create_all(engine)
-    metadata.create_all(engine)
-    with Session(engine) as session:
-        gadget = Gadget(id=1)
-        session.add(gadget)
-        session.commit()
-        with pytest.raises(RuntimeError, match="after-callback failed"):
-            gadget.switch_on()
-        session.refresh(gadget)  # what the database holds now, in this transaction
-        assert gadget.state == "off"
-        monkeypatch.setattr(Gadget, "blow_up", lambda self: None)
-        gadget.switch_on()  # once the callback is fixed it fires again: no stale write to trip on
-        assert gadget.state == "on"
+        gadget: Gadget, monkeypatch: pytest.MonkeyPatch) -> None:
+    session = object_session(gadget)
+    assert session is not None
+    with pytest.raises(RuntimeError, match="after-callback failed"):
+        gadget.switch_on()
+    session.refresh(gadget)  # what the database holds now, in this transaction
+    assert gadget.state == "off"
+    monkeypatch.setattr(Gadget, "blow_up", lambda self: None)
+    gadget.switch_on()  # once the callback is fixed it fires again: no stale write to trip on
+    assert gadget.state == "on"
 
 
 def new_order(engine: Engine) -> int:
