@@ -80,6 +80,11 @@ _CLAIM = _CLAIMING.where(_table.c.id == bindparam("claim_id"))
 _CLAIM_MANY = _CLAIMING.where(_table.c.id.in_(bindparam("claim_ids", expanding=True)))
 
 
+#: Set by the test kit: a message that cannot be built (a template, what a notifier returned) is
+#: recorded ``failed`` and its error raised again, so that the test fails where production would.
+raise_message_errors = False
+
+
 @dataclass(frozen=True)
 class Claim:
     """A delivery this worker holds (``sending``, under a lease): what sending it needs."""
@@ -224,7 +229,10 @@ def send(session: Session, held: Claim, *, channel_for: Callable[[str], Channel]
     except TransientChannelError as error:
         return _retry_later(session, held, error, max_attempts, min_backoff_ms, max_backoff_ms, lease_seconds)
     except (NotifierError, WorkflowError, ConfigurationError) as error:
-        return _finish(session, held, Status.FAILED, f"{type(error).__name__}: {error}")
+        recorded = _finish(session, held, Status.FAILED, f"{type(error).__name__}: {error}")
+        if raise_message_errors and isinstance(error, NotifierError):
+            raise
+        return recorded
     except Exception as error:  # anything unforeseen, e.g. a bug in a notifier or a database blip
         return _retry_later(session, held, error, max_attempts, min_backoff_ms, max_backoff_ms, lease_seconds)
     metrics.delivery_sent(held.channel, event.created_at)

@@ -1,21 +1,17 @@
 """The test kit: capture and assert notifications (:func:`kit`), or drain an in-process worker.
 
-The ``tidings`` pytest fixture (``jobs.pytest_plugin``, registered on install) wraps :func:`kit`.
+The ``tidings`` pytest fixture (``jobs.pytest_plugin``, registered on install) wraps :func:`kit`;
+:func:`drain` and :func:`stop_workers` come from :mod:`jobs.inprocess`.
 """
 
 from __future__ import annotations
 
-import atexit
-import time
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from queue import Empty
-from typing import Any
+from typing import Any, TypeVar
 
-import dramatiq
-from dramatiq import Message, Worker
+from dramatiq import Message
 from dramatiq.brokers.stub import StubBroker
 from notifiers import Channel, MemoryChannel, registry
 from notifiers.channels import Sent
@@ -23,107 +19,14 @@ from sqlalchemy import Connection, Engine, event, func, select
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord
 
-from . import worker
+from . import delivery, worker
 from .delivery_log import Delivery, Status
-from .errors import ConfigurationError
+from .captured import Failed, Notification, Skipped, check_count, listing
+from .inprocess import drain, stop_workers
 
-__all__ = ["Kit", "Notification", "Skipped", "drain", "kit", "memory_channels", "stop_workers"]
+__all__ = ["Failed", "Kit", "Notification", "Skipped", "drain", "kit", "memory_channels", "stop_workers"]
 
-_workers: weakref.WeakKeyDictionary[StubBroker, Worker] = weakref.WeakKeyDictionary()
-
-
-def drain(broker: StubBroker | None = None, *, timeout: float = 10.0, worker_threads: int = 2) -> None:
-    """Run every queued fan-out and delivery (and what they enqueue) until the queues are empty.
-
-    Starts an in-process worker for the broker on first use (stopped at exit or by
-    :func:`stop_workers`) and joins every queue, delayed ones included. The first actor failure is re-raised here, with its traceback.
-
-    Raises:
-        ConfigurationError: the broker is not a StubBroker.
-        TimeoutError: the queues were not empty after ``timeout`` seconds.
-    """
-    found = broker or dramatiq.get_broker()
-    if not isinstance(found, StubBroker):
-        raise ConfigurationError(f"drain() needs the StubBroker (TIDINGS_BROKER_URL=stub), not {type(found).__name__}.")
-    broker = found
-    deadline = time.monotonic() + timeout
-    worker = _workers.get(broker)
-    if worker is None:
-        worker = _workers[broker] = Worker(broker, worker_timeout=20, worker_threads=worker_threads)
-        worker.start()
-    while True:
-        for queue in list(broker.queues):
-            remaining = max(deadline - time.monotonic(), 0.001)
-            try:
-                broker.join(queue, timeout=int(remaining * 1000), fail_fast=True)
-            except dramatiq.QueueJoinTimeout:
-                raise TimeoutError(f"Queue {queue!r} still had messages after {timeout} s.") from None
-        worker.join()
-        if all(broker.queues[q].unfinished_tasks == 0 for q in broker.queues):
-            return
-
-
-@atexit.register
-def stop_workers() -> None:
-    """Stop the in-process workers that :func:`drain` started."""
-    for broker, worker in list(_workers.items()):
-        worker.stop()
-        _workers.pop(broker, None)
-
-
-# --- The test kit ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Delivery:
-    """To whom, for which transition, through which channel, by which notifier."""
-
-    to: str
-    name: str | None
-    party: str
-    channel: str
-    model: str
-    key: str
-    trigger: str
-    notifier: str
-
-    def _heading(self) -> str:
-        return f"{self.model} {self.key} {self.trigger!r} -> {self.party} <{self.to}> by {self.channel}"
-
-    def _matches(self, to: str | None, exact: dict[str, str | None]) -> bool:
-        return (to is None or self.to == to) and all(v is None or getattr(self, k) == v for k, v in exact.items())
-
-
-@dataclass(frozen=True)
-class Notification(_Delivery):
-    """One notification the kit delivered: to whom, for which transition, through which channel, what."""
-
-    subject: str
-    text: str
-    html: str
-
-    def __str__(self) -> str:
-        return f"{self._heading()}: {self.subject!r}"
-
-
-@dataclass(frozen=True)
-class Skipped(_Delivery):
-    """One delivery the kit did not send, and why: an opt-out, or the notifier returned ``None``."""
-
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self._heading()}: {self.reason}"
-
-
-def _check_count(what: str, found: list[Any], count: int | None, to: str | None, match: dict[str, str],
-                 listing: str) -> None:
-    """Raise the kit's AssertionError unless ``found`` has ``count`` items (or, without ``count``, any)."""
-    if (count is None and found) or (count is not None and len(found) == count):
-        return
-    wanted = ", ".join(f"{k}={v!r}" for k, v in {"to": to, **match}.items() if v is not None) or "anything"
-    expected = f"exactly {count}" if count is not None else "at least one"
-    raise AssertionError(f"Expected {expected} {what} matching {wanted}; found {len(found)}.\n{listing}")
+_R = TypeVar("_R", Skipped, Failed)
 
 
 class Kit:
@@ -140,7 +43,7 @@ class Kit:
         self.channel = MemoryChannel()
         self.sent: list[Notification] = []
         self._bind: Engine | Connection | None = None
-        self._skipped_after = 0  # deliveries up to this id were forgotten by clear()
+        self._forgotten_up_to = 0  # deliveries up to this id were forgotten by clear()
 
     # Delivering -----------------------------------------------------------------------------
 
@@ -223,8 +126,9 @@ class Kit:
 
         The failure message lists everything that was sent instead.
         """
+        __tracebackhide__ = True
         found = self.notifications(to, **match)
-        _check_count("notification(s)", found, count, to, match, self.report())
+        check_count("notification(s)", found, count, to, match, self.report())
         return found
 
     def skipped(self, to: str | None = None, *, trigger: str | None = None, model: str | None = None,
@@ -234,40 +138,62 @@ class Kit:
         Queued jobs are run first. A recipient's opt-out is skipped at fan-out with its reason
         (``"Opted out of email."``); a notifier that returned ``None`` is skipped at delivery.
         """
+        exact = {"trigger": trigger, "model": model, "party": party, "channel": channel}
+        return [s for s in self._recorded(Status.SKIPPED, Skipped) if s._matches_reason(to, exact, reason)]
+
+    def failed(self, to: str | None = None, *, trigger: str | None = None, model: str | None = None,
+               party: str | None = None, channel: str | None = None, reason: str | None = None) -> list[Failed]:
+        """The deliveries recorded as ``failed``, filtered as :meth:`skipped` is.
+
+        Queued jobs are run first. What a recipient's data or a channel fails is recorded, as in
+        production (a party that gave a malformed address, a channel that refused it); a message
+        that cannot be built (a template, what a notifier returned) raises in the test instead.
+        """
+        exact = {"trigger": trigger, "model": model, "party": party, "channel": channel}
+        return [f for f in self._recorded(Status.FAILED, Failed) if f._matches_reason(to, exact, reason)]
+
+    def _recorded(self, status: str, kind: type[_R]) -> list[_R]:
+        """Every delivery recorded with ``status`` since the last :meth:`clear`, as ``kind``, oldest first."""
         self.run()
         if self._bind is None:  # nothing was ever committed, so nothing was planned
             return []
         self._use_bind()
         query = (select(Delivery, TransitionRecord)
                  .join(TransitionRecord, Delivery.transition_id == TransitionRecord.id)
-                 .where(Delivery.status == Status.SKIPPED, Delivery.id > self._skipped_after).order_by(Delivery.id))
+                 .where(Delivery.status == status, Delivery.id > self._forgotten_up_to).order_by(Delivery.id))
         with worker.runtime.session() as session:
-            found = [Skipped(to=d.address, name=d.name, party=d.party, channel=d.channel, model=t.model, key=t.key,
-                             trigger=t.trigger, notifier=d.notifier, reason=d.last_error or "")
-                     for d, t in session.execute(query)]
-        exact = {"trigger": trigger, "model": model, "party": party, "channel": channel}
-        return [s for s in found if s._matches(to, exact) and (reason is None or reason in s.reason)]
+            return [kind(to=d.address, name=d.name, party=d.party, channel=d.channel, model=t.model, key=t.key,
+                         trigger=t.trigger, notifier=d.notifier, reason=d.last_error or "")
+                    for d, t in session.execute(query)]
 
     def assert_skipped(self, to: str | None = None, *, count: int | None = None, **match: str) -> list[Skipped]:
         """Assert that deliveries matching ``to`` and ``match`` were skipped (exactly ``count``, if given).
 
         The failure message lists everything that was skipped instead, with the reasons.
         """
+        __tracebackhide__ = True
         found = self.skipped(to, **match)
         if (count is None and not found) or (count is not None and len(found) != count):
-            everything = self.skipped()
-            listed = "\n".join(f"  {s}" for s in everything) if everything else "  nothing"
-            _check_count("skip(s)", found, count, to, match, f"Skipped:\n{listed}")
+            check_count("skip(s)", found, count, to, match, listing("Skipped", self.skipped()))
         return found
+
+    def assert_no_failures(self) -> None:
+        """Assert that no delivery was recorded ``failed``; else list each with its reason."""
+        __tracebackhide__ = True
+        found = self.failed()
+        if found:
+            raise AssertionError(f"Expected no failed delivery; {len(found)} failed.\n{listing('Failed', found)}")
 
     def assert_nothing_sent(self) -> None:
         """Assert that nothing was sent (and nothing is waiting to be)."""
+        __tracebackhide__ = True
         self.run()
         if self.sent:
             raise AssertionError(f"Expected no notification.\n{self.report()}")
 
     def assert_sent_count(self, count: int) -> None:
         """Assert that exactly ``count`` notifications were sent in all."""
+        __tracebackhide__ = True
         self.run()
         if len(self.sent) != count:
             raise AssertionError(f"Expected {count} notification(s) in all; {len(self.sent)} were sent.\n"
@@ -280,14 +206,14 @@ class Kit:
         return "Sent:\n" + "\n".join(f"  {n}" for n in self.sent)
 
     def clear(self) -> None:
-        """Deliver what is queued, then forget everything sent (and skipped) so far."""
+        """Deliver what is queued, then forget everything sent (skipped, failed) so far."""
         self.run()
         self.sent.clear()
         self.channel.clear()
         if self._bind is not None:
             self._use_bind()
             with worker.runtime.session() as session:
-                self._skipped_after = session.scalar(select(func.max(Delivery.id))) or 0
+                self._forgotten_up_to = session.scalar(select(func.max(Delivery.id))) or 0
 
 
 def memory_channels(channel: MemoryChannel) -> dict[str, Channel]:
@@ -297,7 +223,12 @@ def memory_channels(channel: MemoryChannel) -> dict[str, Channel]:
 
 @contextmanager
 def kit() -> Iterator[Kit]:
-    """A :class:`Kit` on a fresh StubBroker; the previous configuration is restored on exit."""
+    """A :class:`Kit` on a fresh StubBroker; the previous configuration is restored on exit.
+
+    Meanwhile a message that cannot be built (a missing template, one that does not compile, an
+    undefined variable, a notifier returning something else than a message) is recorded
+    ``failed``, as in production, and its error raised in the test, naming the template and line.
+    """
     import jobs
 
     previous_runtime, previous_broker = worker.runtime, jobs.broker
@@ -310,9 +241,11 @@ def kit() -> Iterator[Kit]:
         new._bind = session.get_bind()
 
     event.listen(Session, "after_commit", remember_bind)
+    raising, delivery.raise_message_errors = delivery.raise_message_errors, True
     try:
         yield new
     finally:
+        delivery.raise_message_errors = raising
         event.remove(Session, "after_commit", remember_bind)
         broker.flush_all()
         broker.close()

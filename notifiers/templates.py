@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -59,20 +60,36 @@ class Templates:
         """Render template ``name`` with ``variables``.
 
         Raises:
-            TemplateError: the template is missing, does not compile, or fails while rendering;
-                the message names the template and, where known, the line.
+            TemplateError: the template (or one it includes) is missing, does not compile, or fails
+                while rendering; the message names the template and, where known, the line.
         """
         try:
             return self._env.get_template(name).render(variables)
-        except jinja2.TemplateNotFound:
-            raise TemplateError(f"Template {name!r} not found in {self.directory}.", template=name) from None
         except jinja2.TemplateSyntaxError as error:
+            where = error.name or name
             raise TemplateError(
-                f"Template {name!r} does not compile, line {error.lineno}: {error.message}.",
-                template=name, lineno=error.lineno,
+                f"Template {where!r} does not compile, line {error.lineno}: {error.message}.",
+                template=where, lineno=error.lineno,
             ) from None
+        except jinja2.TemplateNotFound as error:
+            if error.name == name:
+                raise TemplateError(f"Template {name!r} not found in {self.directory}.", template=name) from None
+            where, line = self._line_of(error, name)
+            raise TemplateError(f"Template {where!r}, line {line}: it includes {error.name!r}, which is not "
+                                f"in {self.directory}.", template=where, lineno=line) from None
         except jinja2.TemplateError as error:
-            raise TemplateError(f"Template {name!r} failed to render: {error}.", template=name) from None
+            where, line = self._line_of(error, name)
+            raise TemplateError(f"Template {where!r} failed to render, line {line}: {error}.",
+                                template=where, lineno=line) from None
+
+    def _line_of(self, error: Exception, name: str) -> tuple[str, int | None]:
+        """The template (``name`` or one it includes) and line where ``error`` was raised, innermost first."""
+        found: tuple[str, int | None] = (name, None)
+        for frame, line in traceback.walk_tb(error.__traceback__):
+            path = Path(frame.f_code.co_filename)
+            if path.is_relative_to(self.directory):  # Jinja gives template frames the file's name and line
+                found = (path.relative_to(self.directory).as_posix(), line)
+        return found
 
 
 @functools.lru_cache(maxsize=64)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from jobs.testing import Kit
-from notifiers import opt_out
+from notifiers import TemplateError, opt_out
 from sqlalchemy.orm import Session
 
 from tests.app import Account, Order, Person
@@ -64,6 +64,79 @@ def test_an_actor_exception_surfaces_in_the_test_with_its_traceback(user_project
                                  "*sample_app.py:*: RuntimeError*"])
     durations = [float(d) for d in re.findall(r"([\d.]+)s call", result.stdout.str())]
     print(f"[figures] the actor's exception reached the test after {max(durations):.2f} s")
+
+
+def test_a_failing_assertion_points_at_the_users_line(user_project: pytest.Pytester) -> None:
+    user_project.makepyfile(test_failing="""
+        from test_sample import engine, session, signup
+
+        def test_the_wrong_address(session, signup, tidings):
+            signup.activate()
+            session.commit()
+            tidings.assert_sent_count(2)
+    """)
+    result = user_project.runpytest_subprocess("-p", "no:randomly", "test_failing.py")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*tidings.assert_sent_count(2)", "E *AssertionError: Expected 2 notification(s)*",
+                                 "test_failing.py:6: AssertionError"])
+    result.stdout.no_fnmatch_line("*jobs/testing.py*")
+
+
+# A user's notifier whose templates are broken in each of the ways a template can be.
+TEMPLATED_APP = """
+    from notifiers import Email, Event, Notifier, Recipient, on
+    from sqlalchemy import String
+    from sqlalchemy.orm import Mapped, mapped_column
+    from workflow import Stateful, Workflow
+
+    from sample_app import Base
+
+
+    class Invite(Stateful, Base):
+        __tablename__ = "invites"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        email: Mapped[str] = mapped_column(String(320))
+        workflow = Workflow(states=["new", "sent"], initial="new", transitions=[["send", "new", "sent"]],
+                            parties={"guest": "email"})
+
+
+    class InviteNotifier(Notifier):
+        templates = "templates"
+
+        @on(Invite, "send", to="guest")
+        def invited(self, event: Event, recipient: Recipient) -> Email:
+            return Email(subject="You are invited", template=event.context["template"])
+"""
+
+TEMPLATED_TEST = """
+    from test_sample import engine, session
+    from templated_app import Invite
+
+    def test_an_invitation_is_sent(session, tidings):
+        invite = Invite(email="ann@example.com")
+        session.add(invite)
+        session.commit()
+        invite.send(template="{template}")
+        session.commit()
+        tidings.run()
+        assert invite.state == "sent"
+"""
+
+
+@pytest.mark.parametrize(("template", "error"), [
+    ("missing", "E *TemplateError: Template 'missing' not found: neither missing.txt nor missing.html is in *"),
+    ("broken", "E *TemplateError: Template 'broken.txt' does not compile, line 3: unexpected '}'*"),
+    ("undefined", "E *TemplateError: Template 'undefined.txt' failed to render, line 3: 'staus' is undefined.*"),
+])
+def test_a_template_error_fails_the_users_test_with_the_template_and_line(user_project: pytest.Pytester,
+                                                                          template: str, error: str) -> None:
+    templates = user_project.mkdir("templates")
+    (templates / "broken.txt").write_text("Hello {{ recipient.name }},\n\nyou are invited by {{ event.actor }.\n")
+    (templates / "undefined.txt").write_text("Hello {{ recipient.name }},\n\nyour invitation is {{ staus }}.\n")
+    user_project.makepyfile(templated_app=TEMPLATED_APP, test_invite=TEMPLATED_TEST.format(template=template))
+    result = user_project.runpytest_subprocess("-p", "no:randomly", "test_invite.py")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([">*tidings.run()", error])
 
 
 def test_random_order_twice_gives_the_same_results(user_project: pytest.Pytester) -> None:
@@ -139,3 +212,63 @@ def test_clear_forgets_skipped_deliveries_too(session: Session, tidings: Kit) ->
 
 def test_nothing_is_skipped_before_anything_is_committed(tidings: Kit) -> None:
     assert tidings.skipped() == []
+
+
+# --- Failed deliveries: recorded for bad recipient data, raised for a message that cannot be built ----------
+
+
+def test_a_template_error_raises_in_the_test_naming_the_template_and_line(session: Session, order: Order,
+                                                                         tidings: Kit) -> None:
+    order.pay()
+    order.ship(template="undefined")
+    session.commit()
+    with pytest.raises(TemplateError, match="'undefined.txt' failed to render, line 1") as caught:
+        tidings.run()
+    assert (caught.value.template, caught.value.lineno) == ("undefined.txt", 1)
+
+
+def test_a_template_error_is_recorded_failed_as_in_production(session: Session, order: Order, tidings: Kit) -> None:
+    order.pay()
+    order.ship(template="broken")
+    session.commit()
+    with pytest.raises(TemplateError):
+        tidings.run()
+    [failed] = tidings.failed()
+    assert (failed.to, failed.trigger) == ("bea@example.com", "ship")
+    assert failed.reason.startswith("TemplateError: Template 'broken.txt' does not compile, line 1")
+
+
+def test_failed_lists_a_malformed_address_with_its_reason(session: Session, order: Order, tidings: Kit) -> None:
+    order.watchers = ["nobody.example.com"]
+    order.cancel()
+    session.commit()
+    [failed] = tidings.failed(party="watchers")
+    assert failed.reason.startswith("Party 'watchers': Address 'nobody.example.com' ")
+    assert tidings.failed(party="buyer") == [] and tidings.failed(reason="no such reason") == []
+    tidings.assert_notified("bea@example.com", trigger="cancel", count=1)
+
+
+def test_assert_no_failures_lists_each_failure_with_its_reason(session: Session, order: Order, tidings: Kit) -> None:
+    order.watchers = ["nobody.example.com"]
+    order.cancel()
+    session.commit()
+    with pytest.raises(AssertionError) as failure:
+        tidings.assert_no_failures()
+    assert str(failure.value).startswith(
+        "Expected no failed delivery; 1 failed.\nFailed:\n"
+        f"  Order {order.id} 'cancel' -> watchers <> by email: Party 'watchers': Address 'nobody.example.com' ")
+
+
+def test_assert_no_failures_passes_when_every_delivery_was_sent(session: Session, order: Order, tidings: Kit) -> None:
+    order.pay()
+    session.commit()
+    tidings.assert_no_failures()
+    tidings.assert_sent_count(2)
+
+
+def test_clear_forgets_failed_deliveries_too(session: Session, order: Order, tidings: Kit) -> None:
+    order.watchers = ["nobody.example.com"]
+    order.cancel()
+    session.commit()
+    tidings.clear()
+    assert tidings.failed() == []

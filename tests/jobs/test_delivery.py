@@ -177,6 +177,8 @@ def test_exhausted_retries_leave_the_delivery_dead(broker: StubBroker, engine: o
 @pytest.mark.parametrize(("context", "reason"), [
     ({"template": "broken"}, "TemplateError: Template 'broken.txt' does not compile, line 1"),
     ({"template": "missing"}, "TemplateError: Template 'missing' not found"),
+    ({"template": "undefined"}, "TemplateError: Template 'undefined.txt' failed to render, line 1: "
+                                "'no_such_variable' is undefined."),
 ])
 def test_a_template_error_at_render_time_is_a_recorded_failure(broker: StubBroker, session: Session, order: Order,
                                                                mailbox: MemoryChannel, context: dict[str, str],
