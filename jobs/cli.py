@@ -23,7 +23,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import actors, explain, graph, logs, resend, status, worker
+from . import actors, check, explain, graph, logs, preview, resend, status, worker
 from .delivery_log import Delivery, Status
 from .errors import ConfigurationError, DeliveryNotFound, JobsError
 from .supervisor import Supervisor
@@ -72,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     again.add_argument("--until", metavar="TIME", help="failed before TIME: ISO 8601 (UTC) or an age (30m)")
     again.add_argument("--dry-run", action="store_true", help="list what would be re-sent, change nothing")
     again.add_argument("--json", action="store_true", help="the result as JSON")
+    preview.add_parser(commands)
+    check.add_parser(commands)
     _add_worker(commands)
     demo = commands.add_parser("demo", help="the lending example on SQLite and an in-process worker (make demo)")
     demo.add_argument("--keep", metavar="DIR", help="keep the database and .eml files in DIR (default: a temp dir)")
@@ -99,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "check":
+        return check.run(args)
     if args.command == "graph":
         print(graph.graph(mermaid=args.mermaid))
         return 0
@@ -112,6 +116,8 @@ def _run(args: argparse.Namespace) -> int:
             figures = status.status(session)
             print(json.dumps(figures, indent=2) if args.json else status.render(figures))
             return 1 if _past_thresholds(args, figures) else 0
+        if args.command == "preview":
+            return preview.run(args, session)
         if args.command == "explain":
             entries = explain.explain(session, args.model, args.key)
             print(json.dumps(entries, indent=2) if args.json else explain.render(entries, args.model, args.key))

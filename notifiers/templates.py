@@ -65,22 +65,34 @@ class Templates:
         """
         try:
             return self._env.get_template(name).render(variables)
-        except jinja2.TemplateSyntaxError as error:
-            where = error.name or name
-            raise TemplateError(
-                f"Template {where!r} does not compile, line {error.lineno}: {error.message}.",
-                template=where, lineno=error.lineno,
-            ) from None
-        except jinja2.TemplateNotFound as error:
-            if error.name == name:
-                raise TemplateError(f"Template {name!r} not found in {self.directory}.", template=name) from None
-            where, line = self._line_of(error, name)
-            raise TemplateError(f"Template {where!r}, line {line}: it includes {error.name!r}, which is not "
-                                f"in {self.directory}.", template=where, lineno=line) from None
         except jinja2.TemplateError as error:
-            where, line = self._line_of(error, name)
-            raise TemplateError(f"Template {where!r} failed to render, line {line}: {error}.",
-                                template=where, lineno=line) from None
+            raise self._translated(error, name) from None
+
+    def compile(self, name: str) -> None:
+        """Compile template ``name`` without rendering it (checks such as ``tidings check``).
+
+        Raises:
+            TemplateError: the template is missing or does not compile, naming it and the line.
+        """
+        try:
+            self._env.get_template(name)
+        except jinja2.TemplateError as error:
+            raise self._translated(error, name) from None
+
+    def _translated(self, error: jinja2.TemplateError, name: str) -> TemplateError:
+        """Jinja's ``error`` while loading or rendering ``name``, as a TemplateError naming the template and line."""
+        if isinstance(error, jinja2.TemplateSyntaxError):
+            where = error.name or name
+            return TemplateError(f"Template {where!r} does not compile, line {error.lineno}: {error.message}.",
+                                 template=where, lineno=error.lineno)
+        if isinstance(error, jinja2.TemplateNotFound) and error.name == name:
+            return TemplateError(f"Template {name!r} not found in {self.directory}.", template=name)
+        where, line = self._line_of(error, name)
+        if isinstance(error, jinja2.TemplateNotFound):
+            return TemplateError(f"Template {where!r}, line {line}: it includes {error.name!r}, which is not "
+                                 f"in {self.directory}.", template=where, lineno=line)
+        return TemplateError(f"Template {where!r} failed to render, line {line}: {error}.", template=where,
+                             lineno=line)
 
     def _line_of(self, error: Exception, name: str) -> tuple[str, int | None]:
         """The template (``name`` or one it includes) and line where ``error`` was raised, innermost first."""
