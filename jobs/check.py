@@ -12,6 +12,7 @@ record with ``tidings preview``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,9 +100,9 @@ def _registrations() -> list[Registration]:
 
 
 def _check_registration(registration: Registration, reported: set[tuple[Path, str]]) -> list[Finding]:
+    """The registration's message composed for each of its parties and locales on stand-ins; what went wrong."""
     what = f"{registration.notifier.__qualname__}.{registration.method} ({registration.model} {registration.trigger!r})"
     notifier = registration.notifier()
-    folder = registration.notifier.template_folder()
     found = []
     for party in registration.parties:
         event = _event(registration)
@@ -109,12 +110,11 @@ def _check_registration(registration: Registration, reported: set[tuple[Path, st
         try:
             message = getattr(notifier, registration.method)(event, recipient)
             for locale in _locales(notifier.template_set(), message):
-                notifier.compose(registration.method, event, Recipient(
-                    recipient.address, recipient.name, party, ref=recipient.ref, locale=locale))
+                notifier.compose(registration.method, event, dataclasses.replace(recipient, locale=locale))
         except NotifierError as error:
-            template = getattr(error, "template", None)
+            folder, template = registration.notifier.template_folder(), getattr(error, "template", None)
             if folder is not None and template is not None:
-                reported.add((folder, template))
+                reported.add((folder, template))  # not listed again when its folder is compiled
             return [Finding(what, f"{type(error).__name__}: {error}", problem=True)]
         except Exception as error:  # the method needs a real record: not checked, not a problem
             found = [Finding(what, f"calling it with stand-ins raised {type(error).__name__}: {error}; "

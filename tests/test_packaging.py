@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.metadata
+import re
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -27,3 +29,10 @@ def test_the_wheel_holds_the_packages_and_their_py_typed_markers(tmp_path: Path)
     for package in ("workflow", "notifiers", "jobs"):
         assert f"{package}/py.typed" in names
     assert not [n for n in names if n.startswith(("tests/", "examples/", "bench/"))]
+
+
+def test_the_extras_the_readme_lists_are_those_the_package_declares() -> None:
+    install = (ROOT / "README.md").read_text().split("\n## Install\n", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `([\w-]+)` \|", install, re.MULTILINE))
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert listed == set(declared)
