@@ -160,7 +160,10 @@ def _check_folder(folder: Path, reported: set[tuple[Path, str]]) -> list[Finding
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The ``check`` subcommand."""
     commands.add_parser("check", help="render every registration with stand-ins; list broken or missing templates",
-                        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+                        description="Call each @on method with a stand-in for its record, render its message "
+                                    "in each locale its templates have, and compile every template file; list "
+                                    "each template missing, not compiling, or using a variable it does not get. "
+                                    "Needs no database.",
                         epilog="Exit codes: 0 every template renders; 1 a template is missing or does not compile "
                                "or render; 2 no notifier is registered (pass --import).")
 
