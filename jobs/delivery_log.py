@@ -27,7 +27,7 @@ class Status:
 def delivery_key(transition_id: int, notifier: str, address: str, channel: str) -> str:
     """The unique key of a delivery: the same inputs always give the same 32 hex characters."""
     text = f"{transition_id}|{notifier}|{address.strip().lower()}|{channel}"
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]  # any str, even a bad one
 
 
 class Delivery(TidingsBase):
