@@ -10,7 +10,7 @@ told all the same.
 from __future__ import annotations
 
 import reprlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, cast
 
 from notifiers import Recipient, RecipientError, Registration, recipients_of, registry, skip_reasons
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from workflow import TransitionRecord, resolve_party, utcnow
 
 from .delivery_log import Delivery, Status, delivery_key
+from .installation import installation_id
 
 __all__ = ["plan_rows"]
 
@@ -30,12 +31,9 @@ _TEXT = {column.name: (column.type.length, bool(column.nullable))
 _Found = list[Recipient | RecipientError]
 
 
-def plan_rows(session: Session, records: Mapping[int, TransitionRecord], subjects: Mapping[int, Any],
-              key_of: Callable[[int, str, str, str], str] = delivery_key) -> dict[int, list[dict[str, Any]]]:
-    """A delivery row for each (notifier, recipient, channel) of each transition, by transition id.
-
-    ``key_of(transition_id, notifier, address, channel)`` gives each row's unique key.
-    """
+def plan_rows(session: Session, records: Mapping[int, TransitionRecord],
+              subjects: Mapping[int, Any]) -> dict[int, list[dict[str, Any]]]:
+    """A delivery row for each (notifier, recipient, channel) of each transition, by transition id."""
     resolved: list[tuple[int, Registration, str, _Found]] = []
     for record in records.values():
         subject = subjects.get(record.id)
@@ -50,17 +48,19 @@ def plan_rows(session: Session, records: Mapping[int, TransitionRecord], subject
     refs = (r.ref for *_, found in resolved for r in found if isinstance(r, Recipient))
     skip = skip_reasons(session, (ref for ref in refs if _problem({"recipient_ref": ref}) is None))
     rows: dict[int, dict[str, dict[str, Any]]] = {record_id: {} for record_id in records}
+    installation = installation_id(session) if resolved else ""
     for record_id, registration, party, found in resolved:
         planned = rows[record_id]
         for channel in registration.channels:
             for n, recipient in enumerate(found):
                 if isinstance(recipient, RecipientError):
                     where = f"!{party}" if len(found) == 1 else f"!{party}/{n}"
-                    key = key_of(record_id, registration.name, where, channel)
+                    key = delivery_key(record_id, registration.name, where, channel, installation=installation)
                     planned.setdefault(key, _row(record_id, key, registration, party, channel, None,
                                                  Status.FAILED, f"Party {party!r}: {recipient}"))
                     continue
-                key = key_of(record_id, registration.name, recipient.address, channel)
+                key = delivery_key(record_id, registration.name, recipient.address, channel,
+                                   installation=installation)
                 reason = skip(recipient.ref, registration, channel)
                 planned.setdefault(key, _row(record_id, key, registration, party, channel, recipient,
                                              Status.SKIPPED if reason else Status.PENDING, reason))
