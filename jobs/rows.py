@@ -103,7 +103,7 @@ def _row(transition_id: int, key: str, registration: Registration, party: str, c
         "channel": channel, "address": recipient.address if recipient else "",
         "name": recipient.name if recipient else None, "recipient_ref": recipient.ref if recipient else "",
         "locale": recipient.locale if recipient else None, "status": status, "attempts": 0,
-        "last_error": error, "created_at": now, "updated_at": now, "lease_until": None,
+        "last_error": _safe(error, _TEXT["last_error"]), "created_at": now, "updated_at": now, "lease_until": None,
     }
     problem = _problem(row)
     if problem is not None:

@@ -95,6 +95,7 @@ BAD = {
     "a lone surrogate in the address": "gu\ud800est@example.com",
     "a NUL in the name": Recipient("guest@example.com", "Gu\x00est"),
     "a party callable that raises": LookupError("guest list unreachable"),
+    "a party callable that raises with a NUL in its message": LookupError("guest\x00list \ud800unreachable"),
 }
 
 
