@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -85,3 +87,14 @@ def test_tables_made_without_create_all_get_their_installation_row_on_first_use(
         stored = session.scalars(select(Installation.installation_id)).all()
     assert stored == [made] and len(made) == 32
     fresh.dispose()
+
+
+def test_another_process_reads_the_same_installation_id(database: Callable[[str], Engine]) -> None:
+    engine = database("app.db")
+    with Session(engine) as session:
+        here = installation_id(session)
+    code = ("import sys; from sqlalchemy import create_engine; from sqlalchemy.orm import Session; "
+            "from jobs.installation import installation_id; "
+            "print(installation_id(Session(create_engine(sys.argv[1]))))")
+    there = subprocess.run([sys.executable, "-c", code, str(engine.url)], capture_output=True, text=True, check=True)
+    assert there.stdout.strip() == here

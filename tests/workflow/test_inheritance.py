@@ -9,37 +9,11 @@ from dramatiq.brokers.stub import StubBroker
 from jobs.testing import drain
 from notifiers import Email, Event, Notifier, Recipient, RegistrationError, on
 from notifiers.channels import MemoryChannel
-from sqlalchemy import Engine, ForeignKey, String
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-from workflow import Stateful, Workflow, load_subject
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from workflow import load_subject
 
-
-class Base(DeclarativeBase):
-    pass
-
-
-class Member(Stateful, Base):
-    __tablename__ = "inh_members"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))
-    email: Mapped[str] = mapped_column(String(320))
-    __mapper_args__ = {"polymorphic_on": "kind", "polymorphic_identity": "member"}
-
-    workflow = Workflow(states=["invited", "active"], initial="invited", transitions=[["join", "invited", "active"]],
-                        parties={"member": lambda member: member})
-
-
-class Moderator(Member):  # single-table: no table of its own
-    __mapper_args__ = {"polymorphic_identity": "moderator"}
-
-
-class Guest(Member):  # joined-table
-    __tablename__ = "inh_guests"
-
-    id: Mapped[int] = mapped_column(ForeignKey("inh_members.id"), primary_key=True)
-    sponsor: Mapped[str | None] = mapped_column(String(100))
-    __mapper_args__ = {"polymorphic_identity": "guest"}
+from tests.members import Base, Guest, Member, Moderator
 
 
 @pytest.fixture
