@@ -16,10 +16,13 @@ import uuid
 import weakref
 from typing import Any
 
-from sqlalchemy import Engine, Integer, String, event, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, Integer, String, event, insert, inspect, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from workflow import TidingsBase
+
+from .config import mask_url
+from .errors import ConfigurationError
 
 __all__ = ["Installation", "installation_id"]
 
@@ -50,12 +53,23 @@ def installation_id(session: Session) -> str:
     Read in the session's own transaction (a test's outer transaction sees its own tables); a
     missing row is inserted in a transaction of its own, so the id is committed before any key
     made from it.
+
+    Raises:
+        ConfigurationError: the database has no ``tidings_installation`` table (Tidings' tables
+            were created by an older version, or not at all), naming the database and what to run.
     """
-    bind = session.get_bind()
-    engine = bind.engine
+    engine = session.get_bind().engine
     found = _cached.get(engine)
     if found is None:
-        found = session.connection().scalar(select(_table.c.installation_id).where(_table.c.id == _ONE))
+        try:
+            found = session.connection().scalar(select(_table.c.installation_id).where(_table.c.id == _ONE))
+        except DBAPIError as error:
+            if inspect(engine).has_table(_table.name):
+                raise
+            raise ConfigurationError(
+                f"Database {mask_url(str(engine.url))} has no table {_table.name}: create Tidings' tables "
+                f"(workflow.metadata.create_all(engine), or a migration with workflow.metadata as its target)."
+            ) from error
         if found is None:
             found = _create(engine)
         _cached[engine] = found

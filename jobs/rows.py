@@ -143,8 +143,8 @@ def _safe(value: object, column: tuple[int | None, bool]) -> str | None:
 
 
 def _shown(value: object) -> str:
-    """A short repr of ``value`` for a reason (``reprlib`` cuts long ones; a huge int has none)."""
+    """A short repr of ``value`` for a reason: ``reprlib`` cuts long ones; a huge int or a broken repr has none."""
     try:
         return reprlib.repr(value)
-    except ValueError:
-        return f"a {type(value).__name__} too long to show"
+    except Exception:
+        return f"a {type(value).__name__}"

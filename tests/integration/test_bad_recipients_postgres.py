@@ -30,6 +30,17 @@ def guest(invite: object) -> object:
     return given
 
 
+class Broken:
+    """A recipient whose address and repr both raise."""
+
+    @property
+    def email(self) -> str:
+        raise KeyError("no email loaded")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr either")
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -94,6 +105,7 @@ BAD = {
     "a lone surrogate in the name": Recipient("guest@example.com", "Gu\ud800est"),
     "a lone surrogate in the address": "gu\ud800est@example.com",
     "a NUL in the name": Recipient("guest@example.com", "Gu\x00est"),
+    "an object whose address and repr raise": Broken(),
     "a party callable that raises": LookupError("guest list unreachable"),
     "a party callable that raises with a NUL in its message": LookupError("guest\x00list \ud800unreachable"),
 }

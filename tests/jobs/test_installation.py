@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import workflow
-from jobs import Delivery
+from jobs import ConfigurationError, Delivery
 from jobs.fanout import fan_out, plan_many
 from jobs.installation import Installation, installation_id
 from notifiers import message_id
@@ -98,3 +98,14 @@ def test_another_process_reads_the_same_installation_id(database: Callable[[str]
             "print(installation_id(Session(create_engine(sys.argv[1]))))")
     there = subprocess.run([sys.executable, "-c", code, str(engine.url)], capture_output=True, text=True, check=True)
     assert there.stdout.strip() == here
+
+
+def test_a_database_without_the_installation_table_says_how_to_create_it(
+        database: Callable[[str], Engine], tmp_path: Path) -> None:
+    engine = database("old.db")
+    Installation.__table__.drop(engine)  # type: ignore[attr-defined]
+    fresh = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with Session(fresh) as session, pytest.raises(ConfigurationError, match=r"old\.db has no table "
+                                                                             r"tidings_installation: create"):
+        installation_id(session)
+    fresh.dispose()
