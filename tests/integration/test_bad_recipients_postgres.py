@@ -9,7 +9,10 @@ import jobs
 import pytest
 import workflow
 from dramatiq.brokers.stub import StubBroker
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from jobs import Delivery, Status
+from jobs.fanout import plan
 from jobs.testing import drain, stop_workers
 from notifiers import Email, Event, Notifier, Recipient, on
 from notifiers.channels import MemoryChannel
@@ -131,3 +134,30 @@ def test_one_bad_element_of_a_partys_list_fails_alone(invites: tuple[Engine, Mem
         guests = session.scalars(select(Delivery).where(Delivery.party == "guest")).all()
     assert sorted(d.status for d in guests) == [Status.FAILED, Status.SENT, Status.SENT]
     assert sorted(s.to.address for s in mailbox.outbox) == ["ann@example.com", "bob@example.com", "host@example.com"]
+
+
+_TEXT = st.one_of(st.text(st.characters(exclude_categories=()), max_size=10),  # surrogates and NUL included
+                  st.text(st.characters(exclude_categories=()), min_size=30, max_size=400))
+_ADDRESS = st.builds("{}@example.com".format, st.text("abcdefghij", min_size=1, max_size=400))  # some too long
+_GUEST = st.one_of(st.none(), st.integers(), st.binary(max_size=40), _TEXT, _ADDRESS,
+                   st.builds(SimpleNamespace, email=st.one_of(_ADDRESS, _TEXT),
+                             name=st.one_of(st.none(), st.integers(), _TEXT), locale=st.one_of(st.none(), _TEXT)))
+_GUESTS = st.one_of(_GUEST, st.lists(_GUEST, max_size=3))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(given=_GUESTS)
+def test_whatever_a_party_yields_the_transition_is_planned_and_the_host_told(
+        invites: tuple[Engine, MemoryChannel], given: object) -> None:
+    engine, _ = invites
+    GIVEN["guest"] = given
+    with Session(engine) as session:
+        invite = Invite()
+        session.add(invite)
+        session.commit()
+        record = invite.send()
+        session.commit()
+        plan(session, record.id)
+        rows = session.scalars(select(Delivery).where(Delivery.transition_id == record.id)).all()
+    assert [d.status for d in rows if d.party == "host"] == [Status.PENDING]
+    assert {d.status for d in rows if d.party == "guest"} <= {Status.PENDING, Status.FAILED}

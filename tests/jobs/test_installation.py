@@ -15,6 +15,7 @@ from jobs.installation import Installation, installation_id
 from notifiers import message_id
 from sqlalchemy import Engine, create_engine, delete, select
 from sqlalchemy.orm import Session
+from workflow import TransitionRecord
 
 from tests.app import Base
 from tests.conftest import paid_orders
@@ -103,9 +104,13 @@ def test_another_process_reads_the_same_installation_id(database: Callable[[str]
 def test_a_database_without_the_installation_table_says_how_to_create_it(
         database: Callable[[str], Engine], tmp_path: Path) -> None:
     engine = database("old.db")
+    with Session(engine) as session:
+        ids = paid_orders(session, 1)
     Installation.__table__.drop(engine)  # type: ignore[attr-defined]
     fresh = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    with Session(fresh) as session, pytest.raises(ConfigurationError, match=r"old\.db has no table "
-                                                                             r"tidings_installation: create"):
-        installation_id(session)
+    with Session(fresh) as session:
+        with pytest.raises(ConfigurationError, match=r"old\.db has no table tidings_installation: create"):
+            fan_out(session, ids[0])
+        session.rollback()
+        assert session.get(TransitionRecord, ids[0]).fanned_out_at is None  # type: ignore[union-attr]
     fresh.dispose()
