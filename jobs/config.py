@@ -6,8 +6,12 @@ This module is the only reader of ``os.environ``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
+import reprlib
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -72,6 +76,10 @@ class Settings:
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
+        for field in fields(self):  # the type first: the checks below may assume it
+            value, hint = getattr(self, field.name), _hints()[field.name]
+            shown = "" if field.name in _SECRETS else f" {_shown(value)}"
+            self._check(_fits(value, hint), field.name, f"must be {_kind(hint)}, not {type(value).__name__}{shown}")
         self._check(self.broker_url.startswith(_BROKER_SCHEMES), "broker_url",
                     f"{self.broker_url!r} is not stub, redis://, rediss://, amqp:// or amqps://")
         self._check(self.email_channel in _EMAIL_CHANNELS, "email_channel",
@@ -131,6 +139,44 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
+@functools.cache
+def _hints() -> dict[str, Any]:
+    """The type of each setting, from the annotations of :class:`Settings`."""
+    return typing.get_type_hints(Settings)
+
+
+def _fits(value: object, hint: Any) -> bool:
+    """Whether ``value`` is of the annotated type: ``int`` refuses a bool, ``float`` takes an int too."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_fits(value, option) for option in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    origin = typing.get_origin(hint) or hint
+    if not isinstance(value, origin):
+        return False
+    items = typing.get_args(hint)  # tuple[str, ...], list[str]: each element checked too
+    return not items or all(_fits(item, items[0]) for item in value)
+
+
+def _kind(hint: Any) -> str:
+    """How a type reads in a message: ``int``, ``str or None``."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_kind(option) for option in typing.get_args(hint))
+    return "None" if hint is type(None) else str(getattr(hint, "__name__", hint))
+
+
+def _shown(value: object) -> str:
+    """``value`` as a message shows it: a short repr (``reprlib`` cuts long ones; a huge int has none)."""
+    try:
+        return reprlib.repr(value)
+    except ValueError:
+        return "(too long to show)"
+
+
 def _parse(variable: str, text: str, default: Any) -> Any:
     try:
         if isinstance(default, bool):
@@ -143,5 +189,6 @@ def _parse(variable: str, text: str, default: Any) -> Any:
         if isinstance(default, float):
             return float(text)
     except ValueError as error:
-        raise ConfigurationError(f"Environment variable {variable}={text!r} does not parse: {error}.") from None
+        raise ConfigurationError(f"Setting {variable.removeprefix(_PREFIX).lower()}: environment variable "
+                                 f"{variable}={text!r} does not parse: {error}.") from None
     return text

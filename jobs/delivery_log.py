@@ -12,7 +12,6 @@ from workflow import Id, TidingsBase, utcnow
 __all__ = ["Delivery", "Status", "delivery_key"]
 
 
-
 class Status:
     """The statuses of a delivery: pending -> sending -> sent, or failed, dead or skipped."""
 
@@ -24,10 +23,15 @@ class Status:
     SKIPPED = "skipped"
 
 
-def delivery_key(transition_id: int, notifier: str, address: str, channel: str) -> str:
-    """The unique key of a delivery: the same inputs always give the same 32 hex characters."""
-    text = f"{transition_id}|{notifier}|{address.strip().lower()}|{channel}"
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+def delivery_key(transition_id: int, notifier: str, address: str, channel: str, *, installation: str) -> str:
+    """The unique key of a delivery: the same inputs always give the same 32 hex characters.
+
+    It is the Message-ID and ``Idempotency-Key`` receivers de-duplicate on, so it includes the
+    ``installation`` (see :mod:`jobs.installation`): transition 42 of staging, of production and
+    of a database created again are different notifications, with different keys.
+    """
+    text = f"{installation}|{transition_id}|{notifier}|{address.strip().lower()}|{channel}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]  # any str, even a bad one
 
 
 class Delivery(TidingsBase):

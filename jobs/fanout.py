@@ -10,16 +10,17 @@ from dataclasses import dataclass, field
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
-from notifiers import Recipient, RecipientError, Registration, recipients_of, registry, skip_reasons
+from notifiers import registry
 from sqlalchemy import BigInteger, Connection, Table, all_, any_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, WorkflowError, load_subjects, read_records, utcnow
 
 from .delivery import Claim, single_statement
-from .delivery_log import Delivery, Status, delivery_key
+from .delivery_log import Delivery, Status
 from .errors import TransitionNotFound
+from .rows import plan_rows
 
 __all__ = ["Planned", "fan_out", "plan", "plan_many"]
 
@@ -118,7 +119,8 @@ def plan_many(session: Session, transition_ids: Sequence[int], *, claim_up_to: i
     the sweeper, it is not lost.
 
     Should another fan-out of one of them commit first (a unique key taken), or one fail to be
-    planned (a party that raises, a value too long for its column), the message's own transitions
+    planned (the database failing on it; one recipient's bad data only fails that recipient's delivery,
+    see :mod:`jobs.rows`), the message's own transitions
     are planned again each on its own, so the others are not held back by it; the one that fails
     is left to the sweeper, or raises when it was the message's only one (Dramatiq retries it).
     """
@@ -214,7 +216,7 @@ def _take(session: Session, transition_ids: Sequence[int], waiting: int,
 def _plan_many(session: Session, records: dict[int, TransitionRecord], missing: list[int], claim_up_to: int,
                claim_total: int, lease_seconds: float) -> Planned:
     subjects = _subjects(session, [r for r in records.values() if registry.for_transition(r.model, r.trigger)])
-    rows_of = _plan(session, records, subjects)
+    rows_of = plan_rows(session, records, subjects)
     again = [record.id for record in records.values() if record.fanned_out_at is not None]
     if again:  # second runs: keep only what the first did not write
         existing = set(session.scalars(select(Delivery.key).where(Delivery.transition_id.in_(again))))
@@ -290,58 +292,3 @@ def _insert(connection: Connection, transition_ids: list[int], rows: list[dict[s
 def _claim_of(delivery_id: int, row: dict[str, Any]) -> Claim:
     return Claim(delivery_id, row["key"], row["transition_id"], row["notifier"], row["party"], row["channel"],
                  row["address"], row["name"], row["recipient_ref"], row["locale"], row["attempts"])
-
-
-def _plan(session: Session, records: dict[int, TransitionRecord],
-          subjects: dict[int, Any]) -> dict[int, list[dict[str, Any]]]:
-    """A delivery row for each (notifier, recipient, channel) of each transition, by transition id."""
-    resolved: list[tuple[int, Registration, str, list[Recipient] | RecipientError]] = []
-    for record in records.values():
-        subject = subjects.get(record.id)
-        if subject is None:  # no notifier for it, or its row is gone
-            continue
-        parties: dict[str, Any] = {}
-        broken: RecipientError | None = None
-        try:
-            parties = subject.parties()
-        except SQLAlchemyError:
-            raise  # the database, not the party: the message is retried
-        except Exception as error:  # a bug in a party's callable: recorded on its deliveries, as a bad recipient is
-            broken = RecipientError(f"resolving the parties of {record.model} {record.key} raised "
-                                    f"{type(error).__name__}: {error}")
-        for registration in registry.for_transition(record.model, record.trigger):
-            for party in registration.parties:
-                found: list[Recipient] | RecipientError
-                try:
-                    found = broken or recipients_of(parties.get(party), party)
-                except RecipientError as error:
-                    found = error
-                resolved.append((record.id, registration, party, found))
-    skip = skip_reasons(session, (r.ref for *_, found in resolved if isinstance(found, list) for r in found))
-    rows: dict[int, dict[str, dict[str, Any]]] = {record_id: {} for record_id in records}
-    for record_id, registration, party, found in resolved:
-        planned = rows[record_id]
-        for channel in registration.channels:
-            if isinstance(found, RecipientError):
-                key = delivery_key(record_id, registration.name, f"!{party}", channel)
-                planned.setdefault(key, _row(record_id, key, registration, party, channel, None,
-                                             Status.FAILED, f"Party {party!r}: {found}"))
-                continue
-            for recipient in found:
-                key = delivery_key(record_id, registration.name, recipient.address, channel)
-                reason = skip(recipient.ref, registration, channel)
-                planned.setdefault(key, _row(record_id, key, registration, party, channel, recipient,
-                                             Status.SKIPPED if reason else Status.PENDING, reason))
-    return {record_id: list(planned.values()) for record_id, planned in rows.items()}
-
-
-def _row(transition_id: int, key: str, registration: Registration, party: str, channel: str,
-         recipient: Recipient | None, status: str, error: str | None) -> dict[str, Any]:
-    now = utcnow()
-    return {
-        "key": key, "transition_id": transition_id, "notifier": registration.name, "party": party,
-        "channel": channel, "address": recipient.address if recipient else "",
-        "name": recipient.name if recipient else None, "recipient_ref": recipient.ref if recipient else "",
-        "locale": recipient.locale if recipient else None, "status": status, "attempts": 0,
-        "last_error": error, "created_at": now, "updated_at": now, "lease_until": None,
-    }

@@ -96,6 +96,11 @@ def did_you_mean(word: str, known: Sequence[str]) -> str:
 
 def _workflow_of(model: object) -> Workflow:
     workflow = getattr(model, "workflow", None)
+    if isinstance(model, type) and isinstance(workflow, Workflow) and workflow.model not in (model, None):
+        declared = workflow.model.__name__
+        raise RegistrationError(f"@on: {model.__name__} inherits the workflow of {declared}; register on "
+                                f"{declared}: its transitions, its subclasses' included, are recorded as "
+                                f"{workflow.name}'s.")
     if not isinstance(model, type) or not isinstance(workflow, Workflow) or workflow.model is not model:
         raise RegistrationError(f"@on: {model!r} is not a Stateful model with a declared Workflow.")
     return workflow

@@ -18,7 +18,7 @@ from .errors import (
     UnknownTrigger,
     WorkflowError,
 )
-from .parties import PartySpec
+from .parties import PartySpec, resolve_party
 from .stateful import Stateful, Trigger, actor_reference, load_subject, load_subjects, model_class, stateful_models
 from .transition_log import Id, TidingsBase, TransitionRecord, metadata, read_record, read_records, utcnow
 
@@ -46,6 +46,7 @@ __all__ = [
     "model_class",
     "read_record",
     "read_records",
+    "resolve_party",
     "stateful_models",
     "utcnow",
 ]

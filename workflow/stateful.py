@@ -57,18 +57,16 @@ class Stateful:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         workflow = cls.__dict__.get("workflow")
-        if workflow is None:
+        if workflow is None:  # a subclass (single or joined table) shares the workflow it inherits
+            inherited = getattr(cls, "workflow", None)
+            if isinstance(inherited, Workflow) and inspect(cls, raiseerr=False) is not None:
+                _start_in(cls, inherited.initial)
             return
         if not isinstance(workflow, Workflow):
             raise DefinitionError(f"{cls.__name__}.workflow must be a Workflow, not {type(workflow).__name__}.")
         workflow.bind(cls)
         _register(cls, workflow)
-        initial = workflow.initial
-
-        def set_initial(target: Stateful, args: Any, kwargs: Any) -> None:
-            target.state = initial
-
-        event.listen(cls, "init", set_initial)
+        _start_in(cls, workflow.initial)
 
     def allowed_triggers(self) -> list[str]:
         """The triggers that have a transition from the current state (conditions not evaluated)."""
@@ -165,6 +163,19 @@ class Stateful:
         return {name: resolve_party(self, spec) for name, spec in type(self).workflow.parties.items()}
 
 
+def _start_in(cls: type[Stateful], initial: str) -> None:
+    """Give each new row of ``cls`` the initial state.
+
+    Listened to on each mapped class itself, subclasses included: a listener that propagates is
+    copied to a subclass before SQLAlchemy has instrumented it, and fails there.
+    """
+
+    def set_initial(target: Stateful, args: Any, kwargs: Any) -> None:
+        target.state = initial
+
+    event.listen(cls, "init", set_initial)
+
+
 def _register(cls: type[Stateful], workflow: Workflow) -> None:
     name = workflow.name or cls.__name__
     known = _models.get(name)
@@ -212,14 +223,15 @@ def _describe(row: Stateful) -> str:
 def _check_json(row: Stateful, trigger: str, context: dict[str, Any]) -> None:
     try:
         json.dumps(context, allow_nan=False)  # NaN and Infinity are not JSON: databases refuse them
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # RecursionError: nested too deep (or a cycle of lists)
         for field, value in context.items():
             try:
                 json.dumps(value, allow_nan=False)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, RecursionError) as error:
+                what = "nested too deep to store" if isinstance(error, RecursionError) else "not JSON"
                 raise ContextNotSerializable(
                     f"{_describe(row)}: context {field!r} of {trigger!r} is a {type(value).__name__}, "
-                    f"which is not JSON; pass ids, strings or numbers.",
+                    f"which is {what}; pass ids, strings or numbers.",
                     field=field,
                 ) from None
         raise

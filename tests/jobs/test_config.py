@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+from dataclasses import fields
+
+import jobs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jobs import ConfigurationError, Settings
 
 
@@ -19,6 +24,11 @@ def test_an_unknown_broker_scheme_names_the_variable() -> None:
 def test_a_value_that_does_not_parse_names_the_variable() -> None:
     with pytest.raises(ConfigurationError, match=r"TIDINGS_SMTP_PORT='twenty' does not parse"):
         Settings.from_env({"TIDINGS_SMTP_PORT": "twenty"})
+
+
+def test_a_value_that_does_not_parse_names_its_setting() -> None:
+    with pytest.raises(ConfigurationError, match=r"^Setting max_retries: environment variable TIDINGS_MAX_RETRIES="):
+        Settings.from_env({"TIDINGS_MAX_RETRIES": "3.5"})
 
 
 def test_an_unknown_setting_in_code_is_refused() -> None:
@@ -64,3 +74,46 @@ def test_a_url_without_a_password_is_left_alone() -> None:
     from jobs.config import mask_url
 
     assert mask_url("redis://127.0.0.1:6379/13 and bob@example.com") == "redis://127.0.0.1:6379/13 and bob@example.com"
+
+
+@pytest.mark.parametrize("change", [{"smtp_port": "x"}, {"max_retries": "3"}, {"smtp_starttls": "no"},
+                                    {"lease_seconds": True}, {"smtp_username": 7}])
+def test_a_setting_of_the_wrong_type_in_code_names_the_setting_and_its_variable(change: dict[str, object]) -> None:
+    (name, value), = change.items()
+    with pytest.raises(ConfigurationError, match=rf"Setting {name} \(environment variable TIDINGS_{name.upper()}\): "
+                                                 rf"must be \w+.*, not {type(value).__name__}"):
+        jobs.configure(**change)
+
+
+def test_a_password_of_the_wrong_type_is_named_but_not_shown() -> None:
+    with pytest.raises(ConfigurationError, match=r"smtp_password .*: must be str or None, not int\.$") as caught:
+        Settings(smtp_password=123456)  # type: ignore[arg-type]
+    assert "123456" not in str(caught.value)
+
+
+def test_an_int_is_taken_where_a_float_is_expected() -> None:
+    assert Settings(lease_seconds=2).lease_seconds == 2
+
+
+_ANY_VALUE = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(), st.binary(),
+                       st.lists(st.integers(), max_size=3), st.tuples(st.text()))
+_NAMES = [f.name for f in fields(Settings)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.sampled_from(_NAMES), _ANY_VALUE, max_size=4))
+def test_any_values_for_any_settings_give_settings_or_a_configuration_error(changes: dict[str, object]) -> None:
+    try:
+        made = Settings().replace(**changes)
+    except ConfigurationError:
+        return
+    assert all(getattr(made, name) == value or value != value for name, value in changes.items())  # NaN != NaN
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.sampled_from([f"TIDINGS_{name.upper()}" for name in _NAMES]), st.text(), max_size=4))
+def test_any_text_in_any_variable_gives_settings_or_a_configuration_error(environ: dict[str, str]) -> None:
+    try:
+        Settings.from_env(environ)
+    except ConfigurationError as error:
+        assert any(variable in str(error) for variable in environ)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from jobs import Delivery, Status, TransitionNotFound
-from jobs import fanout
+from jobs import rows as delivery_rows
 from jobs.fanout import fan_out, plan, plan_many
 from notifiers import opt_out
 from sqlalchemy import delete, event, select
@@ -122,9 +122,10 @@ def statements_to_plan(session: Session, ids: list[int]) -> int:
 
 
 def test_planning_many_transitions_costs_the_statements_of_planning_two(session: Session) -> None:
-    ids = paid_orders(session, 12)
-    assert statements_to_plan(session, ids[2:]) == statements_to_plan(session, ids[:2])
-    assert len(session.scalars(select(Delivery)).all()) == 24
+    ids = paid_orders(session, 13)
+    fan_out(session, ids[0])  # the installation id is read once per engine, by the first plan
+    assert statements_to_plan(session, ids[3:]) == statements_to_plan(session, ids[1:3])
+    assert len(session.scalars(select(Delivery)).all()) == 26
 
 
 def test_a_batch_claims_whole_transitions_while_they_fit(session: Session) -> None:
@@ -143,15 +144,15 @@ def test_a_missing_transition_is_reported_and_the_others_planned(session: Sessio
 def test_a_transition_fanned_out_meanwhile_does_not_hold_back_the_others(
         session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     ids = paid_orders(session, 3)
-    resolve = fanout.skip_reasons
+    resolve = delivery_rows.skip_reasons
 
     def another_worker_first(*args: object) -> object:  # commits a fan-out of ids[1] between read and write
-        monkeypatch.setattr(fanout, "skip_reasons", resolve)
+        monkeypatch.setattr(delivery_rows, "skip_reasons", resolve)
         with Session(session.get_bind()) as other:
             plan(other, ids[1])
         return resolve(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(fanout, "skip_reasons", another_worker_first)
+    monkeypatch.setattr(delivery_rows, "skip_reasons", another_worker_first)
     planned = plan_many(session, ids, claim_up_to=10)
     assert sorted({c.transition_id for c in planned.claimed}) == [ids[0], ids[2]]
     rows = session.scalars(select(Delivery.transition_id)).all()
@@ -185,7 +186,7 @@ def test_a_transition_that_cannot_be_planned_is_left_to_the_sweeper_and_the_othe
     ids = paid_orders(session, 3)
     second = session.get(Order, int(session.get(TransitionRecord, ids[1]).key))  # type: ignore[union-attr]
     broken_ref = f"Person:{second.seller.id}"  # type: ignore[union-attr]
-    resolve = fanout.skip_reasons
+    resolve = delivery_rows.skip_reasons
 
     def broken_for_the_second(session: Session, refs: Any) -> Any:  # e.g. a value its column cannot hold
         wanted = list(refs)
@@ -193,7 +194,7 @@ def test_a_transition_that_cannot_be_planned_is_left_to_the_sweeper_and_the_othe
             raise RuntimeError("preferences unreadable")
         return resolve(session, wanted)
 
-    monkeypatch.setattr(fanout, "skip_reasons", broken_for_the_second)
+    monkeypatch.setattr(delivery_rows, "skip_reasons", broken_for_the_second)
     planned = plan_many(session, ids)
     assert sorted(planned.loaded) == [ids[0], ids[2]]
     unfanned = session.scalars(select(TransitionRecord.id).where(TransitionRecord.fanned_out_at.is_(None))).all()
@@ -204,6 +205,6 @@ def test_a_lone_transition_that_cannot_be_planned_raises_so_that_the_message_is_
         session: Session, order: Order, monkeypatch: pytest.MonkeyPatch) -> None:
     record = order.pay()
     session.commit()
-    monkeypatch.setattr(fanout, "skip_reasons", lambda *args: (_ for _ in ()).throw(RuntimeError("down")))
+    monkeypatch.setattr(delivery_rows, "skip_reasons", lambda *args: (_ for _ in ()).throw(RuntimeError("down")))
     with pytest.raises(RuntimeError, match="down"):
         plan_many(session, [record.id])

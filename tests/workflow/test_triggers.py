@@ -100,6 +100,15 @@ def test_not_a_number_in_the_context_is_refused_as_not_json(order: Order, sessio
     assert order.state == "new" and recorded(session) == 0
 
 
+def test_a_context_nested_too_deep_is_refused_as_not_serializable(order: Order, session: Session) -> None:
+    nested: list[object] = []
+    for _ in range(100_000):
+        nested = [nested]
+    with pytest.raises(ContextNotSerializable, match=r"context 'tree' of 'pay' is a list, which is nested too deep"):
+        order.pay(tree=nested)
+    assert order.state == "new" and recorded(session) == 0
+
+
 def test_a_row_outside_any_session_cannot_fire() -> None:
     with pytest.raises(NotInSession, match=r"add it to a session before firing 'pay'"):
         Order(buyer=Person(name="x", email="x@example.com")).pay()
