@@ -5,9 +5,7 @@ The ``tidings`` pytest fixture (``jobs.pytest_plugin``, registered on install) w
 
 from __future__ import annotations
 
-import atexit
 import time
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +13,7 @@ from queue import Empty
 from typing import Any
 
 import dramatiq
-from dramatiq import Message, Worker
+from dramatiq import Message
 from dramatiq.brokers.stub import StubBroker
 from notifiers import Channel, MemoryChannel, registry
 from notifiers.channels import Sent
@@ -23,13 +21,11 @@ from sqlalchemy import Connection, Engine, event, func, select
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord
 
-from . import worker
+from . import inprocess, outbox, worker
 from .delivery_log import Delivery, Status
 from .errors import ConfigurationError
 
 __all__ = ["Kit", "Notification", "Skipped", "drain", "kit", "memory_channels", "stop_workers"]
-
-_workers: weakref.WeakKeyDictionary[StubBroker, Worker] = weakref.WeakKeyDictionary()
 
 
 def drain(broker: StubBroker | None = None, *, timeout: float = 10.0, worker_threads: int = 2) -> None:
@@ -47,10 +43,8 @@ def drain(broker: StubBroker | None = None, *, timeout: float = 10.0, worker_thr
         raise ConfigurationError(f"drain() needs the StubBroker (TIDINGS_BROKER_URL=stub), not {type(found).__name__}.")
     broker = found
     deadline = time.monotonic() + timeout
-    worker = _workers.get(broker)
-    if worker is None:
-        worker = _workers[broker] = Worker(broker, worker_timeout=20, worker_threads=worker_threads)
-        worker.start()
+    outbox.dispatcher.flush(timeout)  # what a connection's COMMIT handed to the outbox thread
+    worker = inprocess.start(broker, threads=worker_threads)
     while True:
         for queue in list(broker.queues):
             remaining = max(deadline - time.monotonic(), 0.001)
@@ -63,12 +57,9 @@ def drain(broker: StubBroker | None = None, *, timeout: float = 10.0, worker_thr
             return
 
 
-@atexit.register
 def stop_workers() -> None:
-    """Stop the in-process workers that :func:`drain` started."""
-    for broker, worker in list(_workers.items()):
-        worker.stop()
-        _workers.pop(broker, None)
+    """Stop the in-process workers that :func:`drain` (or development's delivery on commit) started."""
+    inprocess.stop()
 
 
 # --- The test kit ---------------------------------------------------------------------------------
@@ -311,7 +302,8 @@ def kit() -> Iterator[Kit]:
 
     event.listen(Session, "after_commit", remember_bind)
     try:
-        yield new
+        with outbox.session_commits_suffice():  # the jobs run on the test's connection, in its transaction
+            yield new
     finally:
         event.remove(Session, "after_commit", remember_bind)
         broker.flush_all()

@@ -219,7 +219,7 @@ def test_a_failed_background_enqueue_drops_the_queue_behind_it_for_the_sweeper(
     remote.gate.set()
     assert outbox.dispatcher.flush(5)
     assert remote.sent == []
-    assert "Dropped 2 queued fan-outs after a failed enqueue" in caplog.text
+    assert "Could not enqueue the fan-out of 3 transition(s)" in caplog.text  # the failed one, and 2 dropped
     with Session(session.get_bind()) as fresh:  # the log still has them, unfanned: the sweeper's work
         assert fresh.scalar(select(func.count()).where(TransitionRecord.fanned_out_at.is_(None))) == 3
 
