@@ -19,39 +19,41 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, Transaction, event
 
-__all__ = ["defer"]
+__all__ = ["HandOn", "defer"]
 
-# Per connection: the ids waiting, each list under the connection's innermost SAVEPOINT when
-# they were committed into it (None: its outer transaction itself).
-_waiting: weakref.WeakKeyDictionary[Connection, dict[object, list[int]]] = weakref.WeakKeyDictionary()
-_hand_on: Callable[[list[int], Transaction], None] = lambda ids, commit: None
+#: What takes the ids at the COMMIT: ``hand_on(ids, transaction)``.
+HandOn = Callable[[list[int], Transaction], None]
+
+# Per connection: who takes the ids at its COMMIT, and the ids waiting, each list under the
+# connection's innermost SAVEPOINT when they were committed into it (None: its transaction itself).
+_waiting: weakref.WeakKeyDictionary[Connection, tuple[HandOn, dict[object, list[int]]]] = weakref.WeakKeyDictionary()
 
 
-def defer(connection: Connection, ids: list[int], hand_on: Callable[[list[int], Transaction], None]) -> None:
+def defer(connection: Connection, ids: list[int], hand_on: HandOn) -> None:
     """Keep ``ids`` until ``connection``'s transaction commits or rolls back.
 
     At its COMMIT, ``hand_on(ids, transaction)`` is called, just before the COMMIT is sent:
     ``transaction`` turns inactive once it returned.
     """
-    global _hand_on
-    _hand_on = hand_on
-    waiting = _waiting.get(connection)
-    if waiting is None:
-        waiting = _waiting[connection] = {}
+    found = _waiting.get(connection)
+    if found is None:
+        found = _waiting[connection] = (hand_on, {})
         if not event.contains(connection, "commit", _commit):
             event.listen(connection, "commit", _commit)
             event.listen(connection, "rollback", _rollback)
             event.listen(connection, "release_savepoint", _release_savepoint)
             event.listen(connection, "rollback_savepoint", _rollback_savepoint)
-    waiting.setdefault(connection.get_nested_transaction(), []).extend(ids)
+    found[1].setdefault(connection.get_nested_transaction(), []).extend(ids)
 
 
 def _commit(connection: Connection) -> None:
-    waiting = _waiting.pop(connection, None)
-    ids = [id_ for batch in (waiting or {}).values() for id_ in batch]
+    found = _waiting.pop(connection, None)
     transaction = connection.get_transaction()
-    if ids and transaction is not None:
-        _hand_on(ids, transaction)
+    if found is not None and transaction is not None:
+        hand_on, waiting = found
+        ids = [id_ for batch in waiting.values() for id_ in batch]
+        if ids:
+            hand_on(ids, transaction)
 
 
 def _rollback(connection: Connection) -> None:
@@ -60,7 +62,7 @@ def _rollback(connection: Connection) -> None:
 
 def _release_savepoint(connection: Connection, name: str, context: object) -> None:
     """What waited under the released SAVEPOINT now waits under the one around it (or the transaction)."""
-    waiting = _waiting.get(connection)
+    waiting = _waiting.get(connection, (None, None))[1]
     released = connection.get_nested_transaction()
     if waiting and released in waiting:
         # SQLAlchemy keeps the SAVEPOINT around this one as _previous_nested; without it, the transaction.
@@ -69,6 +71,6 @@ def _release_savepoint(connection: Connection, name: str, context: object) -> No
 
 
 def _rollback_savepoint(connection: Connection, name: str, context: object) -> None:
-    waiting = _waiting.get(connection)
+    waiting = _waiting.get(connection, (None, None))[1]
     if waiting:
         waiting.pop(connection.get_nested_transaction(), None)

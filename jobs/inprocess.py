@@ -71,4 +71,9 @@ def _at_exit(timeout: float = 5.0) -> None:
     stop()
 
 
-os.register_at_fork(after_in_child=_workers.clear)  # a worker's threads do not survive a fork
+def _forget_after_fork() -> None:  # a worker's threads do not survive a fork
+    _workers.clear()
+    _finish_at_exit.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

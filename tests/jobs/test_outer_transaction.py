@@ -82,6 +82,17 @@ def test_a_released_savepoint_of_the_connection_is_enqueued_at_its_commit(
     assert sent(broker) == [("tidings.fan_out", (record_id,))]
 
 
+def test_a_released_savepoint_inside_a_rolled_back_one_takes_the_sessions_commit_with_it(
+        broker: StubBroker, connection: Connection) -> None:
+    outer = connection.begin()
+    around = connection.begin_nested()
+    with connection.begin_nested():
+        paid_inside(connection)
+    around.rollback()
+    outer.commit()
+    assert sent(broker) == []
+
+
 def test_drain_after_the_connections_commit_delivers_the_sessions_transitions(
         broker: StubBroker, connection: Connection, mailbox: MemoryChannel) -> None:
     outer = connection.begin()
