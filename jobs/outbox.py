@@ -9,19 +9,15 @@ hands its buffer to its parent, a rolled-back one drops it, the outermost commit
 the end of the outermost transaction (commit, rollback or close) clears it. ``after_commit``
 alone would also fire on SAVEPOINT release, before the real commit.
 
-A session bound to a connection inside an outer transaction (``Session(bind=connection,
-join_transaction_mode="create_savepoint")``, as apps and test suites do) commits only its
-SAVEPOINT: its ids wait on that connection, sent at the connection's own COMMIT and dropped at
-its ROLLBACK (see :mod:`jobs.deferral`). The test kit, whose jobs run on that very connection,
-sends them at the session's commit instead (:func:`session_commits_suffice`).
+A session inside a connection's outer transaction commits only a SAVEPOINT: its ids wait for
+the connection's COMMIT (:mod:`jobs.deferral`), except in the test kit (:func:`session_commits_suffice`).
 
 With a network broker (Redis, RabbitMQ) the messages are enqueued by a thread of the process,
 so the commit returns without waiting on the broker (or on a broker outage), several ids to a
 message when several wait; with the StubBroker each is enqueued, alone, before ``commit()``
-returns, so tests see them at once, and the StubBroker Tidings builds from ``broker_url=stub``
-is then consumed by a worker in the process (:mod:`jobs.inprocess`). See :class:`Dispatcher`
-for what that thread promises. A broker that refuses enqueues is logged once per outage, not
-once per commit.
+returns, so tests see them at once (the one built from ``broker_url=stub`` is consumed in the
+process: :mod:`jobs.inprocess`). See :class:`Dispatcher` for what that thread promises. Failed
+enqueues are logged once per outage (:mod:`jobs.outage`).
 """
 
 from __future__ import annotations
@@ -147,8 +143,6 @@ def _dispatch(send: Callable[[int | list[int]], Any], transition_ids: int | list
     return True
 
 
-
-
 class Dispatcher:
     """Enqueues fan-out messages from a thread of its own, after the commit, so requests never wait.
 
@@ -162,6 +156,9 @@ class Dispatcher:
     - more than ``limit`` waiting messages: new ones are dropped;
     - at interpreter exit, what is still queued gets ``exit_timeout`` seconds;
     - messages committed for a broker that has since been replaced are dropped.
+
+    Ids handed over at a connection's COMMIT (see :mod:`jobs.deferral`) wait for that COMMIT to
+    return before they are sent, whatever the broker.
 
     Under load, fan-outs queue up while the thread is sending: it then takes all that wait and
     sends them in messages of 4 to ``batch`` ids, spread over several messages so a worker's
@@ -197,7 +194,6 @@ class Dispatcher:
                     _log.warning("%d fan-outs wait for the broker already; more are left to the sweeper until "
                                  "they are sent.", self._unfinished)
                 return
-            self._full = False
             self._unfinished += len(ids)
             if self._thread is None or self._pid != os.getpid():
                 self._start()
@@ -233,6 +229,7 @@ class Dispatcher:
             with self._idle:
                 self._unfinished -= done
                 if self._unfinished == 0:
+                    self._full = False
                     self._idle.notify_all()
 
     def _send_all(self, taken: list[tuple[dramatiq.Broker, int, Transaction | None]]) -> int:

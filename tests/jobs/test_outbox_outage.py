@@ -100,3 +100,22 @@ def test_a_redis_that_refuses_connections_logs_one_warning_for_many_commits(
     commit_each(session, 10)
     assert len(logged(outbox_log)) == 1 and logged(outbox_log)[0].exc_info is None
     assert "the broker seems unreachable" in logged(outbox_log)[0].message
+
+
+def test_fan_outs_past_the_dispatchers_limit_are_one_warning_until_it_has_emptied(
+        remote: Remote, outbox_log: pytest.LogCaptureFixture) -> None:
+    dispatcher = outbox.Dispatcher(limit=2)
+
+    def pile_up(ids: range) -> list[str]:
+        """Submit ``ids`` one by one while the broker hangs, then let it through; the limit warnings meanwhile."""
+        outbox_log.clear()
+        remote.gate.clear()
+        for transition_id in ids:
+            dispatcher.submit(remote, [transition_id])
+        remote.gate.set()
+        assert dispatcher.flush(5)
+        return [r.message for r in logged(outbox_log) if "wait for the broker" in r.message]
+
+    warning = "2 fan-outs wait for the broker already; more are left to the sweeper until they are sent."
+    assert pile_up(range(1, 7)) == [warning]
+    assert pile_up(range(7, 13)) == [warning]  # once emptied, a new pile-up is told again

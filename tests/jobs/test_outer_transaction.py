@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
+import jobs
 import pytest
 from dramatiq.brokers.stub import StubBroker
 from jobs import outbox
 from jobs.testing import Kit, drain
 from notifiers import MemoryChannel
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import Session
 
 from tests.app import Order, Person
-from tests.jobs.test_outbox import enqueued
+from tests.jobs.test_outbox import Remote, enqueued
 
 
 @pytest.fixture
@@ -108,3 +110,26 @@ def test_the_kit_delivers_at_the_sessions_commit_inside_an_outer_transaction(
     paid_inside(connection)
     tidings.assert_notified("bea@example.com", trigger="pay", count=1)
     outer.rollback()
+
+
+def test_with_a_network_broker_the_ids_are_enqueued_only_once_the_connections_commit_returned(
+        engine: Engine, connection: Connection, restore_jobs: None) -> None:
+    outer = connection.begin()
+    seen: list[bool] = []
+
+    class Watching(Remote):
+        def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
+            seen.append(outer.is_active)  # True: the COMMIT had not returned yet
+            return super().enqueue(message, delay=delay)
+
+    broker = Watching()
+    jobs.configure(jobs.Settings(), broker=broker, engine=engine, sweep_interval=0)
+    paid_inside(connection)
+
+    def hold_the_commit(conn: Connection) -> None:  # runs after the outbox's own listener, before the COMMIT
+        broker.entered.acquire(timeout=0.5)  # an enqueue that did not wait for the COMMIT comes now
+
+    event.listen(connection, "commit", hold_the_commit)
+    outer.commit()
+    assert outbox.dispatcher.flush(5)
+    assert seen == [False] and len(broker.sent) == 1
