@@ -41,6 +41,9 @@ def start(broker: StubBroker, *, threads: int = 2, finish_at_exit: bool = False)
         if worker is None:
             worker = _workers[broker] = Worker(broker, worker_timeout=20, worker_threads=threads)
             worker.start()
+            if finish_at_exit:
+                _log.info("Delivering in this process (broker_url=stub, for development); set "
+                          "TIDINGS_BROKER_URL to a shared broker to deliver from workers instead.")
         if finish_at_exit:
             _finish_at_exit.add(broker)
     return worker

@@ -37,11 +37,12 @@ SHOP = """
 """
 
 
-def run(script: str, folder: Path) -> subprocess.CompletedProcess[str]:
-    """``script`` after the shop's set-up, in a fresh interpreter in ``folder``, with no TIDINGS_* variable."""
+def run(script: str, folder: Path, **variables: str) -> subprocess.CompletedProcess[str]:
+    """``script`` after the shop's set-up, in a fresh interpreter in ``folder``, with only these TIDINGS_* variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
     return subprocess.run([sys.executable, "-c", textwrap.dedent(SHOP) + textwrap.dedent(script)], cwd=folder,
-                          env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120, check=True)
+                          env={**env, **variables, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                          timeout=120, check=True)
 
 
 # --- A web process that never imported jobs --------------------------------------------------------
@@ -95,12 +96,11 @@ def test_with_the_in_process_worker_off_the_messages_wait_for_drain(tmp_path: Pa
     result = run("""
         import jobs
         from jobs.testing import drain
-        jobs.configure(in_process_worker=False)
         pay_orders(1)
         print(jobs.broker.queues["tidings"].qsize(), len(mails()))
         drain()
         print(len(mails()))
-    """, tmp_path)
+    """, tmp_path, TIDINGS_IN_PROCESS_WORKER="false")
     assert result.stdout.split() == ["1", "0", "2"]
 
 
