@@ -60,7 +60,7 @@ def install(send: Callable[[int | list[int]], Any], *, on_stub: Callable[[StubBr
     """
     global _send, _on_stub
     _send, _on_stub = send, on_stub
-    workflow.register_outbox(__name__)
+    workflow.register_outbox()
     if not event.contains(Session, "detached_to_persistent", _persistent):
         event.listen(Session, "detached_to_persistent", _persistent)
         event.listen(Session, "pending_to_persistent", _persistent)

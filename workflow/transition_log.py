@@ -132,18 +132,16 @@ def attach_record(session: Session, record_id: int, log: Mapping[str, Any]) -> T
 
 # --- Who hears of committed transitions -------------------------------------------------------------
 
-_outboxes: list[str] = []
 _unheard = True  # no outbox registered yet, and no warning given yet
 
 
-def register_outbox(name: str) -> None:
-    """Say that ``name`` hands this process's committed transitions on (``jobs`` does, when imported).
+def register_outbox() -> None:
+    """Say that something hands this process's committed transitions on (the ``jobs`` outbox, when imported).
 
     Until something does, the first commit of a transition in the process logs one warning:
     its notifications would wait for a sweep, with no word anywhere.
     """
     global _unheard
-    _outboxes.append(name)
     _unheard = False
 
 
