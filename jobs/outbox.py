@@ -109,7 +109,7 @@ def _after_commit(session: Session) -> None:
 
 
 def _after_outer_commit(ids: list[int], commit: Transaction) -> None:
-    """The connection is about to COMMIT ``ids``: the dispatcher's thread enqueues them once it has, whatever the broker."""
+    """The connection is about to COMMIT ``ids``: the dispatcher's thread enqueues them once it has (any broker)."""
     dispatcher.submit(dramatiq.get_broker(), ids, after=commit)
 
 
@@ -186,7 +186,7 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
 
     def submit(self, broker: dramatiq.Broker, ids: list[int], *, after: Transaction | None = None) -> None:
-        """Queue the fan-out of ``ids`` for ``broker``, to be sent once ``after`` (a COMMIT under way) ended; returns at once."""
+        """Queue the fan-out of ``ids`` for ``broker``, sent once ``after`` (a COMMIT under way) ended; returns now."""
         with self._idle:
             if self._unfinished + len(ids) > self.limit:
                 if not self._full:

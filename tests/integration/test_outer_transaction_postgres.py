@@ -1,4 +1,4 @@
-"""On PostgreSQL with a real broker and worker: a session inside an outer transaction is sent after the real COMMIT."""
+"""PostgreSQL, a real broker and worker: a session inside an outer transaction is sent after the real COMMIT."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_jobs")]
 
 
 def pay_inside(connection: Connection, buyer: str) -> None:
-    """Pay a new order (``buyer``@ and a seller) in a session joined to ``connection``'s transaction; commit the session."""
+    """Pay a new order (``buyer``@ and a seller) in a session joined to ``connection``'s transaction; commit it."""
     with Session(bind=connection, join_transaction_mode="create_savepoint") as session:
         order = Order(buyer=Person(name=buyer, email=f"{buyer}@example.com"),
                       seller=Person(name="Sam", email=f"sam.{buyer}@example.com"))

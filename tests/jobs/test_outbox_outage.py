@@ -39,7 +39,8 @@ def logged(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 def commit_each(session: Session, count: int) -> None:
     """``count`` commits of one paid order each, each enqueue tried before the next commit."""
     for _ in range(count):
-        order = Order(buyer=Person(name="Bea", email="bea@example.com"), seller=Person(name="Sam", email="s@example.com"))
+        order = Order(buyer=Person(name="Bea", email="bea@example.com"),
+                      seller=Person(name="Sam", email="sam@example.com"))
         session.add(order)
         session.commit()
         order.pay()
@@ -59,7 +60,8 @@ def test_a_broker_down_for_many_commits_logs_one_warning_and_no_traceback(
     remote.fail = True
     commit_each(session, 20)
     assert [(r.levelname, r.exc_info) for r in logged(outbox_log)] == [("WARNING", None)]
-    assert "Could not enqueue the fan-out of 1 transition(s) (ConnectionError: broker down)" in logged(outbox_log)[0].message
+    assert logged(outbox_log)[0].message.startswith(
+        "Could not enqueue the fan-out of 1 transition(s) (ConnectionError: broker down)")
 
 
 def test_the_first_enqueue_after_an_outage_says_it_is_over_and_how_many_the_sweeper_has(

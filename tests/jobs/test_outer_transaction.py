@@ -27,7 +27,8 @@ def connection(engine: Engine) -> Iterator[Connection]:
 def paid_inside(connection: Connection) -> int:
     """Pay a new order in a session joined to ``connection``'s transaction, and commit the session; the id."""
     with Session(bind=connection, join_transaction_mode="create_savepoint") as session:
-        order = Order(buyer=Person(name="Bea", email="bea@example.com"), seller=Person(name="Sam", email="sam@example.com"))
+        order = Order(buyer=Person(name="Bea", email="bea@example.com"),
+                      seller=Person(name="Sam", email="sam@example.com"))
         session.add(order)
         session.commit()
         record_id = order.pay().id
@@ -49,7 +50,8 @@ def test_the_sessions_commit_enqueues_nothing_until_the_connection_commits(
     assert sent(broker) == [("tidings.fan_out", (record_id,))]
 
 
-def test_an_outer_rollback_after_the_sessions_commit_enqueues_nothing(broker: StubBroker, connection: Connection) -> None:
+def test_an_outer_rollback_after_the_sessions_commit_enqueues_nothing(
+        broker: StubBroker, connection: Connection) -> None:
     outer = connection.begin()
     paid_inside(connection)
     outer.rollback()

@@ -38,7 +38,7 @@ SHOP = """
 
 
 def run(script: str, folder: Path, **variables: str) -> subprocess.CompletedProcess[str]:
-    """``script`` after the shop's set-up, in a fresh interpreter in ``folder``, with only these TIDINGS_* variables."""
+    """``script`` after the shop's set-up, in a fresh interpreter in ``folder``, with only these TIDINGS_* vars."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
     return subprocess.run([sys.executable, "-c", textwrap.dedent(SHOP) + textwrap.dedent(script)], cwd=folder,
                           env={**env, **variables, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
