@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).parents[2]
@@ -115,3 +117,35 @@ def test_a_stub_broker_passed_to_configure_keeps_its_messages_queued(tmp_path: P
         print(mine.queues["tidings"].qsize(), len(mails()))
     """, tmp_path)
     assert result.stdout.split() == ["1", "0"]
+
+
+def test_on_the_defaults_a_wsgi_dev_server_writes_the_mails_of_a_request_without_drain(tmp_path: Path) -> None:
+    server = """
+        import jobs
+        from wsgiref.simple_server import make_server
+
+        def app(environ, start_response):  # each request pays one new order
+            pay_orders(1)
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"paid"]
+
+        with make_server("127.0.0.1", 0, app) as httpd:
+            print(httpd.server_port, flush=True)
+            httpd.serve_forever()
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
+    with subprocess.Popen([sys.executable, "-c", textwrap.dedent(SHOP) + textwrap.dedent(server)], cwd=tmp_path,
+                          env={**env, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            port = int(process.stdout.readline())
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as reply:
+                assert reply.read() == b"paid"
+            answered = time.monotonic()
+            while len(list((tmp_path / "outbox").glob("*.eml"))) < 2 and time.monotonic() < answered + 30:
+                time.sleep(0.01)
+            waited = time.monotonic() - answered
+        finally:
+            process.terminate()
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 2
+    print(f"figures: the dev server's .eml files were there {waited:.3f} s after its answer")
