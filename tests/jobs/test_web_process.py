@@ -94,6 +94,20 @@ def test_on_the_defaults_a_script_that_exits_right_after_its_commit_still_delive
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 4
 
 
+def test_in_development_an_app_on_its_own_database_delivers_once_jobs_is_given_its_engine(tmp_path: Path) -> None:
+    result = run("""
+        import jobs
+        engine = create_engine("sqlite:///app.db")  # the app's database, not Tidings' default
+        jobs.configure(engine=engine)
+        pay_orders(1)
+        committed = time.monotonic()
+        while len(mails()) < 2 and time.monotonic() < committed + 30:
+            time.sleep(0.01)
+        print(len(mails()))
+    """, tmp_path)
+    assert result.stdout.split() == ["2"] and not (tmp_path / "tidings.db").exists()
+
+
 def test_with_the_in_process_worker_off_the_messages_wait_for_drain(tmp_path: Path) -> None:
     result = run("""
         import jobs
