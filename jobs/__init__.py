@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import dramatiq
+from dramatiq.brokers.stub import StubBroker
 from notifiers import Channel
 from sqlalchemy import Connection, Engine
 
@@ -24,11 +25,22 @@ broker = make_broker(worker.runtime.settings)
 dramatiq.set_broker(broker)
 _built: set[dramatiq.Broker] = {broker}  # the brokers jobs made, and so closes when replaced
 
-from . import actors, outbox  # noqa: E402
+from . import actors, inprocess, outbox  # noqa: E402
 from .delivery_log import Delivery, Status  # noqa: E402
 from .sweeper import Sweep, SweeperMiddleware  # noqa: E402
 
-outbox.install(actors.fan_out.send)
+
+def _deliver_in_process(stub: StubBroker) -> None:
+    """Development: the StubBroker built from ``broker_url=stub`` is consumed by a worker in the process.
+
+    A StubBroker passed to :func:`configure` (tests, the test kit) is the caller's: its messages
+    wait for ``drain()`` or ``Kit.run()``.
+    """
+    if stub in _built and worker.runtime.settings.in_process_worker:
+        inprocess.start(stub, finish_at_exit=True)
+
+
+outbox.install(actors.fan_out.send, on_stub=_deliver_in_process)
 
 
 def _add_sweeper(target: dramatiq.Broker) -> None:

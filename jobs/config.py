@@ -46,6 +46,8 @@ class Settings:
 
     database_url: str = "sqlite:///tidings.db"
     broker_url: str = "stub"
+    # With broker_url=stub: a worker in the process delivers each commit's notifications (development).
+    in_process_worker: bool = True
     queue: str = "tidings"
     email_channel: str = "files"
     mail_dir: str = "outbox"

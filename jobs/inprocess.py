@@ -1,12 +1,19 @@
-"""An in-process Dramatiq worker for the StubBroker: :func:`drain` runs what is queued, until nothing is.
+"""A Dramatiq worker inside the process, for a StubBroker: ``drain()``'s, and development's.
 
-For scripts, demos and tests that want Dramatiq's own worker (threads, retries with backoff) on
-the embedded default; re-exported by :mod:`jobs.testing`.
+In development (``broker_url=stub``, the default) the StubBroker Tidings builds is consumed by
+such a worker from the first commit that enqueues to it, so a script or a dev server delivers
+as it commits, with retries and the sweeper as in production (setting ``in_process_worker``).
+At exit, what it still has to do gets a few seconds, so a script that commits and ends still
+delivers. :func:`drain` (re-exported by :mod:`jobs.testing`) runs what is queued on the same
+worker, until nothing is: for scripts, demos and tests.
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
+import os
+import threading
 import time
 import weakref
 
@@ -16,14 +23,38 @@ from dramatiq import Worker
 from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import Connection, inspect
 
-from . import worker
+from . import outbox, worker as runtime_module
 from .config import mask_url
 from .errors import ConfigurationError
 
-__all__ = ["drain", "stop_workers"]
+__all__ = ["drain", "start", "stop", "stop_workers"]
 
+_log = logging.getLogger(__name__)
+_lock = threading.Lock()
 _workers: weakref.WeakKeyDictionary[StubBroker, Worker] = weakref.WeakKeyDictionary()
-_checked: weakref.WeakSet[worker.Runtime] = weakref.WeakSet()  # runtimes whose database has Tidings' tables
+_finish_at_exit: weakref.WeakSet[StubBroker] = weakref.WeakSet()
+_checked: weakref.WeakSet[runtime_module.Runtime] = weakref.WeakSet()  # runtimes whose database has the tables
+
+
+def start(broker: StubBroker, *, threads: int = 2, finish_at_exit: bool = False) -> Worker:
+    """The in-process worker of ``broker``, started on first use; stopped at exit or by :func:`stop`.
+
+    Args:
+        broker: the StubBroker to consume.
+        threads: worker threads, if it has to be started.
+        finish_at_exit: at interpreter exit, give its queues up to 5 s to empty before stopping.
+    """
+    with _lock:
+        worker = _workers.get(broker)
+        if worker is None:
+            worker = _workers[broker] = Worker(broker, worker_timeout=20, worker_threads=threads)
+            worker.start()
+            if finish_at_exit:
+                _log.info("Delivering in this process (broker_url=stub, for development); set "
+                          "TIDINGS_BROKER_URL to a shared broker to deliver from workers instead.")
+        if finish_at_exit:
+            _finish_at_exit.add(broker)
+    return worker
 
 
 def drain(broker: StubBroker | None = None, *, timeout: float = 10.0, worker_threads: int = 2) -> None:
@@ -41,12 +72,10 @@ def drain(broker: StubBroker | None = None, *, timeout: float = 10.0, worker_thr
     if not isinstance(found, StubBroker):
         raise ConfigurationError(f"drain() needs the StubBroker (TIDINGS_BROKER_URL=stub), not {type(found).__name__}.")
     broker = found
-    _check_tables(worker.runtime)
+    _check_tables(runtime_module.runtime)
     deadline = time.monotonic() + timeout
-    running = _workers.get(broker)
-    if running is None:
-        running = _workers[broker] = Worker(broker, worker_timeout=20, worker_threads=worker_threads)
-        running.start()
+    outbox.dispatcher.flush(timeout)  # what a connection's COMMIT handed to the outbox thread
+    running = start(broker, threads=worker_threads)
     while True:
         for queue in list(broker.queues):
             remaining = max(deadline - time.monotonic(), 0.001)
@@ -59,7 +88,12 @@ def drain(broker: StubBroker | None = None, *, timeout: float = 10.0, worker_thr
             return
 
 
-def _check_tables(runtime: worker.Runtime) -> None:
+def stop_workers() -> None:
+    """Stop the in-process workers that :func:`drain` (or development's delivery on commit) started."""
+    stop()
+
+
+def _check_tables(runtime: runtime_module.Runtime) -> None:
     """Refuse, in one line, a database that lacks Tidings' tables (else each message fails and is retried).
 
     Checked once per runtime (``jobs.configure`` makes a new one).
@@ -76,9 +110,34 @@ def _check_tables(runtime: worker.Runtime) -> None:
     _checked.add(runtime)
 
 
+def stop() -> None:
+    """Stop every in-process worker (what they still have queued stays queued)."""
+    with _lock:
+        workers = list(_workers.items())
+        _workers.clear()
+        _finish_at_exit.clear()
+    for _, worker in workers:
+        worker.stop()
+
+
 @atexit.register
-def stop_workers() -> None:
-    """Stop the in-process workers that :func:`drain` started."""
-    for broker, running in list(_workers.items()):
-        running.stop()
-        _workers.pop(broker, None)
+def _at_exit(timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    for broker in list(_finish_at_exit):
+        for queue in list(broker.queues):
+            remaining = int((deadline - time.monotonic()) * 1000)
+            try:
+                broker.join(queue, timeout=max(remaining, 1))
+            except dramatiq.QueueJoinTimeout:
+                _log.warning("Notifications still queued at exit were not delivered; the sweeper will send them "
+                             "when this process runs again.")
+                break
+    stop()
+
+
+def _forget_after_fork() -> None:  # a worker's threads do not survive a fork
+    _workers.clear()
+    _finish_at_exit.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

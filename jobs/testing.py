@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, event, func, select
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord
 
-from . import delivery, worker
+from . import delivery, outbox, worker
 from .delivery_log import Delivery, Status
 from .captured import Failed, Notification, Skipped, check_count, listing
 from .inprocess import drain, stop_workers
@@ -243,7 +243,8 @@ def kit() -> Iterator[Kit]:
     event.listen(Session, "after_commit", remember_bind)
     raising, delivery.raise_message_errors = delivery.raise_message_errors, True
     try:
-        yield new
+        with outbox.session_commits_suffice():  # the jobs run on the test's connection, in its transaction
+            yield new
     finally:
         delivery.raise_message_errors = raising
         event.remove(Session, "after_commit", remember_bind)

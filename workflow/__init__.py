@@ -20,7 +20,16 @@ from .errors import (
 )
 from .parties import PartySpec, resolve_party
 from .stateful import Stateful, Trigger, actor_reference, load_subject, load_subjects, model_class, stateful_models
-from .transition_log import Id, TidingsBase, TransitionRecord, metadata, read_record, read_records, utcnow
+from .transition_log import (
+    Id,
+    TidingsBase,
+    TransitionRecord,
+    metadata,
+    read_record,
+    read_records,
+    register_outbox,
+    utcnow,
+)
 
 __all__ = [
     "ConcurrentTransition",
@@ -46,6 +55,7 @@ __all__ = [
     "model_class",
     "read_record",
     "read_records",
+    "register_outbox",
     "resolve_party",
     "stateful_models",
     "utcnow",

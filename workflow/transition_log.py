@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -17,10 +18,13 @@ from sqlalchemy import (
     String,
     bindparam,
     delete,
+    event,
     insert,
     select,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, make_transient_to_detached, mapped_column
+
+_log = logging.getLogger("workflow")
 
 #: The MetaData that holds Tidings' own tables (the transition log, and the delivery log once
 #: ``jobs`` is imported). Create them with ``metadata.create_all(engine)`` or add it to Alembic's
@@ -121,4 +125,38 @@ def attach_record(session: Session, record_id: int, log: Mapping[str, Any]) -> T
                               **{name: log[name] for name in LOG_COLUMNS})
     make_transient_to_detached(record)
     session.add(record)
+    if _unheard:  # a flag check: nothing more once an outbox registered, or the warning was given
+        _listen_for_the_commit(session)
     return record
+
+
+# --- Who hears of committed transitions -------------------------------------------------------------
+
+_unheard = True  # no outbox registered yet, and no warning given yet
+
+
+def register_outbox() -> None:
+    """Say that something hands this process's committed transitions on (the ``jobs`` outbox, when imported).
+
+    Until something does, the first commit of a transition in the process logs one warning:
+    its notifications would wait for a sweep, with no word anywhere.
+    """
+    global _unheard
+    _unheard = False
+
+
+def _listen_for_the_commit(session: Session) -> None:
+    if not session.info.get("tidings_unheard"):
+        session.info["tidings_unheard"] = True
+        event.listen(session, "after_commit", _warn_unheard)
+
+
+def _warn_unheard(session: Session) -> None:
+    global _unheard
+    if _unheard and session.get_nested_transaction() is None:  # the outermost commit, not a RELEASE
+        _unheard = False
+        _log.warning(
+            "A transition was committed, but nothing in this process hands committed transitions to the "
+            "workers: import jobs when the process starts (it reads the TIDINGS_* settings the workers use) "
+            "or call jobs.configure(...). Until then each notification waits for a worker's sweep "
+            "(sweep_after_seconds, 60 s by default), and this warning is not repeated.")
