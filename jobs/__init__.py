@@ -37,7 +37,7 @@ def _deliver_in_process(stub: StubBroker) -> None:
     wait for ``drain()`` or ``Kit.run()``.
     """
     if stub in _built and worker.runtime.settings.in_process_worker:
-        inprocess.start(stub, finish_at_exit=True)
+        inprocess.develop(stub)
 
 
 outbox.install(actors.fan_out.send, on_stub=_deliver_in_process)

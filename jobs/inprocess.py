@@ -27,13 +27,14 @@ from . import outbox, worker as runtime_module
 from .config import mask_url
 from .errors import ConfigurationError
 
-__all__ = ["drain", "start", "stop", "stop_workers"]
+__all__ = ["develop", "drain", "start", "stop", "stop_workers"]
 
 _log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _workers: weakref.WeakKeyDictionary[StubBroker, Worker] = weakref.WeakKeyDictionary()
 _finish_at_exit: weakref.WeakSet[StubBroker] = weakref.WeakSet()
 _checked: weakref.WeakSet[runtime_module.Runtime] = weakref.WeakSet()  # runtimes whose database has the tables
+_refused: weakref.WeakSet[runtime_module.Runtime] = weakref.WeakSet()  # and those said to lack them
 
 
 def start(broker: StubBroker, *, threads: int = 2, finish_at_exit: bool = False) -> Worker:
@@ -55,6 +56,24 @@ def start(broker: StubBroker, *, threads: int = 2, finish_at_exit: bool = False)
         if finish_at_exit:
             _finish_at_exit.add(broker)
     return worker
+
+
+def develop(broker: StubBroker) -> None:
+    """Development's worker for ``broker``: started at the first commit, unless the database lacks the tables.
+
+    A database without Tidings' tables is said once, in one line (the messages wait, as
+    :func:`drain` would refuse them), instead of each fan-out failing and being retried.
+    """
+    runtime = runtime_module.runtime
+    if runtime in _refused:
+        return
+    try:
+        _check_tables(runtime)
+    except ConfigurationError as error:
+        _refused.add(runtime)
+        _log.error("%s Notifications wait in this process until then.", error)
+        return
+    start(broker, finish_at_exit=True)
 
 
 def drain(broker: StubBroker | None = None, *, timeout: float = 10.0, worker_threads: int = 2) -> None:
@@ -106,7 +125,8 @@ def _check_tables(runtime: runtime_module.Runtime) -> None:
         url = (bind.engine if isinstance(bind, Connection) else bind).url.render_as_string(hide_password=False)
         raise ConfigurationError(
             f"The database {mask_url(url)} has no table {', '.join(missing)}: create Tidings' tables with "
-            f"workflow.metadata.create_all(engine) after importing jobs (or add workflow.metadata to your migrations).")
+            f"workflow.metadata.create_all(engine) after importing jobs (or add workflow.metadata to your migrations), "
+            f"or point Tidings at your application's database (TIDINGS_DATABASE_URL, or jobs.configure(engine=...)).")
     _checked.add(runtime)
 
 
