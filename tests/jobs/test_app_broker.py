@@ -87,12 +87,13 @@ def test_one_worker_on_the_applications_broker_runs_its_actors_and_delivers_noti
     engine.dispose()
 
 
-def _import_jobs_with(tmp_path: Path, app_broker: str, check: str) -> subprocess.CompletedProcess[str]:
-    """``import jobs`` and run ``check`` in a fresh interpreter that has the application module ``myapp_tasks``."""
-    (tmp_path / "myapp_tasks.py").write_text(APP)
+def _import_jobs_with(tmp_path: Path, app_broker: str, check: str, app: str = APP,
+                      first: str = "jobs") -> subprocess.CompletedProcess[str]:
+    """Import ``first`` and run ``check`` in a fresh interpreter that has the application module ``myapp_tasks``."""
+    (tmp_path / "myapp_tasks.py").write_text(app)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")},
            "TIDINGS_APP_BROKER": app_broker, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
-    return subprocess.run([sys.executable, "-c", "import sys, dramatiq, jobs\n" + check], env=env,
+    return subprocess.run([sys.executable, "-c", f"import sys, dramatiq, {first}\n" + check], env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -113,6 +114,14 @@ def test_an_app_broker_that_names_no_broker_is_refused_at_import_naming_it(tmp_p
     assert result.returncode != 0
     assert ("jobs.errors.ConfigurationError: Setting app_broker (TIDINGS_APP_BROKER='myapp_tasks:resize'): "
             "myapp_tasks.resize is of type Actor, not a dramatiq.Broker.") in result.stderr
+
+
+def test_an_app_broker_module_that_imports_jobs_before_defining_it_is_told_to_define_it_first(
+        tmp_path: Path) -> None:
+    result = _import_jobs_with(tmp_path, "myapp_tasks:broker", "", app="import jobs\n" + APP, first="myapp_tasks")
+    assert result.returncode != 0
+    assert ("Setting app_broker (TIDINGS_APP_BROKER='myapp_tasks:broker'): myapp_tasks.broker is not defined. "
+            "Define the broker there before anything in myapp_tasks imports jobs.") in result.stderr
 
 
 def test_an_app_broker_whose_module_does_not_import_is_refused_naming_it(tmp_path: Path) -> None:
