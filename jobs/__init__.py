@@ -17,13 +17,15 @@ from sqlalchemy import Connection, Engine
 # Order matters: settings, then the broker, then the actors. An actor declared before
 # set_broker() binds to a default RabbitMQ broker on localhost.
 from . import worker
+from .broker import app_broker as _app_broker
 from .broker import make_broker
 from .config import Settings
 from .errors import ConfigurationError, DeliveryNotFound, JobsError, TransitionNotFound
 
-broker = make_broker(worker.runtime.settings)
+_settings = worker.runtime.settings
+broker = _app_broker(_settings.app_broker) if _settings.app_broker else make_broker(_settings)
 dramatiq.set_broker(broker)
-_built: set[dramatiq.Broker] = {broker}  # the brokers jobs made, and so closes when replaced
+_built: set[dramatiq.Broker] = set() if _settings.app_broker else {broker}  # what jobs made, and closes when replaced
 
 from . import actors, inprocess, outbox  # noqa: E402
 from .delivery_log import Delivery, Status  # noqa: E402
@@ -76,7 +78,8 @@ def configure(settings: Settings | None = None, *, engine: Engine | Connection |
         engine: the database engine the workers use, instead of ``database_url`` (or, in tests,
             a connection whose transaction the workers' sessions join).
         channels: channels by kind, e.g. ``{"email": MemoryChannel()}``, instead of the configured ones.
-        broker: a broker to use; otherwise one is built if ``broker_url`` changed.
+        broker: a broker to use (the application's own, say); otherwise the one ``app_broker`` names,
+            if it changed, or one built if ``broker_url`` changed.
         changes: individual settings, e.g. ``broker_url="redis://..."``.
 
     Returns:
@@ -93,6 +96,8 @@ def configure(settings: Settings | None = None, *, engine: Engine | Connection |
         actor.options.update(max_retries=new_settings.max_retries, min_backoff=new_settings.min_backoff_ms,
                              max_backoff=new_settings.max_backoff_ms)
         actor.queue_name = new_settings.queue
+    if broker is None and new_settings.app_broker and new_settings.app_broker != old.settings.app_broker:
+        broker = _app_broker(new_settings.app_broker)
     if broker is None and new_settings.broker_url != old.settings.broker_url:
         broker = make_broker(new_settings)
         _built.add(broker)

@@ -214,9 +214,10 @@ def _worker(args: argparse.Namespace) -> int:
     except ConfigurationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if settings.broker_url.startswith("stub"):
-        print("error: tidings worker needs a shared broker: set TIDINGS_BROKER_URL to redis://... or amqp://... "
-              "(the stub broker reaches only workers in the same process).", file=sys.stderr)
+    if settings.broker_url.startswith("stub") and not settings.app_broker:
+        print("error: tidings worker needs a shared broker: set TIDINGS_BROKER_URL to redis://... or amqp://..., or "
+              "TIDINGS_APP_BROKER to your own (the stub broker reaches only workers in the same process).",
+              file=sys.stderr)
         return 2
     logs.setup(settings.log_format, settings.log_level)  # an application entry point: it may configure logging
     logging.getLogger("jobs.cli").info("Settings: %s", ", ".join(f"{k}={v}" for k, v in settings.masked().items()))

@@ -27,6 +27,7 @@ _LOG_FORMATS = ("text", "json")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _SECRETS = ("smtp_password",)
 _URLS = ("database_url", "broker_url")
+_REFERENCE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")  # module:attribute
 # scheme://user:password@host -> scheme://user:***@host (also a password with no user).
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):(?P<secret>[^@/\s]*)@")
 
@@ -48,6 +49,8 @@ class Settings:
     broker_url: str = "stub"
     # With broker_url=stub: a worker in the process delivers each commit's notifications (development).
     in_process_worker: bool = True
+    #: ``module:attribute`` of the application's own Dramatiq broker: Tidings uses it instead of building one.
+    app_broker: str | None = None
     queue: str = "tidings"
     email_channel: str = "files"
     mail_dir: str = "outbox"
@@ -84,6 +87,11 @@ class Settings:
             self._check(_fits(value, hint), field.name, f"must be {_kind(hint)}, not {type(value).__name__}{shown}")
         self._check(self.broker_url.startswith(_BROKER_SCHEMES), "broker_url",
                     f"{self.broker_url!r} is not stub, redis://, rediss://, amqp:// or amqps://")
+        if self.app_broker is not None:
+            self._check(_REFERENCE.fullmatch(self.app_broker) is not None, "app_broker",
+                        f"{self.app_broker!r} is not module:attribute, e.g. myapp.tasks:broker")
+            self._check(self.broker_url == "stub", "app_broker", "Tidings uses the application's broker instead "
+                        f"of building one, so leave broker_url (TIDINGS_BROKER_URL={mask_url(self.broker_url)!r}) unset")
         self._check(self.email_channel in _EMAIL_CHANNELS, "email_channel",
                     f"{self.email_channel!r} is not one of {', '.join(_EMAIL_CHANNELS)}")
         self._check(bool(self.queue) and self.queue.replace("-", "_").replace(".", "_").isidentifier(),

@@ -1,23 +1,11 @@
-"""The pytest plugin installed with Tidings: the ``tidings`` fixture.
+"""The ``tidings`` fixture under its former name, for a ``-p jobs.pytest_plugin`` or ``pytest_plugins`` line.
 
-Registered through the ``pytest11`` entry point, so it loads in every pytest run of an
-environment that has Tidings; the fixture does the work, nothing happens at import beyond
-importing ``jobs``.
+Tidings registers :mod:`tidings_pytest` through the ``pytest11`` entry point instead: loading
+a module inside ``jobs`` configures ``jobs`` (see that module's docstring).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from tidings_pytest import pytest_collection_finish, tidings
 
-import pytest
-
-from .testing import Kit, kit
-
-__all__ = ["tidings"]
-
-
-@pytest.fixture
-def tidings() -> Iterator[Kit]:
-    """Capture this test's notifications; ``tidings.run()`` delivers them, ``assert_notified`` checks them."""
-    with kit() as new:
-        yield new
+__all__ = ["pytest_collection_finish", "tidings"]

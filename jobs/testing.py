@@ -1,6 +1,6 @@
 """The test kit: capture and assert notifications (:func:`kit`), or drain an in-process worker.
 
-The ``tidings`` pytest fixture (``jobs.pytest_plugin``, registered on install) wraps :func:`kit`;
+The ``tidings`` pytest fixture (:mod:`tidings_pytest`, registered on install) wraps :func:`kit`;
 :func:`drain` and :func:`stop_workers` come from :mod:`jobs.inprocess`.
 """
 

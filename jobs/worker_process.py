@@ -31,8 +31,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import dramatiq
 from dramatiq import Message, Worker
+from dramatiq.brokers.stub import StubBroker
 
 from . import logs
 from .recycling import MEMORY, MESSAGES, Recycler
@@ -79,10 +79,9 @@ def run(spec: dict[str, Any]) -> int:
     import jobs  # the configured broker, then the actors (and the sweeper middleware)
     from . import metrics
 
-    broker = dramatiq.get_broker()
-    if jobs.worker.runtime.settings.broker_url.startswith("stub"):
-        _log.error("tidings worker needs a shared broker: set TIDINGS_BROKER_URL to redis://... or amqp://... "
-                   "(the stub broker only reaches workers in the same process).")
+    if isinstance(jobs.broker, StubBroker):
+        _log.error("tidings worker needs a shared broker: set TIDINGS_BROKER_URL to redis://... or amqp://..., or "
+                   "TIDINGS_APP_BROKER to your own (the stub broker only reaches workers in the same process).")
         return EXIT_USAGE
     for path in reversed(spec.get("paths", [])):
         sys.path.insert(0, os.path.abspath(path))
@@ -92,6 +91,7 @@ def run(spec: dict[str, Any]) -> int:
         except ImportError as error:
             _log.error("Cannot import %r (from %s): %s", module, ", ".join(spec.get("paths", [])) or ".", error)
             return EXIT_USAGE
+    broker = jobs.broker  # the one Tidings' actors are on now: a module may have passed its own to configure()
 
     recycler = Recycler(max_memory_bytes=int(spec.get("max_memory_mb", 0)) * 2**20,
                         max_messages=int(spec.get("max_messages", 0)), on_due=wake.set)

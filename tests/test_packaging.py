@@ -1,4 +1,4 @@
-"""The wheel holds the three packages with py.typed and the templates-free runtime; the names are ours."""
+"""The wheel holds the three packages with py.typed, and the pytest plugin's module; the names are ours."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 
 
-def test_the_three_import_names_belong_to_tidings_only() -> None:
+def test_the_import_names_belong_to_tidings_only() -> None:
     owners = importlib.metadata.packages_distributions()
-    for name in ("workflow", "notifiers", "jobs"):
+    for name in ("workflow", "notifiers", "jobs", "tidings_pytest"):
         assert set(owners.get(name, [])) == {"tidings"}, f"'{name}' is also provided by {owners.get(name)}: uninstall it."
 
 
@@ -28,6 +28,7 @@ def test_the_wheel_holds_the_packages_and_their_py_typed_markers(tmp_path: Path)
         assert f"{package}/__init__.py" in names
     for package in ("workflow", "notifiers", "jobs"):
         assert f"{package}/py.typed" in names
+    assert "tidings_pytest.py" in names  # the pytest plugin the entry point names
     assert not [n for n in names if n.startswith(("tests/", "examples/", "bench/"))]
 
 
