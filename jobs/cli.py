@@ -1,4 +1,4 @@
-"""The ``tidings`` command: ``worker | status | explain | graph | deliveries | resend | sweep | demo``.
+"""The ``tidings`` command: ``worker | status | explain | graph | deliveries | resend | refan | sweep | demo``.
 
 (``python -m jobs`` is the same.) Configuration comes from the ``TIDINGS_*`` variables, as for
 the workers; options given on the command line win. Exit codes: 0 done; 1 a threshold of
@@ -21,9 +21,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from . import actors, explain, graph, logs, resend, status, worker
+from . import actors, explain, graph, logs, notifier_modules, preflight, refan, resend, status, worker
 from .delivery_log import Delivery, Status
 from .errors import ConfigurationError, DeliveryNotFound, JobsError
 from .supervisor import Supervisor
@@ -57,10 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     timeline.add_argument("--json", action="store_true")
     drawing = commands.add_parser("graph", help="the declared workflows with the parties told on each transition")
     drawing.add_argument("--mermaid", action="store_true", help="a Mermaid stateDiagram instead of text")
-    listing = commands.add_parser("deliveries", help="list deliveries by status")
+    listing = commands.add_parser("deliveries", help="list deliveries by status (default: the dead ones)")
     listing.add_argument("--status", default=Status.DEAD, choices=[Status.PENDING, Status.SENDING, Status.SENT,
-                                                                 Status.FAILED, Status.DEAD, Status.SKIPPED])
-    listing.add_argument("--limit", type=int, default=50)
+                                                                 Status.FAILED, Status.DEAD, Status.SKIPPED],
+                         help="which deliveries (default: dead)")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many, oldest first (default: 50)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     again = commands.add_parser("resend", help="send failed or dead deliveries again, selected by id and filters")
     again.add_argument("ids", nargs="*", type=int, help="delivery ids (default: every one matching the filters)")
@@ -72,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     again.add_argument("--until", metavar="TIME", help="failed before TIME: ISO 8601 (UTC) or an age (30m)")
     again.add_argument("--dry-run", action="store_true", help="list what would be re-sent, change nothing")
     again.add_argument("--json", action="store_true", help="the result as JSON")
+    refan.add_command(commands)
     _add_worker(commands)
     demo = commands.add_parser("demo", help="the lending example on SQLite and an in-process worker (make demo)")
     demo.add_argument("--keep", metavar="DIR", help="keep the database and .eml files in DIR (default: a temp dir)")
@@ -89,7 +92,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: cannot import {module!r} from {args.path!r}: {error}", file=sys.stderr)
             return 2
     try:
+        notifier_modules.load()  # TIDINGS_NOTIFIERS: the same notifiers as the workers
         return _run(args)
+    except SQLAlchemyError as error:
+        problem = preflight.database_problem(worker.runtime.engine)
+        if problem is None:
+            raise
+        print(f"error: {problem[1]}", file=sys.stderr)
+        return problem[0]
     except ConfigurationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -119,12 +129,17 @@ def _run(args: argparse.Namespace) -> int:
         if args.command == "deliveries":
             rows = session.scalars(select(Delivery).where(Delivery.status == args.status)
                                    .order_by(Delivery.id).limit(args.limit))
+            if not args.json:
+                print(f"{args.status} deliveries (--status for others), oldest first: "
+                      f"id, transition, channel, to, attempts, error")
             for d in rows:
                 fields = {"id": d.id, "transition": d.transition_id, "channel": d.channel, "to": d.address,
                           "attempts": d.attempts, "error": d.last_error}
                 print(json.dumps(fields) if args.json else
                       f"{d.id}\t{d.transition_id}\t{d.channel}\t{d.address}\t{d.attempts}\t{d.last_error or ''}")
             return 0
+        if args.command == "refan":
+            return refan.run(args, session, actors.deliver_each.send)
         return _resend(args, session)
 
 
@@ -213,7 +228,6 @@ def _worker(args: argparse.Namespace) -> int:
               "(the stub broker reaches only workers in the same process).", file=sys.stderr)
         return 2
     logs.setup(settings.log_format, settings.log_level)  # an application entry point: it may configure logging
-    logging.getLogger("jobs.cli").info("Settings: %s", ", ".join(f"{k}={v}" for k, v in settings.masked().items()))
     try:
         supervisor = Supervisor([*args.modules, *args.app_modules], processes=settings.worker_processes or os.cpu_count() or 1,
                                 threads=settings.worker_threads, queues=args.queues, paths=[args.path],
@@ -221,6 +235,10 @@ def _worker(args: argparse.Namespace) -> int:
                                 max_messages=settings.max_messages, metrics_port=settings.metrics_port,
                                 metrics_host=settings.metrics_host, log_format=settings.log_format,
                                 log_level=settings.log_level)
+        problem = supervisor.check()  # said once, in one line, by a process importing what the workers will
+        if problem:
+            return problem
+        logging.getLogger("jobs.cli").info("Settings: %s", ", ".join(f"{k}={v}" for k, v in settings.masked().items()))
         try:
             return supervisor.run()
         finally:  # on the way out: a late SIGTERM must not turn the exit code into 143

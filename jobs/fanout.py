@@ -17,18 +17,20 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, WorkflowError, load_subjects, read_records, utcnow
 
+from . import holding
 from .delivery import Claim, single_statement
 from .delivery_log import Delivery, Status, delivery_key
 from .errors import TransitionNotFound
 
-__all__ = ["Planned", "fan_out", "plan", "plan_many"]
+__all__ = ["Planned", "fan_out", "missing_deliveries", "plan", "plan_many"]
 
 _log = logging.getLogger(__name__)
 _table = cast(Table, Delivery.__table__)
 _INSERT = insert(_table).returning(_table.c.id, _table.c.key)  # ids are matched by key: any order
 _RETURNING_UP_TO = 50
 _transitions = cast(Table, TransitionRecord.__table__)
-_MARK = update(_transitions).values(fanned_out_at=bindparam("mark_at"))
+_MARK = update(_transitions).values(fanned_out_at=bindparam("mark_at"), held_reason=None)
+_HOLD = update(_transitions).where(_transitions.c.id == bindparam("held_id")).values(held_reason=bindparam("reason"))
 # The transitions of a message, and the oldest others waiting to be fanned out (each locked, and
 # skipped when another fan-out holds it): two index scans. The waiting ones are ordered as the
 # index on (fanned_out_at, id) holds them, so it serves them in order and stops at the limit:
@@ -213,6 +215,10 @@ def _take(session: Session, transition_ids: Sequence[int], waiting: int,
 
 def _plan_many(session: Session, records: dict[int, TransitionRecord], missing: list[int], claim_up_to: int,
                claim_total: int, lease_seconds: float) -> Planned:
+    held = holding.reasons(records.values())
+    if held:  # written with the rest; not marked fanned out, so they stay in sight and the sweeper retries them
+        session.connection().execute(_HOLD, [{"held_id": i, "reason": reason} for i, reason in held.items()])
+        records = {i: record for i, record in records.items() if i not in held}
     subjects = _subjects(session, [r for r in records.values() if registry.for_transition(r.model, r.trigger)])
     rows_of = _plan(session, records, subjects)
     again = [record.id for record in records.values() if record.fanned_out_at is not None]
@@ -248,6 +254,14 @@ def _plan_many(session: Session, records: dict[int, TransitionRecord], missing: 
     return Planned(claimed=[_claim_of(ids[row["key"]], row) for row in to_claim],
                    pending=[ids[row["key"]] for row in rows if row["status"] == Status.PENDING],
                    loaded={i: (records[i], subjects.get(i)) for i, r in rows_of.items() if r}, missing=missing)
+
+
+def missing_deliveries(session: Session, records: dict[int, TransitionRecord]) -> dict[int, list[dict[str, Any]]]:
+    """The delivery rows that planning these transitions now would add (none is written), by transition id."""
+    subjects = _subjects(session, [r for r in records.values() if registry.for_transition(r.model, r.trigger)])
+    rows_of = _plan(session, records, subjects)
+    existing = set(session.scalars(select(Delivery.key).where(Delivery.transition_id.in_(list(records)))))
+    return {i: [row for row in rows if row["key"] not in existing] for i, rows in rows_of.items()}
 
 
 def _subjects(session: Session, records: Iterable[TransitionRecord]) -> dict[int, Any]:
