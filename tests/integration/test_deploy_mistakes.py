@@ -66,17 +66,21 @@ def test_a_worker_whose_modules_register_no_notifier_refuses_to_start_in_one_lin
     assert "(they declare the models Loan, not their notifiers)" in line and "TIDINGS_NOTIFIERS=" in line
 
 
-def test_a_worker_process_itself_refuses_to_start_without_notifiers(pg_url: str, redis_url: str,
-                                                                   queue_name: str) -> None:
-    spec = {"modules": ["examples.lending.models"], "paths": [str(ROOT)], "threads": 1, "queues": [],
-            "shutdown_timeout": 5, "parent": 0}
+@pytest.mark.parametrize("modules, notifiers, says", [
+    (["examples.lending.models"], "", "No notifier is registered after importing examples.lending.models"),
+    ([], "examples.lending.missing", "TIDINGS_NOTIFIERS): cannot import 'examples.lending.missing'"),
+])
+def test_a_worker_process_itself_refuses_to_start_without_notifiers(modules: list[str], notifiers: str, says: str,
+                                                                   pg_url: str, redis_url: str, queue_name: str) -> None:
+    spec = {"modules": modules, "paths": [str(ROOT)], "threads": 1, "queues": [], "shutdown_timeout": 5, "parent": 0}
     done = subprocess.run([sys.executable, "-P", "-m", "jobs.worker_process", json.dumps(spec)], cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT), "TIDINGS_DATABASE_URL": pg_url,
-                               "TIDINGS_BROKER_URL": redis_url, "TIDINGS_QUEUE": queue_name},
+                               "TIDINGS_BROKER_URL": redis_url, "TIDINGS_QUEUE": queue_name,
+                               "TIDINGS_NOTIFIERS": notifiers},
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     [line] = done.stderr.splitlines()
-    assert "No notifier is registered after importing examples.lending.models" in line
+    assert says in line
 
 
 def test_a_worker_with_no_module_list_plans_with_the_notifiers_tidings_notifiers_names(
@@ -110,6 +114,7 @@ def test_a_transition_planned_where_its_model_has_no_notifier_is_held_visible_an
     assert figures["transitions_held"] == 1 and "TIDINGS_NOTIFIERS" in figures["held_by_reason"][0]["reason"]
     explained = tidings("--import", "examples.lending.notifications", "explain", "Loan", record.key, env=env).stdout
     assert "nobody told: held back, not fanned out: No notifier for Loan" in explained
+    assert f"Transitions [{transition_id}] held back: No notifier for Loan" in wrong.output()
 
     # And once the right worker runs, its sweeper hands it out again and Ann is told, once
     stop_group(wrong.process, timeout=60)

@@ -4,6 +4,7 @@ TIDINGS_NOTIFIERS (and import cycles through it), and what `tidings deliveries` 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -38,6 +39,18 @@ def test_a_database_without_tidings_tables_is_said_in_one_line_with_how_to_creat
         f"error: The database sqlite:///{tmp_path / 'empty.db'} has no table tidings_transitions, tidings_deliveries: "
         "create them with `import jobs, workflow; workflow.metadata.create_all(engine)` (or your Alembic migration "
         "with target_metadata including workflow.metadata)."]
+
+
+def test_a_database_that_does_not_answer_is_said_in_one_line_with_exit_1(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql+psycopg://app:db-secret-7@127.0.0.1:{port}/app"
+    done = tidings("status", env={"TIDINGS_DATABASE_URL": url}, cwd=tmp_path)
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"error: Cannot reach the database postgresql+psycopg://app:***@127.0.0.1:{port}/app: ")
+    assert "db-secret-7" not in line
 
 
 # --- TIDINGS_NOTIFIERS: one place for where the notifiers live ---------------------------------------------------

@@ -63,6 +63,18 @@ def test_refan_by_model_and_key_plans_only_that_record(broker: StubBroker, engin
     assert addresses(engine) == ["b1@example.com", "s1@example.com"]
 
 
+def test_refan_by_trigger_plans_only_that_trigger(broker: StubBroker, engine: Engine, session: Session) -> None:
+    orders = fanned_out_to_nobody(broker, engine, session, 2)
+    orders[0].cancel()
+    session.commit()
+    broker.flush_all()
+    with Session(engine) as fresh:
+        fresh.execute(update(TransitionRecord).values(fanned_out_at=utcnow()))
+        fresh.commit()
+    assert main(["refan", "--model", "Order", "--trigger", "cancel"]) == 0
+    assert addresses(engine) == ["b0@example.com"]  # the cancel notifier tells the buyer and the watchers (none)
+
+
 def test_refan_by_time_range_plans_the_transitions_committed_in_it(broker: StubBroker, engine: Engine,
                                                                    session: Session) -> None:
     fanned_out_to_nobody(broker, engine, session, 3)
