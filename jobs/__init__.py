@@ -1,7 +1,9 @@
 """Dramatiq jobs that turn committed transitions into deliveries; the module ``dramatiq jobs`` loads.
 
-This package knows ``workflow`` and ``notifiers``. Run workers with
-``tidings worker myapp.notifications`` (or, without its supervision, ``dramatiq jobs myapp.notifications``).
+This package knows ``workflow`` and ``notifiers``. Run workers with ``TIDINGS_NOTIFIERS=myapp.notifications
+tidings worker`` (or ``tidings worker myapp.notifications``; without its supervision, ``dramatiq jobs
+myapp.notifications``). ``import jobs`` never imports the notifier modules: workers, commands and
+fan-outs do, when first needed (``jobs.notifier_modules``).
 """
 
 from __future__ import annotations

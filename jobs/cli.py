@@ -2,9 +2,10 @@
 
 (``python -m jobs`` is the same.) Configuration comes from the ``TIDINGS_*`` variables, as for
 the workers; options given on the command line win. Exit codes: 0 done; 1 a threshold of
-``status`` was passed, ``resend`` named an id that is not failed or dead, or a worker process
-had to be killed at the shutdown deadline; 2 bad arguments, an application module that does
-not import, or a setting that is invalid.
+``status`` was passed, ``resend`` or ``refan`` named an id that is not there, the database (or
+the worker's broker) did not answer, or a worker process had to be killed at the shutdown
+deadline; 2 bad arguments, an application module that does not import, a setting that is
+invalid, a database without Tidings' tables, or a worker with no notifier or refused credentials.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one operator command; return the exit code."""
     parser = argparse.ArgumentParser(
         prog="tidings", description="Run and operate Tidings: workers, backlog, timelines, re-sends.",
-        epilog="Settings come from the TIDINGS_* variables. Exit codes: 0 done; 1 a status threshold passed, resend "
-               "named an id that is not failed or dead, or a worker process had to be killed at the shutdown "
-               "deadline; 2 bad arguments or settings, or an application module that does not import.")
+        epilog="Settings come from the TIDINGS_* variables (TIDINGS_NOTIFIERS: the modules declaring your notifiers). "
+               "Exit codes: 0 done; 1 a status threshold passed, resend or refan named an id that is not there, the "
+               "database did not answer, or a worker process had to be killed at the shutdown deadline; 2 bad "
+               "arguments or settings, a module that does not import, or a database without Tidings' tables.")
     parser.add_argument("--import", dest="modules", action="append", default=[], metavar="MODULE",
                         help="application module to import first (models, notifiers)")
     parser.add_argument("--path", default=".", help="folder to import application modules from (default: .)")
@@ -185,14 +187,15 @@ def _past_thresholds(args: argparse.Namespace, figures: dict[str, object]) -> bo
 def _add_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = commands.add_parser(
         "worker", help="run worker processes under a supervisor: recycling, graceful stop, metrics",
-        description="Start worker processes for the application MODULEs (models, notifiers). Each runs a Dramatiq "
+        description="Start worker processes for the application MODULEs (models, notifiers) and TIDINGS_NOTIFIERS. Each runs a Dramatiq "
                     "worker with the sweeper inside; a process past its memory or message limit is replaced after "
                     "finishing its messages, one that dies is replaced after a backoff. SIGTERM or SIGINT: every "
                     "process finishes the messages in hand within --shutdown-timeout, then the command exits 0. "
                     "Defaults come from the TIDINGS_* variables.",
         epilog="Exit codes: 0 stopped on SIGTERM/SIGINT with every message finished; 1 a process had to be killed "
-               "at the deadline (its messages are redelivered); 2 bad option or setting, the stub broker, or a "
-               "module that does not import.")
+               "at the deadline (its messages are redelivered), or the database or broker did not answer at start; "
+               "2 bad option or setting, the stub broker, a module that does not import, no notifier registered "
+               "(pass MODULEs or set TIDINGS_NOTIFIERS), no Tidings tables, or broker credentials refused.")
     run.add_argument("app_modules", nargs="*", metavar="MODULE", help="application module to import in each process")
     run.add_argument("--path", default=argparse.SUPPRESS, help="folder to import the MODULEs from (default: .)")
     run.add_argument("--processes", "-p", type=int, metavar="N",

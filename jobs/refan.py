@@ -24,7 +24,7 @@ from .delivery_log import Delivery
 from .errors import ConfigurationError, TransitionNotFound
 from .resend import parse_time
 
-__all__ = ["Refanned", "add_command", "refan", "run", "select_transitions"]
+__all__ = ["Refanned", "add_command", "dry_run", "refan", "run", "select_transitions"]
 
 BATCH = 500  # transitions per transaction, and one progress line each past the first
 
