@@ -19,7 +19,7 @@ from notifiers import PermanentChannelError
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, WorkflowError, load_subjects, read_records
 
-from . import batches, delivery, fanout, notifier_modules, sweeper, worker
+from . import batches, delivery, fanout, sweeper, worker
 from .errors import DeliveryNotFound
 
 __all__ = ["BATCH", "CHUNK", "INLINE", "deliver", "deliver_each", "fan_out", "sweep"]
@@ -49,7 +49,6 @@ def fan_out(transition_ids: int | list[int], swept: bool = False) -> None:
     read whatever this process remembers planning.
     """
     runtime = worker.runtime
-    notifier_modules.load()  # TIDINGS_NOTIFIERS, once per process: planning needs the application's registry
     ids = [transition_ids] if isinstance(transition_ids, int) else list(transition_ids)
     later: list[delivery.RetryLater] = []
     with runtime.session() as session:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, WorkflowError, load_subjects, read_records, utcnow
 
-from . import holding
+from . import holding, notifier_modules
 from .delivery import Claim, single_statement
 from .delivery_log import Delivery, Status, delivery_key
 from .errors import TransitionNotFound
@@ -124,6 +124,7 @@ def plan_many(session: Session, transition_ids: Sequence[int], *, claim_up_to: i
     are planned again each on its own, so the others are not held back by it; the one that fails
     is left to the sweeper, or raises when it was the message's only one (Dramatiq retries it).
     """
+    notifier_modules.load()  # TIDINGS_NOTIFIERS, once per process: planning needs the application's registry
     if waiting is not None and session.get_bind().dialect.name == "postgresql":
         records, missing = _take(session, transition_ids, waiting, recall)
     else:
@@ -258,6 +259,7 @@ def _plan_many(session: Session, records: dict[int, TransitionRecord], missing: 
 
 def missing_deliveries(session: Session, records: dict[int, TransitionRecord]) -> dict[int, list[dict[str, Any]]]:
     """The delivery rows that planning these transitions now would add (none is written), by transition id."""
+    notifier_modules.load()
     subjects = _subjects(session, [r for r in records.values() if registry.for_transition(r.model, r.trigger)])
     rows_of = _plan(session, records, subjects)
     existing = set(session.scalars(select(Delivery.key).where(Delivery.transition_id.in_(list(records)))))
