@@ -26,7 +26,7 @@ broker = make_broker(worker.runtime.settings)
 dramatiq.set_broker(broker)
 _built: set[dramatiq.Broker] = {broker}  # the brokers jobs made, and so closes when replaced
 
-from . import actors, outbox  # noqa: E402
+from . import actors, notifier_modules, outbox  # noqa: E402
 from .delivery_log import Delivery, Status  # noqa: E402
 from .sweeper import Sweep, SweeperMiddleware  # noqa: E402
 
@@ -36,6 +36,8 @@ outbox.install(actors.fan_out.send)
 def _add_sweeper(target: dramatiq.Broker) -> None:
     if not any(isinstance(m, SweeperMiddleware) for m in target.middleware):
         target.add_middleware(SweeperMiddleware(actors.sweep, lambda: worker.runtime.settings.sweep_interval))
+    if not any(isinstance(m, notifier_modules.RefuseWithoutNotifiers) for m in target.middleware):
+        target.add_middleware(notifier_modules.RefuseWithoutNotifiers())
 
 
 _add_sweeper(broker)

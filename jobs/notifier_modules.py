@@ -13,13 +13,16 @@ import importlib
 import threading
 from collections.abc import Sequence
 
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import MiddlewareError
 from notifiers import registry
 from workflow import stateful_models
 
 from . import worker
 from .errors import ConfigurationError
 
-__all__ = ["load", "nothing_registered"]
+__all__ = ["RefuseWithoutNotifiers", "load", "nothing_registered"]
 
 _loaded: set[str] = set()
 _lock = threading.Lock()
@@ -63,3 +66,24 @@ def nothing_registered(imported: Sequence[str]) -> str | None:
     declares = f" (they declare the models {', '.join(models)}, not their notifiers)" if models else ""
     return (f"No notifier is registered after importing {', '.join(imported)}{declares}. Name the modules that "
             f"declare your notifiers ({hint}).")
+
+
+class _CannotStart(ConfigurationError, ImportError, MiddlewareError):
+    """A worker cannot start; Dramatiq's own command stops on it (it catches ImportError, exits 2)."""
+
+
+class RefuseWithoutNotifiers(dramatiq.Middleware):
+    """Stops a worker booting on a shared broker when its modules register no notifier (``dramatiq jobs myapp.models``).
+
+    ``tidings worker`` checks this before starting its processes; this serves Dramatiq's own
+    command. In-process workers on the StubBroker (tests, demos) are left alone.
+    """
+
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        """Load ``TIDINGS_NOTIFIERS``; refuse to boot when no notifier is registered."""
+        if isinstance(broker, StubBroker):
+            return
+        models = {cls.__module__ for cls in stateful_models().values()}  # what Dramatiq was given, as far as we see
+        nobody = nothing_registered(sorted({*load(), *models}))
+        if nobody is not None:
+            raise _CannotStart(nobody)

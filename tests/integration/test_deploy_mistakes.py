@@ -83,6 +83,14 @@ def test_a_worker_process_itself_refuses_to_start_without_notifiers(modules: lis
     assert says in line
 
 
+def test_dramatiqs_own_command_refuses_to_start_a_worker_without_notifiers(
+        pg_url: str, pg_engine: Engine, redis_url: str, queue_name: str, smtp_server: SMTPServer, tmp_path: Path,
+        worker_process: Callable[..., subprocess.Popen[bytes]]) -> None:
+    process = worker_process("examples.lending.models", env=worker_env(pg_url, redis_url, queue_name, smtp_server))
+    assert process.wait(timeout=120) == 2
+    assert "No notifier is registered after importing examples.lending.models" in (tmp_path / "worker-0.log").read_text()
+
+
 def test_a_worker_with_no_module_list_plans_with_the_notifiers_tidings_notifiers_names(
         pg_url: str, pg_engine: Engine, redis_url: str, queue_name: str, smtp_server: SMTPServer,
         tidings_worker: Callable[..., WorkerCommand]) -> None:
