@@ -41,16 +41,31 @@ def test_a_database_without_tidings_tables_is_said_in_one_line_with_how_to_creat
         "with target_metadata including workflow.metadata)."]
 
 
-def test_a_database_that_does_not_answer_is_said_in_one_line_with_exit_1(tmp_path: Path) -> None:
-    with socket.socket() as probe:  # a port nobody listens on
+def unanswered() -> int:
+    """A port nobody listens on."""
+    with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        return int(probe.getsockname()[1])
+
+
+def test_a_database_that_does_not_answer_is_said_in_one_line_with_exit_1(tmp_path: Path) -> None:
+    port = unanswered()
     url = f"postgresql+psycopg://app:db-secret-7@127.0.0.1:{port}/app"
     done = tidings("status", env={"TIDINGS_DATABASE_URL": url}, cwd=tmp_path)
     assert done.returncode == 1
     [line] = done.stderr.splitlines()
     assert line.startswith(f"error: Cannot reach the database postgresql+psycopg://app:***@127.0.0.1:{port}/app: ")
     assert "db-secret-7" not in line
+
+
+def test_a_worker_whose_database_does_not_answer_says_so_once_and_exits_1(tmp_path: Path) -> None:
+    port = unanswered()
+    done = tidings("worker", "examples.lending.notifications", "--path", str(Path(__file__).parents[2]),
+                   env={"TIDINGS_DATABASE_URL": f"postgresql+psycopg://app:db-secret-7@127.0.0.1:{port}/app",
+                        "TIDINGS_BROKER_URL": f"redis://127.0.0.1:{unanswered()}/0"}, cwd=tmp_path)
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert f"Cannot reach the database postgresql+psycopg://app:***@127.0.0.1:{port}/app: " in line
 
 
 # --- TIDINGS_NOTIFIERS: one place for where the notifiers live ---------------------------------------------------

@@ -102,7 +102,10 @@ def test_status_counts_a_held_transition_and_its_health_check_fails(held: int, e
     assert figures["transitions_held"] == 1 and figures["transitions_not_fanned_out"] == 1
     assert figures["held_by_reason"][0]["reason"].startswith("No notifier for Order")
     assert main(["status", "--max-age", "300", "--max-dead", "0"]) == 1
-    assert "unhealthy: oldest undelivered 600" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "unhealthy: oldest undelivered 600" in captured.err
+    assert captured.out.splitlines()[1:3] == ["transitions not fanned out: 1 (1 held back)",
+                                              f"  held: 1 x {figures['held_by_reason'][0]['reason']}"]
 
 
 def test_explain_says_a_held_transition_was_held_back_and_why(held: int, order: Order,
