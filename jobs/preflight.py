@@ -1,4 +1,4 @@
-"""What a worker or a command checks before it starts: Tidings' tables exist, the broker lets it in.
+"""What a worker or a command checks before it starts: Tidings' tables (and columns) exist, the broker lets it in.
 
 Each problem is one line naming the database or broker (password masked) and what to do, and an
 exit code: 2 when retrying cannot help (no tables, credentials refused), 1 when it may (a
@@ -13,6 +13,7 @@ from typing import Any
 import dramatiq
 from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
+from workflow import metadata
 
 from .config import mask_url
 
@@ -32,10 +33,17 @@ def database_problem(bind: Engine | Connection) -> Problem | None:
     try:
         inspector: Any = inspect(bind)
         missing = [name for name in _TABLES if not inspector.has_table(name)]
+        older = {name: sorted(set(metadata.tables[name].columns.keys())
+                              - {column["name"] for column in inspector.get_columns(name)})
+                 for name in _TABLES if name not in missing}
     except SQLAlchemyError as error:
         return 1, f"Cannot reach the database {url}: {_first_line(error)}"
     if missing:
         return 2, f"The database {url} has no table {', '.join(missing)}: {_CREATE}."
+    lacking = [f"{table}.{column}" for table, columns in older.items() for column in columns]
+    if lacking:
+        return 2, (f"The database {url} lacks the columns {', '.join(lacking)} of this version of Tidings: add them "
+                   f"(your Alembic migration, or ALTER TABLE; see Upgrading in docs/operations.md).")
     return None
 
 

@@ -11,8 +11,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import workflow
 from dramatiq.brokers.stub import StubBroker
 from jobs.cli import main
+from sqlalchemy import create_engine
 
 TIDINGS = str(Path(sys.executable).with_name("tidings"))
 
@@ -39,6 +41,20 @@ def test_a_database_without_tidings_tables_is_said_in_one_line_with_how_to_creat
         f"error: The database sqlite:///{tmp_path / 'empty.db'} has no table tidings_transitions, tidings_deliveries: "
         "create them with `import jobs, workflow; workflow.metadata.create_all(engine)` (or your Alembic migration "
         "with target_metadata including workflow.metadata)."]
+
+
+def test_tables_from_an_older_version_are_said_in_one_line_naming_the_missing_columns(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    workflow.metadata.create_all(engine)
+    with engine.begin() as connection:  # the transition log as it was before held_reason
+        connection.exec_driver_sql("ALTER TABLE tidings_transitions DROP COLUMN held_reason")
+    engine.dispose()
+    done = tidings("status", env={"TIDINGS_DATABASE_URL": f"sqlite:///{tmp_path / 'old.db'}"}, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"error: The database sqlite:///{tmp_path / 'old.db'} lacks the columns tidings_transitions.held_reason of "
+        "this version of Tidings: add them (your Alembic migration, or ALTER TABLE; see Upgrading in "
+        "docs/operations.md)."]
 
 
 def unanswered() -> int:
