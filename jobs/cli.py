@@ -187,9 +187,10 @@ def _past_thresholds(args: argparse.Namespace, figures: dict[str, object]) -> bo
 def _add_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = commands.add_parser(
         "worker", help="run worker processes under a supervisor: recycling, graceful stop, metrics",
-        description="Start worker processes for the application MODULEs (models, notifiers) and TIDINGS_NOTIFIERS. Each runs a Dramatiq "
-                    "worker with the sweeper inside; a process past its memory or message limit is replaced after "
-                    "finishing its messages, one that dies is replaced after a backoff. SIGTERM or SIGINT: every "
+        description="Start worker processes for the application MODULEs (models, notifiers) and the modules "
+                    "TIDINGS_NOTIFIERS names. Each runs a Dramatiq worker with the sweeper inside; a process past "
+                    "its memory or message limit is replaced after finishing its messages, one that dies is replaced "
+                    "after a backoff. SIGTERM or SIGINT: every "
                     "process finishes the messages in hand within --shutdown-timeout, then the command exits 0. "
                     "Defaults come from the TIDINGS_* variables.",
         epilog="Exit codes: 0 stopped on SIGTERM/SIGINT with every message finished; 1 a process had to be killed "

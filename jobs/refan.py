@@ -71,7 +71,7 @@ def select_transitions(session: Session, *, ids: Sequence[int] = (), model: str 
 
 def refan(session: Session, ids: Sequence[int], send: Callable[[list[int]], object], *,
           batch: int = BATCH) -> Iterator[Refanned]:
-    """Plan ``ids`` again, a batch per transaction; ``send`` the new pending deliveries; yield progress after each batch."""
+    """Plan ``ids`` again, a batch per transaction, and ``send`` the new pending deliveries; progress after each batch."""
     written = 0
     for start in range(0, len(ids), batch):
         chunk = list(ids[start:start + batch])
