@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from notifiers import registry
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, read_records
@@ -47,10 +48,17 @@ def select_transitions(session: Session, *, ids: Sequence[int] = (), model: str 
         ConfigurationError: no criterion at all (re-planning the whole log is never a default).
         TransitionNotFound: an id given does not exist.
     """
+    return [transition_id for transition_id, _ in _select(session, ids=ids, model=model, key=key, trigger=trigger,
+                                                          since=since, until=until)]
+
+
+def _select(session: Session, *, ids: Sequence[int], model: str | None, key: str | None, trigger: str | None,
+            since: dt.datetime | None, until: dt.datetime | None) -> list[tuple[int, str]]:
+    """:func:`select_transitions`, each id with its model."""
     if not (ids or model or since or until):
         raise ConfigurationError("tidings refan needs transitions to re-plan: ids, --model (and --key), "
                                  "or --since/--until.")
-    query = select(TransitionRecord.id).order_by(TransitionRecord.id)
+    query = select(TransitionRecord.id, TransitionRecord.model).order_by(TransitionRecord.id)
     if ids:
         query = query.where(TransitionRecord.id.in_(list(ids)))
     for column, value in ((TransitionRecord.model, model), (TransitionRecord.key, key),
@@ -61,8 +69,8 @@ def select_transitions(session: Session, *, ids: Sequence[int] = (), model: str 
         query = query.where(TransitionRecord.created_at >= since)
     if until is not None:
         query = query.where(TransitionRecord.created_at < until)
-    found = list(session.scalars(query))
-    missing = sorted(set(ids) - set(found))
+    found = [(transition_id, model_name) for transition_id, model_name in session.execute(query)]
+    missing = sorted(set(ids) - {transition_id for transition_id, _ in found})
     if missing:
         raise TransitionNotFound(f"No transition has id {', '.join(map(str, missing))}"
                                  f"{' among those the filters select' if (model or since or until) else ''}.")
@@ -96,6 +104,23 @@ def dry_run(session: Session, ids: Sequence[int], *, batch: int = BATCH) -> dict
     return gains
 
 
+def _warn_unnotified(models: list[str]) -> None:
+    """Say which models have no notifier in this process: their transitions cannot gain anything here.
+
+    Raises:
+        ConfigurationError: none of them has one (TIDINGS_NOTIFIERS unset?): re-planning would write nothing.
+    """
+    known = registry.models()
+    lacking = [model for model in models if model not in known]
+    if not lacking:
+        return
+    hint = "set TIDINGS_NOTIFIERS (or pass --import) to the modules that declare the notifiers, as for the workers"
+    if len(lacking) == len(models):
+        raise ConfigurationError(f"tidings refan: no notifier for {', '.join(lacking)} is registered here: {hint}.")
+    print(f"note: no notifier for {', '.join(lacking)} is registered here; their transitions gain nothing ({hint}).",
+          file=sys.stderr)
+
+
 def _deliveries(session: Session, transition_ids: list[int]) -> int:
     return int(session.scalar(select(func.count()).select_from(Delivery)
                               .where(Delivery.transition_id.in_(transition_ids))) or 0)
@@ -122,10 +147,12 @@ def run(args: argparse.Namespace, session: Session, send: Callable[[list[int]], 
     """Run ``tidings refan`` as parsed; the exit code."""
     if args.key is not None and args.model is None:
         raise ConfigurationError("tidings refan: --key needs --model (a key is unique within one model).")
-    ids = select_transitions(session, ids=args.ids, model=args.model, key=args.key, trigger=args.trigger,
-                             since=parse_time(args.since) if args.since else None,
-                             until=parse_time(args.until) if args.until else None)
+    selected = _select(session, ids=args.ids, model=args.model, key=args.key, trigger=args.trigger,
+                       since=parse_time(args.since) if args.since else None,
+                       until=parse_time(args.until) if args.until else None)
     session.commit()
+    ids = [transition_id for transition_id, _ in selected]
+    _warn_unnotified(sorted({model for _, model in selected}))
     if args.dry_run:
         gains = dry_run(session, ids)
         print(json.dumps({"would_write": {str(i): n for i, n in gains.items()}}) if args.json else

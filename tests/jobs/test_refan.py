@@ -11,7 +11,7 @@ from dramatiq.brokers.stub import StubBroker
 from jobs import Delivery, refan
 from jobs.cli import main
 from jobs.testing import drain
-from notifiers import Email, Event, MemoryChannel, Notifier, Recipient, on
+from notifiers import Email, Event, MemoryChannel, Notifier, Recipient, on, registry
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
@@ -130,6 +130,17 @@ def test_a_long_refan_shows_its_progress(broker: StubBroker, engine: Engine, ses
                                          "re-planned 4/5 transitions, 8 new deliveries",
                                          "re-planned 5/5 transitions, 10 new deliveries"]
     assert captured.out.strip() == "re-planned 5 transitions: 10 new deliveries"
+
+
+def test_refan_in_a_process_without_the_notifiers_refuses_rather_than_write_nothing(
+        broker: StubBroker, engine: Engine, session: Session, restore_registry: None,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    fanned_out_to_nobody(broker, engine, session, 1)
+    registry._by_name.clear()
+    registry._by_transition.clear()
+    assert main(["refan", "--model", "Order"]) == 2
+    assert "tidings refan: no notifier for Order is registered here: set TIDINGS_NOTIFIERS" in capsys.readouterr().err
+    assert addresses(engine) == []
 
 
 @pytest.mark.parametrize("argv, code, says", [
