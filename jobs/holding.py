@@ -35,6 +35,8 @@ def reasons(records: Iterable[TransitionRecord]) -> dict[int, str]:
         if record.fanned_out_at is None and record.model not in known and (model is None or model.workflow.parties):
             held.setdefault(record.model, []).append(record.id)
     reasons: dict[int, str] = {}
+    if not held:
+        return reasons
     modules = sorted({name.rsplit(".", 2)[0] for name in registry.names()}) or ["none"]
     for model_name, ids in held.items():
         reason = (f"No notifier for {model_name} is registered in the worker that planned it (pid {os.getpid()} on "
