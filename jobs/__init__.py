@@ -1,7 +1,9 @@
 """Dramatiq jobs that turn committed transitions into deliveries; the module ``dramatiq jobs`` loads.
 
-This package knows ``workflow`` and ``notifiers``. Run workers with
-``tidings worker myapp.notifications`` (or, without its supervision, ``dramatiq jobs myapp.notifications``).
+This package knows ``workflow`` and ``notifiers``. Run workers with ``TIDINGS_NOTIFIERS=myapp.notifications
+tidings worker`` (or ``tidings worker myapp.notifications``; without its supervision, ``dramatiq jobs
+myapp.notifications``). ``import jobs`` never imports the notifier modules: workers, commands and
+fan-outs do, when first needed (``jobs.notifier_modules``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ broker = _app_broker(_settings.app_broker) if _settings.app_broker else make_bro
 dramatiq.set_broker(broker)
 _built: set[dramatiq.Broker] = set() if _settings.app_broker else {broker}  # what jobs made, and closes when replaced
 
-from . import actors, inprocess, outbox  # noqa: E402
+from . import actors, inprocess, notifier_modules, outbox  # noqa: E402
 from .delivery_log import Delivery, Status  # noqa: E402
 from .sweeper import Sweep, SweeperMiddleware  # noqa: E402
 
@@ -48,6 +50,8 @@ outbox.install(actors.fan_out.send, on_stub=_deliver_in_process)
 def _add_sweeper(target: dramatiq.Broker) -> None:
     if not any(isinstance(m, SweeperMiddleware) for m in target.middleware):
         target.add_middleware(SweeperMiddleware(actors.sweep, lambda: worker.runtime.settings.sweep_interval))
+    if not any(isinstance(m, notifier_modules.RefuseWithoutNotifiers) for m in target.middleware):
+        target.add_middleware(notifier_modules.RefuseWithoutNotifiers())
 
 
 _add_sweeper(broker)

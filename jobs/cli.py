@@ -1,10 +1,11 @@
-"""The ``tidings`` command: ``worker | status | explain | graph | deliveries | resend | sweep | demo``.
+"""The ``tidings`` command: ``worker | status | explain | graph | deliveries | resend | refan | preview | check | sweep | demo``.
 
 (``python -m jobs`` is the same.) Configuration comes from the ``TIDINGS_*`` variables, as for
 the workers; options given on the command line win. Exit codes: 0 done; 1 a threshold of
-``status`` was passed, ``resend`` named an id that is not failed or dead, or a worker process
-had to be killed at the shutdown deadline; 2 bad arguments, an application module that does
-not import, or a setting that is invalid.
+``status`` was passed, ``resend`` or ``refan`` named an id that is not there, the database (or
+the worker's broker) did not answer, or a worker process had to be killed at the shutdown
+deadline; 2 bad arguments, an application module that does not import, a setting that is
+invalid, a database without Tidings' tables, or a worker with no notifier or refused credentials.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from . import actors, check, explain, graph, logs, preview, resend, status, worker
+from . import actors, check, explain, graph, logs, notifier_modules, preflight, preview, refan, resend, status, worker
 from .delivery_log import Delivery, Status
 from .errors import ConfigurationError, DeliveryNotFound, JobsError
 from .supervisor import Supervisor
@@ -37,9 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one operator command; return the exit code."""
     parser = argparse.ArgumentParser(
         prog="tidings", description="Run and operate Tidings: workers, backlog, timelines, re-sends.",
-        epilog="Settings come from the TIDINGS_* variables. Exit codes: 0 done; 1 a status threshold passed, resend "
-               "named an id that is not failed or dead, or a worker process had to be killed at the shutdown "
-               "deadline; 2 bad arguments or settings, or an application module that does not import.")
+        epilog="Settings come from the TIDINGS_* variables (TIDINGS_NOTIFIERS: the modules declaring your notifiers). "
+               "Exit codes: 0 done; 1 a status threshold passed, resend or refan named an id that is not there, the "
+               "database did not answer, or a worker process had to be killed at the shutdown deadline; 2 bad "
+               "arguments or settings, a module that does not import, or a database without Tidings' tables.")
     parser.add_argument("--import", dest="modules", action="append", default=[], metavar="MODULE",
                         help="application module to import first (models, notifiers)")
     parser.add_argument("--path", default=".", help="folder to import application modules from (default: .)")
@@ -57,10 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     timeline.add_argument("--json", action="store_true")
     drawing = commands.add_parser("graph", help="the declared workflows with the parties told on each transition")
     drawing.add_argument("--mermaid", action="store_true", help="a Mermaid stateDiagram instead of text")
-    listing = commands.add_parser("deliveries", help="list deliveries by status")
+    listing = commands.add_parser("deliveries", help="list deliveries by status (default: the dead ones)")
     listing.add_argument("--status", default=Status.DEAD, choices=[Status.PENDING, Status.SENDING, Status.SENT,
-                                                                 Status.FAILED, Status.DEAD, Status.SKIPPED])
-    listing.add_argument("--limit", type=int, default=50)
+                                                                 Status.FAILED, Status.DEAD, Status.SKIPPED],
+                         help="which deliveries (default: dead)")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many, oldest first (default: 50)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     again = commands.add_parser("resend", help="send failed or dead deliveries again, selected by id and filters")
     again.add_argument("ids", nargs="*", type=int, help="delivery ids (default: every one matching the filters)")
@@ -72,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     again.add_argument("--until", metavar="TIME", help="failed before TIME: ISO 8601 (UTC) or an age (30m)")
     again.add_argument("--dry-run", action="store_true", help="list what would be re-sent, change nothing")
     again.add_argument("--json", action="store_true", help="the result as JSON")
+    refan.add_command(commands)
     preview.add_parser(commands)
     check.add_parser(commands)
     _add_worker(commands)
@@ -91,7 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: cannot import {module!r} from {args.path!r}: {error}", file=sys.stderr)
             return 2
     try:
+        notifier_modules.load()  # TIDINGS_NOTIFIERS: the same notifiers as the workers
         return _run(args)
+    except SQLAlchemyError as error:
+        problem = preflight.database_problem(worker.runtime.engine)
+        if problem is None:
+            raise
+        print(f"error: {problem[1]}", file=sys.stderr)
+        return problem[0]
     except ConfigurationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -125,12 +137,17 @@ def _run(args: argparse.Namespace) -> int:
         if args.command == "deliveries":
             rows = session.scalars(select(Delivery).where(Delivery.status == args.status)
                                    .order_by(Delivery.id).limit(args.limit))
+            if not args.json:
+                print(f"{args.status} deliveries (--status for others), oldest first: "
+                      f"id, transition, channel, to, attempts, error")
             for d in rows:
                 fields = {"id": d.id, "transition": d.transition_id, "channel": d.channel, "to": d.address,
                           "attempts": d.attempts, "error": d.last_error}
                 print(json.dumps(fields) if args.json else
                       f"{d.id}\t{d.transition_id}\t{d.channel}\t{d.address}\t{d.attempts}\t{d.last_error or ''}")
             return 0
+        if args.command == "refan":
+            return refan.run(args, session, actors.deliver_each.send)
         return _resend(args, session)
 
 
@@ -176,14 +193,16 @@ def _past_thresholds(args: argparse.Namespace, figures: dict[str, object]) -> bo
 def _add_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = commands.add_parser(
         "worker", help="run worker processes under a supervisor: recycling, graceful stop, metrics",
-        description="Start worker processes for the application MODULEs (models, notifiers). Each runs a Dramatiq "
-                    "worker with the sweeper inside; a process past its memory or message limit is replaced after "
-                    "finishing its messages, one that dies is replaced after a backoff. SIGTERM or SIGINT: every "
+        description="Start worker processes for the application MODULEs (models, notifiers) and the modules "
+                    "TIDINGS_NOTIFIERS names. Each runs a Dramatiq worker with the sweeper inside; a process past "
+                    "its memory or message limit is replaced after finishing its messages, one that dies is replaced "
+                    "after a backoff. SIGTERM or SIGINT: every "
                     "process finishes the messages in hand within --shutdown-timeout, then the command exits 0. "
                     "Defaults come from the TIDINGS_* variables.",
         epilog="Exit codes: 0 stopped on SIGTERM/SIGINT with every message finished; 1 a process had to be killed "
-               "at the deadline (its messages are redelivered); 2 bad option or setting, the stub broker, or a "
-               "module that does not import.")
+               "at the deadline (its messages are redelivered), or the database or broker did not answer at start; "
+               "2 bad option or setting, the stub broker, a module that does not import, no notifier registered "
+               "(pass MODULEs or set TIDINGS_NOTIFIERS), no Tidings tables, or broker credentials refused.")
     run.add_argument("app_modules", nargs="*", metavar="MODULE", help="application module to import in each process")
     run.add_argument("--path", default=argparse.SUPPRESS, help="folder to import the MODULEs from (default: .)")
     run.add_argument("--processes", "-p", type=int, metavar="N",
@@ -220,7 +239,6 @@ def _worker(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     logs.setup(settings.log_format, settings.log_level)  # an application entry point: it may configure logging
-    logging.getLogger("jobs.cli").info("Settings: %s", ", ".join(f"{k}={v}" for k, v in settings.masked().items()))
     try:
         supervisor = Supervisor([*args.modules, *args.app_modules], processes=settings.worker_processes or os.cpu_count() or 1,
                                 threads=settings.worker_threads, queues=args.queues, paths=[args.path],
@@ -228,6 +246,10 @@ def _worker(args: argparse.Namespace) -> int:
                                 max_messages=settings.max_messages, metrics_port=settings.metrics_port,
                                 metrics_host=settings.metrics_host, log_format=settings.log_format,
                                 log_level=settings.log_level)
+        problem = supervisor.check()  # said once, in one line, by a process importing what the workers will
+        if problem:
+            return problem
+        logging.getLogger("jobs.cli").info("Settings: %s", ", ".join(f"{k}={v}" for k, v in settings.masked().items()))
         try:
             return supervisor.run()
         finally:  # on the way out: a late SIGTERM must not turn the exit code into 143

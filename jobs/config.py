@@ -28,6 +28,7 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _SECRETS = ("smtp_password",)
 _URLS = ("database_url", "broker_url")
 _REFERENCE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")  # module:attribute
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 # scheme://user:password@host -> scheme://user:***@host (also a password with no user).
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):(?P<secret>[^@/\s]*)@")
 
@@ -79,6 +80,8 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     log_format: str = "text"
     log_level: str = "INFO"
+    # Where the notifiers live: comma-separated modules, imported by workers and commands when first needed.
+    notifiers: str = ""
 
     def __post_init__(self) -> None:
         for field in fields(self):  # the type first: the checks below may assume it
@@ -100,6 +103,9 @@ class Settings:
                     f"{self.log_format!r} is not one of {', '.join(_LOG_FORMATS)}")
         self._check(self.log_level.upper() in _LOG_LEVELS, "log_level",
                     f"{self.log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
+        self._check(isinstance(self.notifiers, str) and all(_MODULE.fullmatch(m) for m in self.notifier_modules()),
+                    "notifiers",
+                    f"{self.notifiers!r} is not a comma-separated list of module names")
         self._check(0 <= self.metrics_port <= 65535, "metrics_port", "must be a TCP port, or 0 for no metrics")
         for name in ("smtp_port", "max_retries", "min_backoff_ms", "max_backoff_ms", "sweep_interval",
                      "worker_processes", "max_memory_mb", "max_messages"):
@@ -107,6 +113,10 @@ class Settings:
         for name in ("lease_seconds", "smtp_timeout", "broker_timeout", "sweep_after_seconds", "worker_threads",
                      "shutdown_timeout"):
             self._check(getattr(self, name) > 0, name, "must be positive")
+
+    def notifier_modules(self) -> list[str]:
+        """The modules of :attr:`notifiers`, in order."""
+        return [name.strip() for name in self.notifiers.split(",") if name.strip()]
 
     def __repr__(self) -> str:
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in self.masked().items())})"

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord
 
+from . import fanout
 from .delivery_log import Delivery
 
 __all__ = ["explain"]
@@ -29,16 +30,26 @@ def explain(session: Session, model: str, key: str) -> list[dict[str, Any]]:
                             "attempts": d.attempts, "error": d.last_error} for d in deliveries],
         }
         if not entry["deliveries"]:
-            entry["why_none"] = _why_none(record)
+            entry["why_none"] = _why_none(session, record)
         timeline.append(entry)
     return timeline
 
 
-def _why_none(record: TransitionRecord) -> str:
+def _why_none(session: Session, record: TransitionRecord) -> str:
+    """Why a transition has no delivery, as far as this process can tell: its registry is the command's."""
+    if record.fanned_out_at is None and record.held_reason:
+        return f"held back, not fanned out: {record.held_reason}"
     if record.fanned_out_at is None:
         return "not fanned out yet (is a worker running? the sweeper retries it)"
+    if record.model not in registry.models():
+        return (f"no notifier for {record.model} is registered in this command, so it cannot tell whether one was "
+                f"due: set TIDINGS_NOTIFIERS (or pass --import) as for the workers")
     if not registry.for_transition(record.model, record.trigger):
         return f"no notifier is registered for {record.model}.{record.trigger}"
+    due = len(fanout.missing_deliveries(session, {record.id: record})[record.id])
+    if due:
+        return (f"{due} deliveries are due by the notifiers registered here, but none was written (was it fanned out "
+                f"by a worker without them?): `tidings refan {record.id}` writes them")
     return "the parties resolved to nobody"
 
 

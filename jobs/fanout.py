@@ -17,19 +17,21 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, WorkflowError, load_subjects, read_records, utcnow
 
+from . import holding, notifier_modules
 from .delivery import Claim, single_statement
 from .delivery_log import Delivery, Status
 from .errors import TransitionNotFound
 from .rows import plan_rows
 
-__all__ = ["Planned", "fan_out", "plan", "plan_many"]
+__all__ = ["Planned", "fan_out", "missing_deliveries", "plan", "plan_many"]
 
 _log = logging.getLogger(__name__)
 _table = cast(Table, Delivery.__table__)
 _INSERT = insert(_table).returning(_table.c.id, _table.c.key)  # ids are matched by key: any order
 _RETURNING_UP_TO = 50
 _transitions = cast(Table, TransitionRecord.__table__)
-_MARK = update(_transitions).values(fanned_out_at=bindparam("mark_at"))
+_MARK = update(_transitions).values(fanned_out_at=bindparam("mark_at"), held_reason=None)
+_HOLD = update(_transitions).where(_transitions.c.id == bindparam("held_id")).values(held_reason=bindparam("reason"))
 # The transitions of a message, and the oldest others waiting to be fanned out (each locked, and
 # skipped when another fan-out holds it): two index scans. The waiting ones are ordered as the
 # index on (fanned_out_at, id) holds them, so it serves them in order and stops at the limit:
@@ -124,6 +126,7 @@ def plan_many(session: Session, transition_ids: Sequence[int], *, claim_up_to: i
     are planned again each on its own, so the others are not held back by it; the one that fails
     is left to the sweeper, or raises when it was the message's only one (Dramatiq retries it).
     """
+    notifier_modules.load()  # TIDINGS_NOTIFIERS, once per process: planning needs the application's registry
     if waiting is not None and session.get_bind().dialect.name == "postgresql":
         records, missing = _take(session, transition_ids, waiting, recall)
     else:
@@ -215,13 +218,15 @@ def _take(session: Session, transition_ids: Sequence[int], waiting: int,
 
 def _plan_many(session: Session, records: dict[int, TransitionRecord], missing: list[int], claim_up_to: int,
                claim_total: int, lease_seconds: float) -> Planned:
+    held = holding.reasons(records.values())
+    if held:  # written with the rest; not marked fanned out, so they stay in sight and the sweeper retries them
+        session.connection().execute(_HOLD, [{"held_id": i, "reason": reason} for i, reason in held.items()])
+        records = {i: record for i, record in records.items() if i not in held}
     subjects = _subjects(session, [r for r in records.values() if registry.for_transition(r.model, r.trigger)])
     rows_of = plan_rows(session, records, subjects)
     again = [record.id for record in records.values() if record.fanned_out_at is not None]
     if again:  # second runs: keep only what the first did not write
-        existing = set(session.scalars(select(Delivery.key).where(Delivery.transition_id.in_(again))))
-        for transition_id in again:
-            rows_of[transition_id] = [row for row in rows_of[transition_id] if row["key"] not in existing]
+        rows_of.update(_not_written(session, {i: rows_of[i] for i in again}))
     now = utcnow()
     lease_until = now + dt.timedelta(seconds=lease_seconds)
     to_claim: list[dict[str, Any]] = []
@@ -250,6 +255,33 @@ def _plan_many(session: Session, records: dict[int, TransitionRecord], missing: 
     return Planned(claimed=[_claim_of(ids[row["key"]], row) for row in to_claim],
                    pending=[ids[row["key"]] for row in rows if row["status"] == Status.PENDING],
                    loaded={i: (records[i], subjects.get(i)) for i, r in rows_of.items() if r}, missing=missing)
+
+
+def missing_deliveries(session: Session, records: dict[int, TransitionRecord]) -> dict[int, list[dict[str, Any]]]:
+    """The delivery rows that planning these transitions now would add (none is written), by transition id."""
+    notifier_modules.load()
+    subjects = _subjects(session, [r for r in records.values() if registry.for_transition(r.model, r.trigger)])
+    return _not_written(session, plan_rows(session, records, subjects))
+
+
+def _not_written(session: Session, rows_of: dict[int, list[dict[str, Any]]]) -> dict[int, list[dict[str, Any]]]:
+    """``rows_of`` without the deliveries these transitions have already.
+
+    A delivery is known by its key, or, for one with an address, by (notifier, address, channel):
+    keys written before they carried the installation id differ from today's, and would
+    otherwise be written, and sent, a second time.
+    """
+    written = session.execute(select(Delivery.transition_id, Delivery.key, Delivery.notifier, Delivery.address,
+                                     Delivery.channel).where(Delivery.transition_id.in_(list(rows_of))))
+    keys: set[str] = set()
+    sent_to: set[tuple[int, str, str, str]] = set()
+    for transition_id, key, notifier, address, channel in written:
+        keys.add(key)
+        if address:
+            sent_to.add((transition_id, notifier, address, channel))
+    return {i: [row for row in rows if row["key"] not in keys
+                and (i, row["notifier"], row["address"], row["channel"]) not in sent_to]
+            for i, rows in rows_of.items()}
 
 
 def _subjects(session: Session, records: Iterable[TransitionRecord]) -> dict[int, Any]:

@@ -1,4 +1,8 @@
-"""Backlog and health: deliveries by status, the oldest undelivered one, recent rate, failures by reason."""
+"""Backlog and health: deliveries by status, the oldest undelivered one, recent rate, failures by reason.
+
+Undelivered means a delivery pending or sending, or a transition not fanned out yet (held
+transitions among them, with why), so ``--max-age`` fails on either.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +24,13 @@ def status(session: Session) -> dict[str, Any]:
     by_status = dict(session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
     oldest = session.scalar(select(func.min(Delivery.created_at))
                             .where(Delivery.status.in_([Status.PENDING, Status.SENDING])))
-    unfanned = session.scalar(select(func.count()).select_from(TransitionRecord)
-                              .where(TransitionRecord.fanned_out_at.is_(None))) or 0
+    unfanned, unfanned_since = session.execute(select(func.count(), func.min(TransitionRecord.created_at))
+                                               .where(TransitionRecord.fanned_out_at.is_(None))).one()
+    oldest = min((t for t in (oldest, unfanned_since) if t is not None), key=_aware, default=None)
+    is_held = (TransitionRecord.fanned_out_at.is_(None), TransitionRecord.held_reason.is_not(None))
+    held_count = session.scalar(select(func.count()).select_from(TransitionRecord).where(*is_held)) or 0
+    held = session.execute(select(TransitionRecord.held_reason, func.count()).where(*is_held)
+                           .group_by(TransitionRecord.held_reason).order_by(func.count().desc()).limit(5)).all()
     sent_5m = session.scalar(select(func.count()).select_from(Delivery)
                              .where(Delivery.status == Status.SENT,
                                     Delivery.sent_at >= now - dt.timedelta(minutes=5))) or 0
@@ -32,23 +41,29 @@ def status(session: Session) -> dict[str, Any]:
         "deliveries": {s: int(by_status.get(s, 0)) for s in (Status.PENDING, Status.SENDING, Status.SENT,
                                                              Status.FAILED, Status.DEAD, Status.SKIPPED)},
         "transitions_not_fanned_out": int(unfanned),
+        "transitions_held": int(held_count),
+        "held_by_reason": [{"reason": reason, "count": int(count)} for reason, count in held],
         "oldest_undelivered_seconds": round(_age(now, oldest), 1) if oldest else 0.0,
         "sent_per_minute_last_5": round(sent_5m / 5, 1),
         "failures_by_reason": [{"reason": reason or "", "count": int(count)} for reason, count in failures],
     }
 
 
+def _aware(then: dt.datetime) -> dt.datetime:
+    return then.replace(tzinfo=dt.timezone.utc) if then.tzinfo is None else then  # SQLite returns naive UTC
+
+
 def _age(now: dt.datetime, then: dt.datetime) -> float:
-    if then.tzinfo is None:  # SQLite returns naive UTC
-        then = then.replace(tzinfo=dt.timezone.utc)
-    return (now - then).total_seconds()
+    return (now - _aware(then)).total_seconds()
 
 
 def render(figures: dict[str, Any]) -> str:
     """The figures as a few lines of text."""
     counts = ", ".join(f"{name} {count}" for name, count in figures["deliveries"].items())
     lines = [f"deliveries: {counts}",
-             f"transitions not fanned out: {figures['transitions_not_fanned_out']}",
+             f"transitions not fanned out: {figures['transitions_not_fanned_out']}"
+             + (f" ({figures['transitions_held']} held back)" if figures["transitions_held"] else ""),
+             *(f"  held: {held['count']} x {held['reason']}" for held in figures["held_by_reason"]),
              f"oldest undelivered: {figures['oldest_undelivered_seconds']} s",
              f"sent per minute (last 5 min): {figures['sent_per_minute_last_5']}"]
     for failure in figures["failures_by_reason"]:

@@ -164,11 +164,28 @@ class Supervisor:
             self._exposition.supervisor.restarts.labels(reason).inc()
         return code
 
-    def _start(self, slot: _Slot) -> None:
-        spec = {"modules": self.modules, "paths": self.paths, "threads": self.threads, "queues": self.queues,
+    def check(self) -> int:
+        """Check once, in a process as the workers will be, that they can start; its exit code.
+
+        The modules import and register notifiers, Tidings' tables exist, the broker lets us in;
+        else the process says why in one line and exits 2 (1 when a service does not answer):
+        said once, rather than by every process, or forever by consumers retrying.
+        """
+        process = self._popen({**self._spec(), "check": True})
+        return process.wait()
+
+    def _spec(self) -> dict[str, Any]:
+        return {"modules": self.modules, "paths": self.paths, "threads": self.threads, "queues": self.queues,
                 "shutdown_timeout": self.shutdown_timeout, "max_memory_mb": self.max_memory_mb,
                 "max_messages": self.max_messages, "metrics": self._metrics_dir is not None,
                 "parent": os.getpid(), "log_format": self.log_format, "log_level": self.log_level}
+
+    def _start(self, slot: _Slot) -> None:
+        slot.process = self._popen(self._spec())
+        slot.started, slot.restart_at = time.monotonic(), None
+        _log.info("Started worker process %d (slot %d).", slot.process.pid, slot.index)
+
+    def _popen(self, spec: dict[str, Any]) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
         # The same `jobs` as this process, whatever the current folder holds (the child runs with -P).
         root = str(Path(__file__).resolve().parents[1])
@@ -178,12 +195,9 @@ class Supervisor:
         # Started with SIGTERM blocked (the mask is inherited); the process unblocks it once it can drain.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         try:
-            slot.process = subprocess.Popen([sys.executable, "-P", "-m", "jobs.worker_process", json.dumps(spec)],
-                                            env=env)
+            return subprocess.Popen([sys.executable, "-P", "-m", "jobs.worker_process", json.dumps(spec)], env=env)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        slot.started, slot.restart_at = time.monotonic(), None
-        _log.info("Started worker process %d (slot %d).", slot.process.pid, slot.index)
 
     # --- stopping ----------------------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -106,5 +108,27 @@ class Runtime:
             engine.dispose()
 
 
+def _settings_from_env() -> Settings:
+    """The ``TIDINGS_*`` settings; in the ``tidings`` command a bad one ends it at once, in one line, with exit 2.
+
+    The command reads them as ``jobs`` is imported, before any of its own code runs: a traceback
+    there would bury the variable's name. Anywhere else the error is raised as usual.
+    """
+    try:
+        return Settings.from_env()
+    except ConfigurationError as error:
+        if not _in_command():
+            raise
+        sys.stderr.write(f"error: {error}\n")
+        raise SystemExit(2) from None
+
+
+def _in_command() -> bool:
+    """Whether this process is the ``tidings`` command (the console script or ``python -m jobs``)."""
+    argv = getattr(sys, "orig_argv", sys.argv)
+    return os.path.basename(sys.argv[0]) == "tidings" or any(
+        a == "-m" and b in ("jobs", "jobs.cli") for a, b in zip(argv, argv[1:]))
+
+
 #: The process-wide runtime; :func:`jobs.configure` replaces it.
-runtime = Runtime(Settings.from_env())
+runtime = Runtime(_settings_from_env())

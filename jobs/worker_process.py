@@ -34,7 +34,8 @@ from typing import Any
 from dramatiq import Message, Worker
 from dramatiq.brokers.stub import StubBroker
 
-from . import logs
+from . import logs, notifier_modules, preflight
+from .errors import ConfigurationError
 from .recycling import MEMORY, MESSAGES, Recycler
 
 __all__ = ["EXIT_CODES", "EXIT_CRASH", "EXIT_MEMORY", "EXIT_MESSAGES", "EXIT_OK", "EXIT_USAGE", "main", "run"]
@@ -43,7 +44,7 @@ _log = logging.getLogger("jobs.worker_process")  # not "__main__" when run with 
 
 EXIT_OK = 0          # stopped when asked; every message in hand finished
 EXIT_CRASH = 1       # a message was still running at the deadline (it will be redelivered), or a crash
-EXIT_USAGE = 2       # an application module does not import, or the broker is not a shared one
+EXIT_USAGE = 2       # a module does not import, no notifier registered, no tables, or the broker is not a shared one
 EXIT_MEMORY = 3      # recycled: past its memory limit
 EXIT_MESSAGES = 4    # recycled: processed its maximum number of messages
 
@@ -59,7 +60,8 @@ def run(spec: dict[str, Any]) -> int:
 
     ``spec`` keys: ``modules``, ``paths``, ``threads``, ``queues`` (empty: every declared queue),
     ``shutdown_timeout`` (seconds), ``max_memory_mb``, ``max_messages``, ``metrics`` (bool),
-    ``parent`` (the supervisor's pid, or 0).
+    ``parent`` (the supervisor's pid, or 0), ``check`` (only check that a worker could start:
+    the modules, the notifiers, the database and the broker; exit 0, 1 or 2 with one line).
     """
     # A signal handler must not take a lock (Event.set does): a second SIGTERM arriving while the
     # first handler holds the Event's lock would deadlock the main thread. It sets a flag that the
@@ -83,15 +85,16 @@ def run(spec: dict[str, Any]) -> int:
         _log.error("tidings worker needs a shared broker: set TIDINGS_BROKER_URL to redis://... or amqp://..., or "
                    "TIDINGS_APP_BROKER to your own (the stub broker only reaches workers in the same process).")
         return EXIT_USAGE
-    for path in reversed(spec.get("paths", [])):
-        sys.path.insert(0, os.path.abspath(path))
-    for module in spec["modules"]:
-        try:
-            importlib.import_module(module)
-        except ImportError as error:
-            _log.error("Cannot import %r (from %s): %s", module, ", ".join(spec.get("paths", [])) or ".", error)
-            return EXIT_USAGE
+    problem = _boot(spec)
     broker = jobs.broker  # the one Tidings' actors are on now: a module may have passed its own to configure()
+    if problem is None and spec.get("check"):
+        problem = preflight.database_problem(jobs.worker.runtime.engine) or preflight.broker_problem(
+            broker, jobs.worker.runtime.settings.broker_url)
+    if problem is not None:
+        _log.error("%s", problem[1])
+        return problem[0]
+    if spec.get("check"):
+        return EXIT_OK
 
     recycler = Recycler(max_memory_bytes=int(spec.get("max_memory_mb", 0)) * 2**20,
                         max_messages=int(spec.get("max_messages", 0)), on_due=wake.set)
@@ -130,6 +133,23 @@ def run(spec: dict[str, Any]) -> int:
         return {MEMORY: EXIT_MEMORY, MESSAGES: EXIT_MESSAGES}[recycler.reason or MEMORY]
     _log.info("Worker process %d stopped.", os.getpid())
     return EXIT_OK
+
+
+def _boot(spec: dict[str, Any]) -> preflight.Problem | None:
+    """Import the application modules and the notifier modules; why the worker cannot start, or ``None``."""
+    for path in reversed(spec.get("paths", [])):
+        sys.path.insert(0, os.path.abspath(path))
+    for module in spec["modules"]:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            return EXIT_USAGE, f"Cannot import {module!r} (from {', '.join(spec.get('paths', [])) or '.'}): {error}"
+    try:
+        imported = [*spec["modules"], *notifier_modules.load()]
+    except ConfigurationError as error:
+        return EXIT_USAGE, str(error)
+    nobody = notifier_modules.nothing_registered(list(dict.fromkeys(imported)))
+    return None if nobody is None else (EXIT_USAGE, nobody)
 
 
 def _watch_parent(parent: int, stop: Callable[[], None], stopped: Callable[[], bool]) -> None:

@@ -51,7 +51,9 @@ class TransitionRecord(TidingsBase):
 
     Written in the caller's transaction by the trigger itself, so it commits or rolls back with
     the state change (on PostgreSQL, by the very statement that changes the state). ``fanned_out_at`` stays empty until the notifications have been planned;
-    ``retried_at`` is when the planning was last asked for again (after a lost message).
+    ``retried_at`` is when the planning was last asked for again (after a lost message);
+    ``held_reason`` why the last planning held it back instead (no notifier for its model where it
+    was planned), until one plans it.
     """
 
     __tablename__ = "tidings_transitions"
@@ -71,6 +73,7 @@ class TransitionRecord(TidingsBase):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     fanned_out_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     retried_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    held_reason: Mapped[str | None] = mapped_column(String(500))
 
     def __repr__(self) -> str:
         return f"<TransitionRecord {self.id} {self.model} {self.key} {self.trigger}: {self.source} -> {self.dest}>"
