@@ -29,8 +29,8 @@ def test_a_bad_setting_ends_a_command_with_exit_2_and_one_line_naming_the_variab
                                                                                   tmp_path: Path) -> None:
     done = tidings(*command, env={"TIDINGS_SMTP_PORT": "x"}, cwd=tmp_path)
     assert done.returncode == 2
-    assert done.stderr.splitlines() == ["error: Environment variable TIDINGS_SMTP_PORT='x' does not parse: "
-                                        "invalid literal for int() with base 10: 'x'."]
+    assert done.stderr.splitlines() == ["error: Setting smtp_port: environment variable TIDINGS_SMTP_PORT='x' does "
+                                        "not parse: invalid literal for int() with base 10: 'x'."]
 
 
 def test_a_database_without_tidings_tables_is_said_in_one_line_with_how_to_create_them(tmp_path: Path) -> None:
