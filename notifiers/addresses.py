@@ -23,9 +23,8 @@ import idna
 
 from .errors import MessageError, RecipientError
 
-__all__ = ["ADDRESS_FIELDS", "address_field", "check_address", "display_name", "needs_smtputf8", "parse_mailboxes",
-           "shown",
-           "text_field", "wire_address"]
+__all__ = ["ADDRESS_FIELDS", "address_field", "check_address", "display_name", "needs_smtputf8", "one_mailbox",
+           "parse_mailboxes", "shown", "text_field", "wire_address"]
 
 ADDRESS_FIELDS = frozenset({"from", "sender", "reply-to", "to", "cc", "bcc", "resent-from", "resent-sender",
                             "resent-to", "resent-cc", "resent-bcc"})
@@ -114,6 +113,18 @@ def parse_mailboxes(field: str, value: str) -> tuple[tuple[str | None, str], ...
         except RecipientError as error:
             raise MessageError(f"{field} {value!r}: {error}") from None
     return mailboxes
+
+
+def one_mailbox(value: str) -> tuple[str | None, str]:
+    """The one (display name, address) a sender such as ``"Shop <shop@example.com>"`` names.
+
+    Raises:
+        MessageError: it names none, several, or a refused address.
+    """
+    mailboxes = parse_mailboxes("From", value)
+    if len(mailboxes) != 1:
+        raise MessageError(f"Sender {value!r} names {len(mailboxes)} addresses; give one.")
+    return mailboxes[0]
 
 
 def address_field(field: str, mailboxes: Iterable[tuple[str | None, str]]) -> str:

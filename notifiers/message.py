@@ -15,7 +15,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Any
 
-from .addresses import ADDRESS_FIELDS, address_field, parse_mailboxes, text_field, wire_address
+from .addresses import ADDRESS_FIELDS, address_field, one_mailbox, parse_mailboxes, text_field, wire_address
 from .errors import MessageError, TemplateError
 from .recipients import Recipient
 from .templates import Templates
@@ -75,7 +75,7 @@ class Email:
         _no_crlf("Subject", self.subject)
         if self.sender is not None:
             _no_crlf("Sender", self.sender)
-            _one_mailbox(self.sender)
+            one_mailbox(self.sender)
         for name, value in self.headers.items():
             _no_crlf(f"Header {name}", name)
             _no_crlf(f"Header {name}", value)
@@ -128,7 +128,7 @@ class Email:
     def _fields(self, to: Recipient, sender: str, key: str) -> Iterator[tuple[str, str]]:
         """The header fields, folded and encoded (see notifiers.addresses): Subject, From, To, Date,
         Message-ID, then ``headers``."""
-        name, address = _one_mailbox(self.sender or sender)
+        name, address = one_mailbox(self.sender or sender)
         yield "Subject", text_field("Subject", self.subject)
         yield "From", address_field("From", [(name, address)])
         yield "To", address_field("To", [(to.name, to.address)])
@@ -198,18 +198,6 @@ class Email:
         return b"".join([head, b'Content-Type: multipart/alternative;\r\n boundary="', boundary, b'"\r\n',
                          *(delimiter + b"\r\n" + _PART[subtype] + data for subtype, data in parts),
                          delimiter, b"--\r\n"])
-
-
-def _one_mailbox(value: str) -> tuple[str | None, str]:
-    """The one (display name, address) a sender such as ``"Shop <shop@example.com>"`` names.
-
-    Raises:
-        MessageError: it names none, several, or a refused address.
-    """
-    mailboxes = parse_mailboxes("From", value)
-    if len(mailboxes) != 1:
-        raise MessageError(f"Sender {value!r} names {len(mailboxes)} addresses; give one.")
-    return mailboxes[0]
 
 
 def _check_field(name: str, value: str) -> None:
