@@ -143,7 +143,7 @@ def text_field(field: str, text: str) -> str:
 
     Printable ASCII that folds at single spaces is written as it is; anything else as encoded words.
     """
-    if text.isascii() and text.isprintable() and "=?" not in text:
+    if text.isascii() and text.isprintable() and "=?" not in text and text == text.strip(" "):
         if len(field) + 2 + len(text) <= _LINE:
             return text
         words = text.split(" ")

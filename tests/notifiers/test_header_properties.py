@@ -106,6 +106,21 @@ def test_reply_to_and_cc_mean_exactly_what_their_value_means(value: str) -> None
         assert mailboxes(parsed, "Reply-To") == mailboxes(parsed, "Cc") == intended
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.text(min_size=1), LOOKALIKES, st.text(" \tab=?é", min_size=1)))
+@example(" leading and trailing ")
+@example("=?utf-8?q?Gr=C3=BC=C3=9Fe?=")
+def test_any_subject_and_unstructured_header_read_back_exactly(text: str) -> None:
+    try:
+        message = Email(subject=text, text="body", headers={"X-Tag": text})
+    except MessageError:
+        assert "\r" in text or "\n" in text
+        return
+    for data in renderings(message, Recipient("ann@example.com")):
+        parsed = read(data)
+        assert str(parsed["Subject"]) == str(parsed["X-Tag"]) == text
+
+
 def test_a_display_name_with_a_comma_and_an_address_is_one_address_not_two() -> None:
     data = Email(subject="Hi", text="body").to_bytes(Recipient("x7@ok.example", "Zoë, <victim@evil.example>"),
                                                      sender=SHOP, key="k")
