@@ -4,9 +4,10 @@ The email package folds a display name that needs both encoding and quoting wron
 <victim@evil.example>`` came out as an encoded ``Zoë,`` followed by a bare
 ``<victim@evil.example>``, which readers take for the address. So Tidings writes every header
 field itself: a display name of plain words as it is; another printable ASCII name as a quoted
-string; any other (non-ASCII, control characters, an encoded-word lookalike ``=?...?=``, too long
-for a line) as RFC 2047 encoded words, each self-contained. A domain travels in ASCII (IDNA
-A-labels); only a non-ASCII local part needs SMTPUTF8.
+string; any other (non-ASCII, control characters, an encoded-word lookalike ``=?...?=``) as one
+RFC 2047 encoded word; an unstructured field (Subject) that is not plain ASCII as encoded words of
+whole characters. A domain travels in ASCII (IDNA A-labels); only a non-ASCII local part needs
+SMTPUTF8.
 """
 
 from __future__ import annotations

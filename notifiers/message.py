@@ -38,7 +38,8 @@ _BODIES = (".txt", ".html")
 # Header fields are always written by notifiers.addresses (folded, encoded where needed); a message whose
 # bodies are 7bit (RFC 5322 lines of at most 998 octets of ASCII, no NUL) is then written directly.
 _FIELD_NAME = re.compile(r"[!-9;-~]+")
-_OWN = frozenset({"subject", "from", "to", "date", "message-id", "mime-version"})  # and Content-*
+_OWN = frozenset({"subject", "from", "to", "date", "message-id", "mime-version", "content-type",
+                  "content-transfer-encoding"})
 _STRUCTURED = frozenset(HeaderRegistry().registry) - ADDRESS_FIELDS - _OWN  # Resent-Date and the like: as given
 _BODY_LINE = 998
 _PART = {subtype: f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: 7bit\r\n\r\n'
@@ -207,7 +208,7 @@ def _check_field(name: str, value: str) -> None:
         MessageError: naming the header.
     """
     kind = name.lower()
-    if kind in _OWN or kind.startswith("content-"):
+    if kind in _OWN:
         raise MessageError(f"Header {name!r} is written by the Email itself (give subject=, sender=, text= or "
                            f"html= instead); remove it from headers=.")
     if not _FIELD_NAME.fullmatch(name):

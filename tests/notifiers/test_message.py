@@ -196,3 +196,9 @@ def test_multipart_bytes_use_a_boundary_found_in_neither_body(monkeypatch: pytes
     assert b'boundary="===============0000000000000000042=="' in data
     message = email.message_from_bytes(data, policy=email.policy.default)
     assert [part.get_content().strip() for part in message.iter_parts()] == [boundary_like, boundary_like]
+
+
+@pytest.mark.parametrize("name", ["From", "to", "Subject", "Date", "Message-ID", "Content-Type"])
+def test_a_header_the_email_writes_itself_is_refused_among_the_headers(name: str) -> None:
+    with pytest.raises(MessageError, match=f"Header '{name}' is written by the Email itself"):
+        Email(subject="Hi", text="body", headers={name: "x@example.com"})
