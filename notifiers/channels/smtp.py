@@ -36,6 +36,9 @@ class SMTPChannel(Channel):
         ssl: connect with implicit TLS (SMTPS, usually port 465).
         username, password: log in when given.
         timeout: seconds for connecting and for each command.
+
+    Raises:
+        ChannelConfigurationError: ``sender`` is not one good address.
     """
 
     def __init__(
@@ -67,7 +70,9 @@ class SMTPChannel(Channel):
 
         Raises:
             TransientChannelError: connection failures, timeouts and 4xx replies.
-            PermanentChannelError: 5xx replies, including a refused recipient.
+            PermanentChannelError: 5xx replies, including a refused recipient; an address that needs
+                SMTPUTF8 the server does not offer.
+            MessageError: the email's sender is not one good address.
         """
         envelope_from = one_mailbox(message.sender or self.sender)[1]
         while True:
@@ -106,12 +111,12 @@ class SMTPChannel(Channel):
         connection.ehlo_or_helo_if_needed()
         eight_bit = connection.has_extn("8bitmime")
         data = message.to_bytes(to, sender=self.sender, key=key, eight_bit=eight_bit)
-        head = data.partition(b"\r\n\r\n")[0]
-        utf8 = needs_smtputf8(envelope_from) or needs_smtputf8(to.address) or not head.isascii()
+        needing = [address for address in (to.address, envelope_from) if needs_smtputf8(address)]
+        utf8 = bool(needing) or not data.partition(b"\r\n\r\n")[0].isascii()
         if utf8 and not connection.has_extn("smtputf8"):
             raise PermanentChannelError(
-                f"{self!r} does not offer SMTPUTF8, which {to.address} (or the sender or a header address) "
-                f"needs for its non-ASCII local part; use an ASCII address or a server that offers SMTPUTF8.",
+                f"{self!r} does not offer SMTPUTF8, which {needing[0] if needing else 'an address header'} needs "
+                f"for its non-ASCII local part; use an ASCII address or a server that offers SMTPUTF8.",
                 channel="smtp")
         options = (["SMTPUTF8"] if utf8 else []) + (["BODY=8BITMIME"] if eight_bit and not data.isascii() else [])
         return data, options
