@@ -72,6 +72,15 @@ def test_any_display_name_and_address_read_back_exactly_in_to(body: str, name: s
     to = recipient(address, name)
     for data in renderings(Email(subject="Hi", text=body), to):
         assert mailboxes(read(data), "To") == [(written(name), wire_address(to.address))]
+        assert max(map(len, data.partition(b"\r\n\r\n")[0].split(b"\r\n"))) <= 998
+
+
+def test_a_name_too_long_for_one_line_keeps_the_lines_within_998_octets_and_the_address_alone() -> None:
+    data = Email(subject="Hi", text="body").to_bytes(Recipient("x7@ok.example", "€, <v@evil.example> " * 60),
+                                                     sender=SHOP, key="k")
+    [(name, address)] = mailboxes(read(data), "To")
+    assert address == "x7@ok.example" and name.replace(" ", "") == ("€,<v@evil.example>" * 60)
+    assert max(map(len, data.partition(b"\r\n\r\n")[0].split(b"\r\n"))) <= 998
 
 
 @settings(max_examples=150, deadline=None)
