@@ -33,7 +33,7 @@ _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _WORDS = re.compile(rf"{_ATOM}(?: {_ATOM})*")
 _LINE = 78  # RFC 5322's recommended line length
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
-_BLANKS = re.compile(r"[ \t]+")
+_BLANKS = re.compile(r"[ \t]\s*")  # a space or tab and any whitespace after it, as a parser's FWS takes it
 _LONGEST_WORD = 720  # UTF-8 bytes of one encoded display name: 960 base64 characters, within a 998-octet line
 _EW_BYTES = 36  # UTF-8 bytes per encoded word: 48 base64 characters, 60 with its =?utf-8?b?...?= frame
 
@@ -55,8 +55,8 @@ def check_address(address: object, given: object = None) -> None:
     probe = _NON_ASCII.sub("u", local) + at + domain  # RFC 6532: UTF-8 wherever ASCII letters may be
     try:
         parsed = Address(addr_spec=probe)
-    except (HeaderParseError, ValueError, IndexError) as error:
-        raise RecipientError(f"Address {address!r} is malformed: {error}.", recipient=given) from None
+    except Exception as error:  # the email package's parser raises assorted errors on broken input ('0@[')
+        raise RecipientError(f"Address {address!r} is malformed{_reason(error)}.", recipient=given) from None
     if not at or parsed.addr_spec != probe:
         raise RecipientError(f"Address {address!r} is malformed: write it as local-part@domain, without "
                              f"comments or needless quotes.", recipient=given)
@@ -65,6 +65,11 @@ def check_address(address: object, given: object = None) -> None:
     except idna.IDNAError as error:
         raise RecipientError(f"Address {address!r} has a domain that is not a valid internationalized domain "
                              f"name ({error}).", recipient=given) from None
+
+
+def _reason(error: Exception) -> str:
+    """``": <the parser's reason>"``, or nothing when the parser failed without one (an IndexError...)."""
+    return f": {error}" if isinstance(error, (HeaderParseError, ValueError)) else ""
 
 
 def wire_address(address: str) -> str:
@@ -100,8 +105,8 @@ def parse_mailboxes(field: str, value: str) -> tuple[tuple[str | None, str], ...
     """
     try:
         header = email.policy.default.header_factory(field, value)
-    except (HeaderParseError, IndexError, ValueError) as error:  # the parser's own errors on some broken values
-        raise MessageError(f"{field} {value!r} is not a list of addresses ({error}).") from None
+    except Exception as error:  # the email package's parser raises assorted errors on broken input
+        raise MessageError(f"{field} {value!r} is not a list of addresses{_reason(error)}.") from None
     defects = [defect for defect in header.defects if not isinstance(defect, NonASCIILocalPartDefect)]
     if defects or not header.addresses or any(group.display_name is not None for group in header.groups):
         found = "; ".join(str(defect) for defect in defects) or "no address, or a group"
@@ -154,7 +159,8 @@ def text_field(field: str, text: str) -> str:
 
 
 def display_name(name: str | None) -> str:
-    """The display name as header fields carry it: runs of spaces and tabs as one space, none at either end.
+    """The display name as header fields carry it: a run of whitespace that begins with a space or tab
+    as one space, none at either end.
 
     A standards parser reads whitespace inside an encoded word so (Python's email package does), and
     outside one as one space: written so, the name reads back the same from any form.

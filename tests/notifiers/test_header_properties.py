@@ -28,8 +28,8 @@ BODIES = ["body\n", "Grüße\n"]  # written directly, and by the email package
 
 
 def written(name: str | None) -> str:
-    """The display name a header carries: runs of spaces and tabs as one space, none at either end."""
-    return re.sub(r"[ \t]+", " ", name or "").strip(" ")
+    """The display name a header carries: a run of whitespace from a space or tab as one space, none at the ends."""
+    return re.sub(r"[ \t]\s*", " ", name or "").strip(" ")
 
 
 def read(data: bytes) -> EmailMessage:
@@ -56,7 +56,8 @@ def recipient(address: str, name: str | None) -> Recipient:
     try:
         return Recipient(address, name)
     except RecipientError as error:
-        assert name is not None and any(c in name for c in "\r\n\0") or "ddress" in str(error)
+        unwritable = name is not None and any(c in "\r\n\0" or "\ud800" <= c <= "\udfff" for c in name)
+        assert unwritable or "ddress" in str(error)  # CR, LF, NUL, a lone surrogate; or a bad address
         assume(False)
         raise
 
