@@ -40,6 +40,11 @@ def read(data: bytes) -> EmailMessage:
     return email.message_from_string(data.decode(), policy=email.policy.default)  # type: ignore[return-value]
 
 
+def longest_header_line(data: bytes) -> int:
+    """The length of the longest header line, in octets without its line ending (CRLF or LF)."""
+    return max(map(len, data.replace(b"\r\n", b"\n").partition(b"\n\n")[0].split(b"\n")))
+
+
 def mailboxes(message: EmailMessage, field: str) -> list[tuple[str, str]]:
     return [(address.display_name, address.addr_spec) for address in message[field].addresses]
 
@@ -73,7 +78,7 @@ def test_any_display_name_and_address_read_back_exactly_in_to(body: str, name: s
     to = recipient(address, name)
     for data in renderings(Email(subject="Hi", text=body), to):
         assert mailboxes(read(data), "To") == [(written(name), wire_address(to.address))]
-        assert max(map(len, data.partition(b"\r\n\r\n")[0].split(b"\r\n"))) <= 998
+        assert longest_header_line(data) <= 998
 
 
 def test_a_name_too_long_for_one_line_keeps_the_lines_within_998_octets_and_the_address_alone() -> None:
@@ -81,7 +86,7 @@ def test_a_name_too_long_for_one_line_keeps_the_lines_within_998_octets_and_the_
                                                      sender=SHOP, key="k")
     [(name, address)] = mailboxes(read(data), "To")
     assert address == "x7@ok.example" and name.replace(" ", "") == ("€,<v@evil.example>" * 60)
-    assert max(map(len, data.partition(b"\r\n\r\n")[0].split(b"\r\n"))) <= 998
+    assert longest_header_line(data) <= 998
 
 
 @settings(max_examples=150, deadline=None)
@@ -124,7 +129,7 @@ def test_any_subject_and_unstructured_header_read_back_exactly(text: str) -> Non
     try:
         message = Email(subject=text, text="body", headers={"X-Tag": text})
     except MessageError:
-        assert "\r" in text or "\n" in text
+        assert any(c in "\r\n" or "\ud800" <= c <= "\udfff" for c in text)  # CR, LF or a lone surrogate
         return
     for data in renderings(message, Recipient("ann@example.com")):
         parsed = read(data)
