@@ -22,7 +22,7 @@ from notifiers import (
     registry,
 )
 from sqlalchemy import Engine, Table, and_, bindparam, or_, select, tuple_, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, WorkflowError, load_subject, read_record, utcnow
 
@@ -34,6 +34,9 @@ __all__ = ["Claim", "RetryLater", "SentLog", "claim", "claim_many", "deliver", "
            "single_statement"]
 
 _log = logging.getLogger(__name__)
+# Errors that the same input raises every time: ours, and encoding (UnicodeError is a ValueError),
+# validation, types, data too long for its column. Retrying them only delays the `failed` they end in.
+_DETERMINISTIC = (NotifierError, WorkflowError, ConfigurationError, ValueError, TypeError, DataError)
 _table = cast(Table, Delivery.__table__)
 _COLUMNS = ("id", "key", "transition_id", "notifier", "party", "channel", "address", "name", "recipient_ref",
             "locale", "attempts")
@@ -128,8 +131,9 @@ def deliver(session: Session, delivery_id: int, *, channel_for: Callable[[str], 
     A delivery is claimed (pending -> sending, or sending whose lease ran out) in its own commit,
     so two workers never send it at once and a sent one is never sent again. Errors end as
     recorded statuses: a broken template or message is ``failed``, a permanent channel error is
-    ``failed`` with the server's reply, a transient one (or any other exception, such as a bug
-    in a notifier) goes back to ``pending`` (or ``dead`` once ``max_attempts`` are used) and is
+    ``failed`` with the server's reply, and so is a deterministic error (encoding, validation,
+    type, data too long); a transient one (or any other exception, such as
+    a service down) goes back to ``pending`` (or ``dead`` once ``max_attempts`` are used) and is
     re-raised so that Dramatiq retries with backoff; its
     lease then covers the longest backoff Dramatiq may choose, so the sweeper leaves it alone.
 
@@ -228,12 +232,12 @@ def send(session: Session, held: Claim, *, channel_for: Callable[[str], Channel]
         return _finish(session, held, Status.FAILED, str(error))
     except TransientChannelError as error:
         return _retry_later(session, held, error, max_attempts, min_backoff_ms, max_backoff_ms, lease_seconds)
-    except (NotifierError, WorkflowError, ConfigurationError) as error:
+    except _DETERMINISTIC as error:
         recorded = _finish(session, held, Status.FAILED, f"{type(error).__name__}: {error}")
         if raise_message_errors and isinstance(error, NotifierError):
             raise
         return recorded
-    except Exception as error:  # anything unforeseen, e.g. a bug in a notifier or a database blip
+    except Exception as error:  # anything unforeseen, e.g. a service down or a database blip
         return _retry_later(session, held, error, max_attempts, min_backoff_ms, max_backoff_ms, lease_seconds)
     metrics.delivery_sent(held.channel, event.created_at)
     if sent is not None:

@@ -7,7 +7,7 @@ import hashlib
 import random
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from email.headerregistry import HeaderRegistry
@@ -15,6 +15,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Any
 
+from .addresses import ADDRESS_FIELDS, address_field, one_mailbox, parse_mailboxes, text_field, wire_address
 from .errors import MessageError, TemplateError
 from .recipients import Recipient
 from .templates import Templates
@@ -23,23 +24,29 @@ __all__ = ["Email", "message_id"]
 
 
 def _no_crlf(what: str, value: str) -> None:
+    """Refuse CR or LF (header injection), and text that has no UTF-8 form."""
     if "\r" in value or "\n" in value:
         raise MessageError(f"{what} {value!r} contains CR or LF (header injection refused).")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise MessageError(f"{what} {value!r} cannot be written in UTF-8.") from None
 
 
 _BODIES = (".txt", ".html")
 
-# What to_bytes writes directly: header fields of printable ASCII without encoded words, From and To
-# as `Name Name <addr>` or a bare address of plain atoms, extra headers the email package gives no
-# structure to, and 7bit bodies (RFC 5322 lines of at most 998 octets, no NUL).
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_MAILBOX = re.compile(rf"(?:{_ATEXT}(?: {_ATEXT})* <{_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*>"
-                      rf"|{_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*)")
+# Header fields are always written by notifiers.addresses (folded, encoded where needed); a message whose
+# bodies are 7bit (RFC 5322 lines of at most 998 octets of ASCII, no NUL) is then written directly.
 _FIELD_NAME = re.compile(r"[!-9;-~]+")
-_STRUCTURED = frozenset(HeaderRegistry().registry)
-_LINE, _BODY_LINE = 78, 998
+_OWN = frozenset({"subject", "from", "to", "date", "message-id", "mime-version", "content-type",
+                  "content-transfer-encoding"})
+_STRUCTURED = frozenset(HeaderRegistry().registry) - ADDRESS_FIELDS - _OWN  # Resent-Date and the like: as given
+_BODY_LINE = 998
 _PART = {subtype: f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: 7bit\r\n\r\n'
          .encode("ascii") for subtype in ("plain", "html")}
+# By UTF-8 in header fields (an address's local part): our folded fields stay as they are written.
+_POLICY = {utf8: email.policy.default.clone(refold_source="none", utf8=utf8) for utf8 in (False, True)}
+_SMTP = {utf8: policy.clone(linesep="\r\n") for utf8, policy in _POLICY.items()}
 
 
 @dataclass(frozen=True)
@@ -69,9 +76,11 @@ class Email:
         _no_crlf("Subject", self.subject)
         if self.sender is not None:
             _no_crlf("Sender", self.sender)
+            one_mailbox(self.sender)
         for name, value in self.headers.items():
             _no_crlf(f"Header {name}", name)
             _no_crlf(f"Header {name}", value)
+            _check_field(name, value)
         if not self.subject and self.template is None:
             raise MessageError("Email has no subject: give subject=, or a template with a .subject.txt variant.")
 
@@ -118,20 +127,31 @@ class Email:
         return subject
 
     def _fields(self, to: Recipient, sender: str, key: str) -> Iterator[tuple[str, str]]:
-        """The header fields of to_mime and to_bytes alike (one list, so they cannot drift): Subject, From,
-        To, Date, Message-ID, then ``headers``."""
-        yield "Subject", self.subject
-        yield "From", self.sender or sender
-        yield "To", str(to)
+        """The header fields, folded and encoded (see notifiers.addresses): Subject, From, To, Date,
+        Message-ID, then ``headers``."""
+        name, address = one_mailbox(self.sender or sender)
+        yield "Subject", text_field("Subject", self.subject)
+        yield "From", address_field("From", [(name, address)])
+        yield "To", address_field("To", [(to.name, to.address)])
         yield "Date", format_datetime(datetime.now(timezone.utc))  # "+0000": RFC 5322 makes "GMT" obsolete
-        yield "Message-ID", message_id(key, self.sender or sender)
-        yield from self.headers.items()
+        yield "Message-ID", message_id(key, wire_address(address))
+        for field, value in self.headers.items():
+            kind = field.lower()
+            yield field, (address_field(field, parse_mailboxes(field, value)) if kind in ADDRESS_FIELDS
+                          else value if kind in _STRUCTURED else text_field(field, value))
 
     def to_mime(self, to: Recipient, *, sender: str, key: str) -> EmailMessage:
-        """The MIME message for ``to``, with a Message-ID derived from the delivery ``key``."""
-        mime = EmailMessage()
-        for name, value in self._fields(to, sender, key):
-            mime[name] = value
+        """The MIME message for ``to``, with a Message-ID derived from the delivery ``key``.
+
+        Its header fields are those :meth:`to_bytes` writes; the email package reads them back as they are.
+        """
+        fields = list(self._fields(to, sender, key))
+        return self._mime(fields, _POLICY[not all(value.isascii() for _, value in fields)])
+
+    def _mime(self, fields: Iterable[tuple[str, str]], policy: email.policy.EmailPolicy[EmailMessage]) -> EmailMessage:
+        mime = EmailMessage(policy=policy)
+        for name, value in fields:
+            mime.set_raw(name, value)
         if self.text is not None:
             mime.set_content(self.text)
             if self.html is not None:
@@ -142,22 +162,25 @@ class Email:
             raise MessageError(f"Email {self.subject!r} has no body; render it first.")
         return mime
 
-    def to_bytes(self, to: Recipient, *, sender: str, key: str) -> bytes:
+    def to_bytes(self, to: Recipient, *, sender: str, key: str, eight_bit: bool = True) -> bytes:
         """The message for ``to`` as SMTP carries it (CRLF line endings, no Bcc), for ``smtplib.SMTP.sendmail``.
 
-        A plain ASCII email is written directly, an order of magnitude faster than building and
-        flattening :meth:`to_mime`; any other (non-ASCII, a quoted name, a word too long to fold, an
-        address or MIME field among ``headers``) is :meth:`to_mime` flattened, with the same meaning.
+        Header fields are ASCII, except a non-ASCII local part of an address (a message that needs
+        SMTPUTF8). A body that is not 7bit is written 8bit where ``eight_bit`` (a server offering
+        8BITMIME), else quoted-printable or base64. 7bit bodies are written directly, an order of
+        magnitude faster than building and flattening :meth:`to_mime`.
         """
-        data = self._plain_bytes(to, sender, key)
+        fields = [(name, value) for name, value in self._fields(to, sender, key)
+                  if name.lower() not in ("bcc", "resent-bcc")]  # smtplib.SMTP.send_message leaves them out too
+        utf8 = not all(value.isascii() for _, value in fields)
+        data = self._plain_bytes(fields)
         if data is not None:
             return data
-        mime = self.to_mime(to, sender=sender, key=key)
-        del mime["Bcc"], mime["Resent-Bcc"]  # smtplib.SMTP.send_message leaves them out too
-        return mime.as_bytes(policy=email.policy.SMTP)
+        policy = _SMTP[utf8] if eight_bit or utf8 else _SMTP[False].clone(cte_type="7bit")
+        return self._mime(fields, policy).as_bytes()
 
-    def _plain_bytes(self, to: Recipient, sender: str, key: str) -> bytes | None:
-        """The message written without the email package, or None when it needs it (see :meth:`to_bytes`)."""
+    def _plain_bytes(self, fields: list[tuple[str, str]]) -> bytes | None:
+        """The message written without the email package, or None when a body is not 7bit."""
         parts: list[tuple[str, bytes]] = []
         for subtype, body in (("plain", self.text), ("html", self.html)):
             if body is not None:
@@ -165,15 +188,9 @@ class Email:
                 if data is None:
                     return None
                 parts.append((subtype, data))
-        if not parts or not _STRUCTURED.isdisjoint(name.lower() for name in self.headers):
+        if not parts:
             return None
-        lines = []
-        for name, value in self._fields(to, sender, key):
-            line = _folded(name, value)
-            if line is None or (name in ("From", "To") and not _MAILBOX.fullmatch(value)):
-                return None
-            lines.append(line)
-        head = "\r\n".join([*lines, "MIME-Version: 1.0", ""]).encode("ascii")
+        head = "\r\n".join([*(f"{name}: {value}" for name, value in fields), "MIME-Version: 1.0", ""]).encode()
         if len(parts) == 1:
             subtype, data = parts[0]
             return head + _PART[subtype] + data
@@ -184,24 +201,22 @@ class Email:
                          delimiter, b"--\r\n"])
 
 
-def _folded(name: str, value: str) -> str | None:
-    """``name: value`` folded before spaces into lines of at most 78 characters; None for a field that is
-    not printable ASCII, holds an encoded word, or has a word too long to fold."""
-    if not (_FIELD_NAME.fullmatch(name) and value.isascii() and value.isprintable() and "=?" not in value):
-        return None
-    line = f"{name}: {value}"
-    if len(line) <= _LINE:
-        return line
-    words = value.split(" ")
-    if not all(words):  # runs of spaces, or spaces at an end: unfolding them is parser-dependent
-        return None
-    lines = [f"{name}: {words[0]}"]
-    for word in words[1:]:
-        if len(lines[-1]) + 1 + len(word) <= _LINE:
-            lines[-1] += " " + word
-        else:
-            lines.append(" " + word)
-    return "\r\n".join(lines) if max(map(len, lines)) <= _LINE else None
+def _check_field(name: str, value: str) -> None:
+    """Refuse a header the email writes itself, a bad field name, a bad address field or a non-ASCII structured one.
+
+    Raises:
+        MessageError: naming the header.
+    """
+    kind = name.lower()
+    if kind in _OWN:
+        raise MessageError(f"Header {name!r} is written by the Email itself (give subject=, sender=, text= or "
+                           f"html= instead); remove it from headers=.")
+    if not _FIELD_NAME.fullmatch(name):
+        raise MessageError(f"Header name {name!r} is not printable ASCII without spaces or colons.")
+    if kind in ADDRESS_FIELDS:
+        parse_mailboxes(name, value)
+    elif kind in _STRUCTURED and not (value.isascii() and value.isprintable()):
+        raise MessageError(f"Header {name} {value!r} must be printable ASCII.")
 
 
 def _7bit(body: str) -> bytes | None:

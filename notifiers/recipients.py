@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from email.headerregistry import Address
-from email.utils import formataddr, parseaddr
 from typing import Any
 
 from sqlalchemy import inspect
 from workflow import actor_reference
 
-from .errors import RecipientError
+from .addresses import check_address, parse_mailboxes, shown
+from .errors import MessageError, RecipientError
 
 __all__ = ["Recipient", "recipients_of"]
 
@@ -37,32 +36,21 @@ class Recipient:
 
     def __post_init__(self) -> None:
         check_address(self.address, self)
-        if self.name is not None and ("\r" in self.name or "\n" in self.name):
-            raise RecipientError(f"Recipient name {self.name!r} contains CR or LF.", recipient=self)
+        object.__setattr__(self, "address", self.address.strip())
+        if self.name is not None:
+            if not isinstance(self.name, str) or any(c in self.name for c in "\r\n\0"):
+                raise RecipientError(f"Recipient name {self.name!r} is not text without CR, LF or NUL.",
+                                     recipient=self)
+            try:
+                self.name.encode()
+            except UnicodeEncodeError:
+                raise RecipientError(f"Recipient name {self.name!r} cannot be written in UTF-8.",
+                                     recipient=self) from None
         if not self.ref:
-            object.__setattr__(self, "ref", self.address.strip().lower())
+            object.__setattr__(self, "ref", self.address.lower())
 
     def __str__(self) -> str:
-        return formataddr((self.name or "", self.address))
-
-
-def check_address(address: object, given: object = None) -> None:
-    """Refuse an empty, CR/LF-carrying or malformed address.
-
-    Raises:
-        RecipientError: naming the address and what is wrong.
-    """
-    if not isinstance(address, str) or not address.strip():
-        raise RecipientError(f"Recipient {given!r} has no email address.", recipient=given)
-    if "\r" in address or "\n" in address:
-        raise RecipientError(f"Address {address!r} contains CR or LF (header injection refused).",
-                             recipient=given)
-    try:
-        Address(addr_spec=address)
-    except (ValueError, IndexError) as error:
-        raise RecipientError(f"Address {address!r} is malformed: {error}.", recipient=given) from None
-    if "@" not in address:
-        raise RecipientError(f"Address {address!r} has no '@'.", recipient=given)
+        return shown(self.name, self.address)
 
 
 def recipients_of(value: Any, party: str | None = None) -> list[Recipient]:
@@ -85,8 +73,12 @@ def recipients_of(value: Any, party: str | None = None) -> list[Recipient]:
         if "\r" in value or "\n" in value:
             raise RecipientError(f"Address {value!r} contains CR or LF (header injection refused).",
                                  recipient=value)
-        name, address = parseaddr(value)
-        return [Recipient(address or value, name or None, party)]
+        try:
+            [(name, address)] = parse_mailboxes("To", value) if "@" in value else ((None, value),)
+        except (MessageError, ValueError):
+            raise RecipientError(f"Party {party!r} gave {value!r}, which is not one address: give "
+                                 f"'local@domain' or 'Name <local@domain>'.", recipient=value) from None
+        return [Recipient(address, name, party)]
     if hasattr(value, "email"):
         return [Recipient(getattr(value, "email"), getattr(value, "name", None), party, ref=_row_ref(value),
                           locale=_locale(value))]

@@ -182,6 +182,13 @@ class SMTPServer:
     reply: str = "250 OK"
     refused: int = 0
     delay: float = 0.0
+    hidden: tuple[str, ...] = ()  # EHLO keywords not offered, e.g. ("SMTPUTF8", "8BITMIME")
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        """Offer what aiosmtpd offers but :attr:`hidden`."""
+        session.host_name = hostname
+        return [line for line in responses if line[4:].split(" ")[0] not in self.hidden]
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         """Accept and keep the message (after :attr:`delay` seconds), or answer :attr:`reply` when not a 2xx."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl as _ssl
-from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
-from ..errors import PermanentChannelError, TransientChannelError
+from ..addresses import needs_smtputf8, one_mailbox, wire_address
+from ..errors import ChannelConfigurationError, MessageError, PermanentChannelError, TransientChannelError
 from ..message import Email
 from ..recipients import Recipient
 from .base import Channel
@@ -25,13 +25,20 @@ _log = logging.getLogger(__name__)
 class SMTPChannel(Channel):
     """Sends each email over SMTP; a 4xx reply or a network failure is transient, a 5xx permanent.
 
+    A non-ASCII domain travels in its ASCII (IDNA) form. A non-ASCII local part needs the server's
+    SMTPUTF8: without it, the send fails permanently. A body that is not 7bit is sent 8bit with
+    ``BODY=8BITMIME`` where the server offers 8BITMIME, and quoted-printable or base64 where not.
+
     Args:
         host, port: the SMTP server.
-        sender: the From address when the email names none.
+        sender: the From address when the email names none (``"Shop <shop@example.com>"``).
         starttls: upgrade the connection with STARTTLS.
         ssl: connect with implicit TLS (SMTPS, usually port 465).
         username, password: log in when given.
         timeout: seconds for connecting and for each command.
+
+    Raises:
+        ChannelConfigurationError: ``sender`` is not one good address.
     """
 
     def __init__(
@@ -46,6 +53,10 @@ class SMTPChannel(Channel):
         password: str | None = None,
         timeout: float = 10.0,
     ) -> None:
+        try:
+            one_mailbox(sender)
+        except MessageError as error:
+            raise ChannelConfigurationError(f"SMTPChannel sender: {error}") from None
         self.host, self.port, self.sender = host, port, sender
         self.starttls, self.ssl, self.timeout = starttls, ssl, timeout
         self.username, self._password = username, password
@@ -59,20 +70,17 @@ class SMTPChannel(Channel):
 
         Raises:
             TransientChannelError: connection failures, timeouts and 4xx replies.
-            PermanentChannelError: 5xx replies, including a refused recipient.
+            PermanentChannelError: 5xx replies, including a refused recipient; an address that needs
+                SMTPUTF8 the server does not offer.
+            MessageError: the email's sender is not one good address.
         """
-        envelope_from = parseaddr(message.sender or self.sender)[1]
-        # A non-ASCII address needs SMTPUTF8, which send_message asks for and sendmail does not.
-        content = (message.to_bytes(to, sender=self.sender, key=key) if (envelope_from + to.address).isascii()
-                   else message.to_mime(to, sender=self.sender, key=key))
+        envelope_from = one_mailbox(message.sender or self.sender)[1]
         while True:
             reused = self._connections.current() is not None
             try:
                 connection = self._connection()
-                if isinstance(content, bytes):
-                    connection.sendmail(envelope_from, [to.address], content)
-                else:
-                    connection.send_message(content, from_addr=envelope_from, to_addrs=[to.address])
+                data, options = self._content(connection, message, to, key, envelope_from)
+                connection.sendmail(wire_address(envelope_from), [wire_address(to.address)], data, mail_options=options)
                 return
             except smtplib.SMTPServerDisconnected:
                 self._drop()
@@ -80,7 +88,7 @@ class SMTPChannel(Channel):
                     raise TransientChannelError(f"{self!r} disconnected while sending.", channel="smtp") from None
                 # The kept connection had gone stale: try once more on a new one.
             except smtplib.SMTPRecipientsRefused as error:
-                code, reply = error.recipients.get(to.address, (550, b"recipient refused"))
+                code, reply = error.recipients.get(wire_address(to.address), (550, b"recipient refused"))
                 self._reset()
                 raise _by_code(code, f"{self!r} refused {to.address}: {code} {_text(reply)}") from None
             except smtplib.SMTPResponseException as error:
@@ -91,6 +99,27 @@ class SMTPChannel(Channel):
                 self._drop()
                 raise TransientChannelError(f"{self!r} failed: {type(error).__name__}: {error}",
                                             channel="smtp") from None
+
+    def _content(self, connection: smtplib.SMTP, message: Email, to: Recipient, key: str,
+                 envelope_from: str) -> tuple[bytes, list[str]]:
+        """The bytes of ``message`` for what this server offers, and the MAIL FROM parameters they need.
+
+        Raises:
+            PermanentChannelError: the message needs SMTPUTF8 (a non-ASCII local part) and the server
+                does not offer it.
+        """
+        connection.ehlo_or_helo_if_needed()
+        eight_bit = connection.has_extn("8bitmime")
+        data = message.to_bytes(to, sender=self.sender, key=key, eight_bit=eight_bit)
+        needing = [address for address in (to.address, envelope_from) if needs_smtputf8(address)]
+        utf8 = bool(needing) or not data.partition(b"\r\n\r\n")[0].isascii()
+        if utf8 and not connection.has_extn("smtputf8"):
+            raise PermanentChannelError(
+                f"{self!r} does not offer SMTPUTF8, which {needing[0] if needing else 'an address header'} needs "
+                f"for its non-ASCII local part; use an ASCII address or a server that offers SMTPUTF8.",
+                channel="smtp")
+        options = (["SMTPUTF8"] if utf8 else []) + (["BODY=8BITMIME"] if eight_bit and not data.isascii() else [])
+        return data, options
 
     def _connection(self) -> smtplib.SMTP:
         return self._connections.current() or self._connections.keep(self._connect())

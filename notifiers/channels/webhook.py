@@ -18,6 +18,7 @@ import hmac
 import http.client
 import json
 import logging
+import re
 import ssl
 import time
 from collections.abc import Mapping
@@ -45,6 +46,7 @@ _RESERVED = frozenset({"content-type", "content-length", "host", "idempotency-ke
                        "tidings-timestamp"})
 _EXCERPT = 200  # characters of an error body quoted in the error
 _DRAIN = 65_536  # bytes of a response read to keep the connection; a longer body closes it
+_TIMESTAMP = re.compile(r"[0-9]{1,15}")  # Unix seconds; more digits would be past the year 30 million
 _STALE = (ConnectionError, ssl.SSLEOFError, ssl.SSLZeroReturnError)  # what a connection the server closed raises
 
 
@@ -199,15 +201,15 @@ def verify_signature(body: bytes, header: str | None, secret: str | bytes, *, to
     captured request cannot be replayed later. Several ``v1=`` signatures may be given (while a
     secret is rotated); one match is enough. A missing or malformed header is simply ``False``.
     """
-    if not header:
+    if not header or not isinstance(header, str):
         return False
     fields = [part.strip().partition("=") for part in header.split(",")]
     stamps = [value for name, _, value in fields if name == "t"]
     signatures = [value.encode() for name, _, value in fields if name == "v1" and value.isascii()]
-    if len(stamps) != 1 or not (stamps[0].isascii() and stamps[0].isdigit()) or not signatures:
+    if len(stamps) != 1 or not _TIMESTAMP.fullmatch(stamps[0]) or not signatures:
         return False
-    timestamp = int(stamps[0])
-    if abs((time.time() if now is None else now) - timestamp) > tolerance:
+    timestamp = int(stamps[0])  # at most 15 digits: a float holds it, however hostile the header
+    if not abs((time.time() if now is None else now) - timestamp) <= tolerance:
         return False
     key = secret.encode() if isinstance(secret, str) else secret
     expected = _sign(key, timestamp, body).encode()

@@ -127,3 +127,25 @@ def test_bad_input_ends_as_recorded_failures_and_never_stops_the_worker(
                        ("buyer", "failed", "TemplateError")]
     assert len([d for d in rows if d.status == Status.SENT]) == 3  # the others' deliveries went out
     assert len(smtp_server.wait_for(3)) == 3
+
+
+def test_a_non_ascii_domain_is_sent_and_a_local_part_the_server_cannot_take_fails_at_once(
+        pg_url: str, shop: Engine, broker_url: str, queue_name: str, smtp_server: SMTPServer,
+        worker_process: Callable[..., subprocess.Popen[bytes]]) -> None:
+    jobs.configure(jobs.Settings(), broker_url=broker_url, queue=queue_name, database_url=pg_url)
+    smtp_server.hidden = ("SMTPUTF8",)
+    start_worker(worker_process, pg_url, broker_url, queue_name, smtp_server)
+    with Session(shop) as session:
+        order = Order(buyer=Person(name="Zoë, <victim@evil.example>", email="x@bücher.example"),
+                      seller=Person(name="Zoë", email="zoë@example.com"), watchers=[])
+        session.add(order)
+        session.commit()
+        order.pay()
+        session.commit()
+    rows = {d.party: d for d in settled(shop, 2)}
+    assert (rows["buyer"].status, rows["buyer"].attempts) == (Status.SENT, 1)
+    assert (rows["seller"].status, rows["seller"].attempts) == (Status.FAILED, 1)
+    assert "does not offer SMTPUTF8" in (rows["seller"].last_error or "")
+    [mail] = smtp_server.wait_for(1)
+    assert [(a.display_name, a.addr_spec) for a in mail["To"].addresses] == [
+        ("Zoë, <victim@evil.example>", "x@xn--bcher-kva.example")]

@@ -118,7 +118,7 @@ PLAIN = {
 @pytest.mark.parametrize("message", PLAIN.values(), ids=PLAIN.keys())
 def test_a_plain_ascii_email_is_written_without_the_mime_message(message: Email,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Email, "to_mime", lambda *args, **kwargs: pytest.fail("to_mime was called"))
+    monkeypatch.setattr(Email, "_mime", lambda *args, **kwargs: pytest.fail("the email package was used"))
     data = message.to_bytes(ANN, sender=SHOP, key="abc123")
     head = data.partition(b"\r\n\r\n")[0]
     assert b"=?utf-8?" not in data and b"Content-Transfer-Encoding: 7bit" in data
@@ -131,29 +131,43 @@ def test_a_long_subject_is_folded_at_spaces_into_lines_of_at_most_78_characters(
                            b" of Example Bank today\r\n")
 
 
-FALLBACK = {
+ENCODED_HEADERS = {
     "a non-ASCII subject": (Email(subject="Grüße", text="body"), ANN),
-    "a non-ASCII body": (Email(subject="Hi", text="Grüße"), ANN),
     "a display name needing quotes": (Email(subject="Hi", text="body"), Recipient("ann@example.com", "Doe, Ann")),
+    "a non-ASCII display name with a comma": (Email(subject="Hi", text="body"),
+                                              Recipient("x7@ok.example", "Zoë, <victim@evil.example>")),
     "an encoded word in the subject": (Email(subject="=?utf-8?q?Gr=C3=BC=C3=9Fe?=", text="body"), ANN),
-    "a body line over 998 octets": (Email(subject="Hi", text="x" * 999), ANN),
     "a word too long to fold": (Email(subject="Hi " + "x" * 80, text="body"), ANN),
     "an address header among the headers": (Email(subject="Hi", text="body", headers={"Reply-To": "a@example.com"}),
                                             ANN),
 }
 
 
-@pytest.mark.parametrize(("message", "to"), FALLBACK.values(), ids=FALLBACK.keys())
-def test_anything_but_plain_ascii_is_the_flattened_mime_message(message: Email, to: Recipient,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    built: list[EmailMessage] = []
-    original = Email.to_mime
+@pytest.mark.parametrize(("message", "to"), ENCODED_HEADERS.values(), ids=ENCODED_HEADERS.keys())
+def test_any_header_field_with_a_7bit_body_is_written_without_the_email_package(
+        message: Email, to: Recipient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Email, "_mime", lambda *args, **kwargs: pytest.fail("the email package was used"))
+    data = message.to_bytes(to, sender=SHOP, key="abc123")
+    assert data.isascii() and max(len(line) for line in data.partition(b"\r\n\r\n")[0].split(b"\r\n")) <= 78
 
-    def to_mime(self: Email, *args: Any, **kwargs: Any) -> EmailMessage:
+
+NOT_7BIT = {
+    "a non-ASCII body": (Email(subject="Hi", text="Grüße"), ANN),
+    "a body line over 998 octets": (Email(subject="Hi", text="x" * 999), ANN),
+}
+
+
+@pytest.mark.parametrize(("message", "to"), NOT_7BIT.values(), ids=NOT_7BIT.keys())
+def test_a_body_that_is_not_7bit_is_the_flattened_mime_message(message: Email, to: Recipient,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[EmailMessage] = []
+    original = Email._mime
+
+    def mime(self: Email, *args: Any, **kwargs: Any) -> EmailMessage:
         built.append(original(self, *args, **kwargs))
         return built[-1]
 
-    monkeypatch.setattr(Email, "to_mime", to_mime)
+    monkeypatch.setattr(Email, "_mime", mime)
     data = message.to_bytes(to, sender=SHOP, key="abc123")
     assert len(built) == 1 and meaning(data) == meaning(built[0].as_bytes(policy=email.policy.SMTP))
 
@@ -182,3 +196,9 @@ def test_multipart_bytes_use_a_boundary_found_in_neither_body(monkeypatch: pytes
     assert b'boundary="===============0000000000000000042=="' in data
     message = email.message_from_bytes(data, policy=email.policy.default)
     assert [part.get_content().strip() for part in message.iter_parts()] == [boundary_like, boundary_like]
+
+
+@pytest.mark.parametrize("name", ["From", "to", "Subject", "Date", "Message-ID", "Content-Type"])
+def test_a_header_the_email_writes_itself_is_refused_among_the_headers(name: str) -> None:
+    with pytest.raises(MessageError, match=f"Header '{name}' is written by the Email itself"):
+        Email(subject="Hi", text="body", headers={name: "x@example.com"})

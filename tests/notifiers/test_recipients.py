@@ -45,3 +45,31 @@ def test_a_recipient_given_by_address_is_known_by_its_address() -> None:
 def test_a_recipient_object_brings_its_locale() -> None:
     [ann] = recipients_of(SimpleNamespace(email="ann@example.com", name="Ann", locale="de"))
     assert ann.locale == "de"
+
+
+def test_a_non_ascii_domain_and_local_part_are_accepted() -> None:
+    assert Recipient("zoë@bücher.example").address == "zoë@bücher.example"
+
+
+@pytest.mark.parametrize(("address", "refusal"), [
+    ("x@-bücher.example", "not a valid internationalized domain name"),
+    ("ann\x07@example.com", "control or unprintable characters"),
+    ("ann@example.com (Ann)", "malformed"),
+])
+def test_an_address_that_cannot_travel_is_refused_with_the_reason(address: str, refusal: str) -> None:
+    with pytest.raises(RecipientError, match=refusal):
+        Recipient(address)
+
+
+def test_an_address_string_naming_two_addresses_is_refused() -> None:
+    with pytest.raises(RecipientError, match="which is not one address"):
+        recipients_of("ann@example.com, bob@example.com", "buyer")
+
+
+def test_an_address_string_with_a_quoted_name_keeps_the_whole_name() -> None:
+    assert recipients_of('"Doe, Ann" <ann@example.com>') == [Recipient("ann@example.com", "Doe, Ann")]
+
+
+def test_a_name_with_nul_is_refused() -> None:
+    with pytest.raises(RecipientError, match="CR, LF or NUL"):
+        Recipient("ann@example.com", "Ann\0")
