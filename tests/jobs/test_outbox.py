@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import jobs
 import pytest
 from dramatiq.brokers.stub import StubBroker
 from jobs import outbox
+from notifiers import MemoryChannel
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord
@@ -309,3 +311,32 @@ def test_what_is_queued_at_exit_is_still_enqueued(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", script, str(sent), str(tmp_path / "exit.db")], cwd=ROOT, check=True,
                    timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert sent.read_text() == "tidings.fan_out\n"
+
+
+def test_transitions_the_outbox_thread_sent_together_are_each_delivered_once(
+        remote: Remote, engine: Engine, session: Session, order: Order) -> None:
+    # Given the production path: a network broker, and the outbox's thread busy while 40 transitions commit
+    mailbox = MemoryChannel()
+    jobs.configure(broker=remote, engine=engine, channels={"email": mailbox})
+    remote.gate.clear()
+    first = order.pay()
+    session.commit()
+    assert remote.entered.acquire(timeout=5)
+    orders = [Order(buyer=order.buyer, seller=order.seller) for _ in range(40)]
+    session.add_all(orders)
+    session.commit()
+    records = [first] + [o.pay() for o in orders]
+    session.commit()
+    remote.gate.set()
+    assert outbox.dispatcher.flush(5)
+    # When a worker runs each message the thread enqueued (and those they enqueue in turn)
+    done = 0
+    while done < len(remote.sent):
+        name, args = remote.sent[done]
+        remote.get_actor(name).fn(*args)
+        done += 1
+    # Then the 41 transitions went in fewer messages, and each party of each got one email
+    fan_outs = [args for name, args in remote.sent if name == "tidings.fan_out"]
+    assert len(fan_outs) < 41
+    expected = Counter((f"Order {r.key} paid", a) for r in records for a in ("bea@example.com", "sam@example.com"))
+    assert Counter((s.message.subject, s.to.address) for s in mailbox.outbox) == expected
