@@ -106,6 +106,18 @@ def test_a_session_closed_without_commit_sends_nothing(broker: StubBroker, engin
     assert enqueued(broker) == []
 
 
+def test_a_session_used_again_after_a_close_without_commit_sends_only_its_new_transitions(
+        broker: StubBroker, engine: object, order: Order) -> None:
+    session = Session(engine)  # type: ignore[arg-type]
+    session.get(Order, order.id).pay()  # type: ignore[union-attr]
+    session.flush()
+    session.close()  # the payment is gone
+    record_id = session.get(Order, order.id).cancel().id  # type: ignore[union-attr]
+    session.commit()
+    session.close()
+    assert enqueued(broker) == [("tidings.fan_out", (record_id,))]
+
+
 def test_several_transitions_in_one_commit_enqueue_one_message_each(broker: StubBroker, session: Session,
                                                                     order: Order) -> None:
     first, second = order.pay(), order.ship()
@@ -205,6 +217,34 @@ def test_fan_outs_that_queue_up_behind_a_busy_enqueue_go_in_fewer_messages(
     batches = [args[0] if isinstance(args[0], list) else [args[0]] for _, args in remote.sent[1:]]
     assert 1 < len(batches) < 40 and all(len(batch) <= 50 for batch in batches)
     assert [i for batch in batches for i in batch] == queued
+
+
+@pytest.mark.parametrize(("waiting", "sizes"), [(10, [4, 4, 2]), (1000, [50] * 20)])
+def test_a_backlog_of_fan_outs_goes_in_messages_of_4_to_50_ids(remote: Remote, waiting: int,
+                                                               sizes: list[int]) -> None:
+    remote.gate.clear()
+    outbox.dispatcher.submit(remote, [1])
+    assert remote.entered.acquire(timeout=5)  # the thread waits on the broker...
+    outbox.dispatcher.submit(remote, list(range(2, waiting + 2)))  # ...while the backlog queues up
+    remote.gate.set()
+    assert outbox.dispatcher.flush(5)
+    batches = [args[0] for _, args in remote.sent[1:]]
+    assert [len(batch) for batch in batches] == sizes
+    assert [i for batch in batches for i in batch] == list(range(2, waiting + 2))
+
+
+def test_fan_outs_beyond_the_limit_of_those_waiting_are_left_to_the_sweeper(
+        remote: Remote, caplog: pytest.LogCaptureFixture) -> None:
+    limited = outbox.Dispatcher(limit=3)
+    remote.gate.clear()
+    limited.submit(remote, [1])
+    assert remote.entered.acquire(timeout=5)  # the thread waits on the broker with one
+    limited.submit(remote, [2, 3])  # as many as the limit wait: queued
+    limited.submit(remote, [4])  # one more: left to the sweeper
+    remote.gate.set()
+    assert limited.flush(5)
+    assert [args for _, args in remote.sent] == [(1,), ([2, 3],)]
+    assert "3 fan-outs wait for the broker already; 1 more are left to the sweeper" in caplog.text
 
 
 def test_a_failed_background_enqueue_drops_the_queue_behind_it_for_the_sweeper(
