@@ -24,8 +24,10 @@ demo-signup: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Prints every figure and keeps the output in bench/results/, named by the commit it measured.
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	mkdir -p bench/results
+	$(BIN)/python -m bench | tee bench/results/bench-$$(git rev-parse --short HEAD).md
 
 # Mutation testing of the guarantee modules (about 40 minutes on 2 CPUs; see docs/guarantees.md).
 # Resumes an interrupted run; MUTANTS_ARGS=--fresh starts again.
