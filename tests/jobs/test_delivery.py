@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -12,9 +11,8 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 from jobs import Delivery, Status
 from jobs.actors import deliver, deliver_each, fan_out
-from jobs.delivery import claim, claim_many, renew, send
+from jobs.delivery import claim, send
 from jobs.fanout import plan
-from jobs.sweeper import sweep
 from jobs.testing import drain
 from notifiers import MemoryChannel, PermanentChannelError, TransientChannelError
 from sqlalchemy import Engine, delete, event, select, update
@@ -396,78 +394,6 @@ def test_a_late_outcome_does_not_overwrite_the_next_claims_result(engine: Engine
     # Then the delivery stays sent, and no retry is asked for
     session.rollback()
     assert (outcome, session.get(Delivery, delivery_id).status) == ("lost (sent)", "sent")  # type: ignore[union-attr]
-
-
-def test_a_late_outcome_does_not_overwrite_a_claim_taken_since_and_still_being_sent(
-        engine: Engine, session: Session, order: Order) -> None:
-    # Given a delivery claimed by a worker whose lease then ran out, and claimed by another that is still sending it
-    order.watchers = []
-    order.cancel()
-    session.commit()
-    plan(session, 1)
-    [delivery_id] = session.scalars(select(Delivery.id))
-    stalled = claim(session, delivery_id, lease_seconds=0.000_001)
-    with Session(engine) as other:
-        taken = claim(other, delivery_id, lease_seconds=60)
-    assert stalled is not None and taken is not None
-    # When the first worker's send fails for good and it records that
-    refused = Flaky(PermanentChannelError("550 no such user", channel="smtp"), failures=1)
-    outcome = send(session, stalled, channel_for=lambda kind: refused, lease_seconds=60, max_attempts=3)
-    # Then the second worker's claim stands: still sending, its attempt, its lease
-    session.rollback()
-    row = session.get(Delivery, delivery_id)
-    assert row is not None and outcome == "lost (sending)"
-    assert (row.status, row.attempts, row.last_error) == (Status.SENDING, taken.attempts, None)
-
-
-def test_renewing_claims_returns_every_claim_still_held(engine: Engine, session: Session, order: Order) -> None:
-    order.cancel()
-    session.commit()
-    pending = plan(session, 1).pending
-    held = claim_many(session, pending, lease_seconds=60)
-    assert len(held) == 3
-    assert renew(session, held, lease_seconds=60) == held
-
-
-def test_a_renewed_claim_is_not_swept_before_its_new_lease_runs_out(engine: Engine, session: Session,
-                                                                    order: Order) -> None:
-    # Given a claim whose lease has run out, renewed for a minute by the worker that holds it
-    order.watchers = []
-    order.cancel()
-    session.commit()
-    [delivery_id] = plan(session, 1).pending
-    [held] = claim_many(session, [delivery_id], lease_seconds=0.000_001)
-    assert renew(session, [held], lease_seconds=60) == [held]
-    # Then neither the sweeper nor another worker takes it
-    assert sweep(session, grace_seconds=0).deliveries == []
-    with Session(engine) as other:
-        assert claim(other, delivery_id, lease_seconds=60) is None
-
-
-class Slow(MemoryChannel):
-    """Takes ``seconds`` per send: a channel slower than a third of the lease the test sets."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__()
-        self.seconds = seconds
-
-    def send(self, message: object, to: object, *, key: str, event: object = None) -> None:
-        time.sleep(self.seconds)  # the slowness under test, not a wait for something to happen
-        super().send(message, to, key=key, event=event)  # type: ignore[arg-type]
-
-
-def test_a_fan_out_slower_than_its_lease_renews_its_claims_and_sends_them_all(
-        broker: StubBroker, engine: Engine, session: Session, order: Order) -> None:
-    # Given claims of 30 ms, renewed every 10 ms, and a channel taking 20 ms per send
-    slow = Slow(seconds=0.02)
-    jobs.configure(broker=broker, engine=engine, channels={"email": slow}, lease_seconds=0.03)
-    order.pay()
-    session.commit()
-    # When the fan-out runs, and nobody else takes its claims
-    fan_out.fn(1)
-    # Then it renews the second claim after the first send, and sends both deliveries
-    assert sorted(s.to.address for s in slow.outbox) == ["bea@example.com", "sam@example.com"]
-    assert [status for _, status, _ in statuses(session)] == ["sent", "sent"]
 
 
 def claimed_by_another_worker_meanwhile(engine: Engine) -> tuple[MemoryChannel, list[int]]:
