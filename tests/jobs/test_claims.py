@@ -10,7 +10,8 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 from jobs import Delivery, Status
 from jobs.actors import fan_out
-from jobs.delivery import RetryLater, SentLog, claim, claim_many, renew, send
+from jobs.delivery import RetryLater, SentLog, claim, claim_many, deliver, renew, send
+from jobs.errors import DeliveryNotFound
 from jobs.fanout import plan
 from jobs.sweeper import sweep
 from notifiers import MemoryChannel, PermanentChannelError, TransientChannelError
@@ -194,3 +195,77 @@ def test_what_is_changed_in_the_session_while_a_delivery_is_sent_is_never_commit
     with Session(engine) as other:
         assert other.get(Order, order.id).watchers == []  # type: ignore[union-attr]
         assert other.scalar(select(func.count()).where(Person.name == "Meddler")) == 0
+
+
+def test_a_delivery_that_cannot_be_claimed_answers_with_its_own_status(session: Session, order: Order) -> None:
+    order.cancel()
+    session.commit()
+    _, second, _ = plan(session, 1).pending
+    refused = Flaky(PermanentChannelError("550 no such user", channel="smtp"), failures=99)
+    held = claim(session, second, lease_seconds=60)
+    assert held is not None
+    assert send(session, held, channel_for=lambda kind: refused, lease_seconds=60, max_attempts=3) == "failed"
+    assert deliver(session, second, channel_for=lambda kind: MemoryChannel(), lease_seconds=60,
+                   max_attempts=3) == "failed"
+    with pytest.raises(DeliveryNotFound, match="Delivery 4242 does not exist"):
+        deliver(session, 4242, channel_for=lambda kind: MemoryChannel(), lease_seconds=60, max_attempts=3)
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_log_of_sent_outcomes_writes_them_every_8_or_once_the_oldest_waited_50_ms(
+        engine: Engine, session: Session, order: Order, monkeypatch: pytest.MonkeyPatch) -> None:
+    order.watchers = [f"w{n}@example.com" for n in range(9)]
+    order.cancel()
+    session.commit()
+    held = claim_many(session, plan(session, 1).pending, lease_seconds=60)
+    clock = Clock()
+    monkeypatch.setattr(time, "monotonic", clock)
+    log = SentLog(session)
+
+    def written() -> int:
+        with Session(engine) as other:
+            return other.scalar(select(func.count()).where(Delivery.status == Status.SENT)) or 0
+
+    for one in held[:7]:
+        log.add(one)
+    assert written() == 0
+    log.add(held[7])
+    assert written() == 8  # the eighth writes the eight
+    log.add(held[8])
+    clock.now += 0.049
+    log.flush_if_due()
+    assert written() == 8
+    clock.now += 0.002
+    log.flush_if_due()
+    assert written() == 9  # the oldest waited 50 ms
+
+
+class Failing(MemoryChannel):
+    """Makes its session's flush fail (a row breaking a constraint), as a channel or notifier with a bug might."""
+
+    def send(self, message: object, to: object, *, key: str, event: object = None) -> None:
+        session = object_session(event.subject)  # type: ignore[attr-defined]
+        assert session is not None
+        session.add(Person(name=None, email="nobody@example.com"))
+        session.flush()
+
+
+def test_a_flush_that_failed_while_sending_still_lets_the_outcome_be_recorded(engine: Engine, session: Session,
+                                                                              order: Order) -> None:
+    delivery_id = one_pending_delivery(session, order)
+    held = claim(session, delivery_id, lease_seconds=60)
+    assert held is not None
+    with pytest.raises(RetryLater):
+        send(session, held, channel_for=lambda kind: Failing(), lease_seconds=60, max_attempts=3)
+    with Session(engine) as other:
+        row = other.get(Delivery, delivery_id)
+        assert row is not None and row.status == Status.PENDING and "IntegrityError" in (row.last_error or "")
