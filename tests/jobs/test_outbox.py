@@ -233,18 +233,33 @@ def test_a_backlog_of_fan_outs_goes_in_messages_of_4_to_50_ids(remote: Remote, w
     assert [i for batch in batches for i in batch] == list(range(2, waiting + 2))
 
 
-def test_fan_outs_beyond_the_limit_of_those_waiting_are_left_to_the_sweeper(
-        remote: Remote, caplog: pytest.LogCaptureFixture) -> None:
-    limited = outbox.Dispatcher(limit=3)
+def test_fan_outs_beyond_10000_waiting_are_left_to_the_sweeper(remote: Remote,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    dispatcher = outbox.Dispatcher()  # the process's own, as configured by default
     remote.gate.clear()
-    limited.submit(remote, [1])
+    dispatcher.submit(remote, [1])
     assert remote.entered.acquire(timeout=5)  # the thread waits on the broker with one
-    limited.submit(remote, [2, 3])  # as many as the limit wait: queued
-    limited.submit(remote, [4])  # one more: left to the sweeper
+    dispatcher.submit(remote, list(range(2, 10_001)))  # 10,000 wait: queued
+    dispatcher.submit(remote, [10_001])  # one more: left to the sweeper
     remote.gate.set()
-    assert limited.flush(5)
-    assert [args for _, args in remote.sent] == [(1,), ([2, 3],)]
-    assert "3 fan-outs wait for the broker already; 1 more are left to the sweeper" in caplog.text
+    assert dispatcher.flush(10)
+    sent = [i for _, (ids,) in remote.sent for i in (ids if isinstance(ids, list) else [ids])]
+    assert sent == list(range(1, 10_001))
+    assert "10000 fan-outs wait for the broker already; 1 more are left to the sweeper" in caplog.text
+
+
+def test_a_flush_returns_once_everything_was_enqueued_not_at_its_timeout(remote: Remote, session: Session,
+                                                                      order: Order) -> None:
+    remote.gate.clear()
+    order.pay()
+    session.commit()
+    assert remote.entered.acquire(timeout=5)
+    flushed: list[bool] = []
+    waiter = threading.Thread(target=lambda: flushed.append(outbox.dispatcher.flush(3600)), daemon=True)
+    waiter.start()
+    remote.gate.set()
+    waiter.join(timeout=30)  # a deadline, far below the flush's own hour
+    assert flushed == [True] and len(remote.sent) == 1
 
 
 def test_a_failed_background_enqueue_drops_the_queue_behind_it_for_the_sweeper(
