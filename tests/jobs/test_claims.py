@@ -269,3 +269,16 @@ def test_a_flush_that_failed_while_sending_still_lets_the_outcome_be_recorded(en
     with Session(engine) as other:
         row = other.get(Delivery, delivery_id)
         assert row is not None and row.status == Status.PENDING and "IntegrityError" in (row.last_error or "")
+
+
+@pytest.mark.parametrize(("retry_after", "delay_ms"), [(2, 2000), (0, 0), (-5, 0)])
+def test_a_retry_after_in_seconds_is_waited_in_milliseconds_never_less_than_none(
+        session: Session, order: Order, retry_after: float, delay_ms: int) -> None:
+    delivery_id = one_pending_delivery(session, order)
+    held = claim(session, delivery_id, lease_seconds=60)
+    assert held is not None
+    slow_down = Flaky(TransientChannelError("429 slow down", channel="webhook", retry_after=retry_after), failures=1)
+    with pytest.raises(RetryLater) as retry:
+        send(session, held, channel_for=lambda kind: slow_down, lease_seconds=60, max_attempts=3,
+             max_backoff_ms=10_000)
+    assert retry.value.delay_ms == delay_ms

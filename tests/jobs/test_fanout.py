@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from jobs import Delivery, Status, TransitionNotFound
 from jobs import fanout
+from jobs.delivery_log import delivery_key
 from jobs.fanout import fan_out, plan, plan_many
 from notifiers import opt_out
-from sqlalchemy import delete, event, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, delete, event, select
+from sqlalchemy.orm import Session, object_session
 from workflow import TransitionRecord
 
 from tests.app import Account, Order, Person
@@ -207,3 +209,23 @@ def test_a_lone_transition_that_cannot_be_planned_raises_so_that_the_message_is_
     monkeypatch.setattr(fanout, "skip_reasons", lambda *args: (_ for _ in ()).throw(RuntimeError("down")))
     with pytest.raises(RuntimeError, match="down"):
         plan_many(session, [record.id])
+
+
+def test_a_delivery_key_is_32_hex_characters_given_by_its_inputs_alone() -> None:
+    key = delivery_key(7, "OrderNotifier.paid", " Bea@Example.com ", "email")
+    assert re.fullmatch("[0-9a-f]{32}", key)
+    assert key == delivery_key(7, "OrderNotifier.paid", "bea@example.com", "email")
+    assert key != delivery_key(8, "OrderNotifier.paid", "bea@example.com", "email")
+
+
+def test_a_fan_out_through_a_session_bound_to_a_connection_plans_its_deliveries(engine: Engine, order: Order) -> None:
+    record_id = order.pay().id
+    object_session(order).commit()  # type: ignore[union-attr]
+    with engine.connect() as connection, Session(bind=connection) as session:
+        assert len(plan(session, record_id).pending) == 2
+
+
+def test_a_process_remembers_the_last_20000_transitions_it_planned() -> None:
+    recent = fanout._Recent()
+    recent.update(("db", i) for i in range(20_001))
+    assert ("db", 0) not in recent and ("db", 1) in recent and ("db", 20_000) in recent
