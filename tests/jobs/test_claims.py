@@ -185,13 +185,18 @@ class Meddling(MemoryChannel):
         super().send(message, to, key=key, event=event)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("logged", [False, True], ids=["recorded alone", "recorded with others"])
 @pytest.mark.parametrize("change", ["dirty", "new"])
 def test_what_is_changed_in_the_session_while_a_delivery_is_sent_is_never_committed(
-        engine: Engine, session: Session, order: Order, change: str) -> None:
+        engine: Engine, session: Session, order: Order, change: str, logged: bool) -> None:
     delivery_id = one_pending_delivery(session, order)
     held = claim(session, delivery_id, lease_seconds=60)
     assert held is not None
-    assert send(session, held, channel_for=lambda kind: Meddling(change), lease_seconds=60, max_attempts=3) == "sent"
+    log = SentLog(session) if logged else None
+    assert send(session, held, channel_for=lambda kind: Meddling(change), lease_seconds=60, max_attempts=3,
+                sent=log) == "sent"
+    if log is not None:
+        log.flush()
     with Session(engine) as other:
         assert other.get(Order, order.id).watchers == []  # type: ignore[union-attr]
         assert other.scalar(select(func.count()).where(Person.name == "Meddler")) == 0
@@ -282,3 +287,21 @@ def test_a_retry_after_in_seconds_is_waited_in_milliseconds_never_less_than_none
         send(session, held, channel_for=lambda kind: slow_down, lease_seconds=60, max_attempts=3,
              max_backoff_ms=10_000)
     assert retry.value.delay_ms == delay_ms
+
+
+def test_a_claimed_delivery_is_not_claimed_again_while_its_lease_lasts(engine: Engine, session: Session,
+                                                                       order: Order) -> None:
+    delivery_id = one_pending_delivery(session, order)
+    assert claim(session, delivery_id, lease_seconds=60) is not None
+    assert sweep(session, grace_seconds=0).deliveries == []
+    with Session(engine) as other:
+        assert claim(other, delivery_id, lease_seconds=60) is None
+
+
+def test_a_sent_outcome_waiting_in_the_log_leaves_no_transaction_open(session: Session, order: Order) -> None:
+    delivery_id = one_pending_delivery(session, order)
+    [held] = claim_many(session, [delivery_id], lease_seconds=60)
+    session.get(Order, order.id)  # rendering reads: a transaction begins (on SQLite, a read lock)
+    assert session.in_transaction()
+    SentLog(session).add(held)
+    assert not session.in_transaction()
