@@ -182,24 +182,38 @@ def test_a_party_that_raises_fails_its_deliveries_with_the_reason_and_not_the_ot
     assert {d.status for d in rows if d.transition_id == ids[1]} == {Status.PENDING}
 
 
-def test_a_transition_that_cannot_be_planned_is_left_to_the_sweeper_and_the_others_are_planned(
-        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+def three_paid_orders_the_second_of_which_cannot_be_planned(session: Session,
+                                                            monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Three paid orders' transitions; planning the second raises (e.g. a value its column cannot hold)."""
     ids = paid_orders(session, 3)
     second = session.get(Order, int(session.get(TransitionRecord, ids[1]).key))  # type: ignore[union-attr]
     broken_ref = f"Person:{second.seller.id}"  # type: ignore[union-attr]
     resolve = fanout.skip_reasons
 
-    def broken_for_the_second(session: Session, refs: Any) -> Any:  # e.g. a value its column cannot hold
+    def broken_for_the_second(session: Session, refs: Any) -> Any:
         wanted = list(refs)
         if broken_ref in wanted:
             raise RuntimeError("preferences unreadable")
         return resolve(session, wanted)
 
     monkeypatch.setattr(fanout, "skip_reasons", broken_for_the_second)
+    return ids
+
+
+def test_a_transition_that_cannot_be_planned_is_left_to_the_sweeper_and_the_others_are_planned(
+        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = three_paid_orders_the_second_of_which_cannot_be_planned(session, monkeypatch)
     planned = plan_many(session, ids)
     assert sorted(planned.loaded) == [ids[0], ids[2]]
     unfanned = session.scalars(select(TransitionRecord.id).where(TransitionRecord.fanned_out_at.is_(None))).all()
     assert unfanned == [ids[1]]
+
+
+def test_planned_each_on_its_own_after_one_failed_a_batch_still_claims_no_more_than_its_total(
+        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = three_paid_orders_the_second_of_which_cannot_be_planned(session, monkeypatch)
+    planned = plan_many(session, ids, claim_up_to=2, claim_total=2)
+    assert [c.transition_id for c in planned.claimed] == [ids[0]] * 2 and len(planned.pending) == 2
 
 
 def test_a_lone_transition_that_cannot_be_planned_raises_so_that_the_message_is_retried(
