@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
 
 from tests import conftest
+from tests.jobs.test_fanout import three_paid_orders_the_second_of_which_cannot_be_planned
 
 pytestmark = pytest.mark.integration
 
@@ -85,3 +86,12 @@ def test_a_transition_the_sweeper_had_to_resend_is_never_taken_by_another_fan_ou
         planned = plan_many(session, [ids[0]], waiting=10)
     # Then it takes the third, and leaves the swept one to its own message
     assert sorted(planned.loaded) == [ids[0], ids[2]] and unfanned(shop) == 1
+
+
+def test_a_message_whose_own_transition_cannot_be_planned_raises_though_it_took_others(
+        shop: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Session(shop) as session:
+        ids = three_paid_orders_the_second_of_which_cannot_be_planned(session, monkeypatch)
+        with pytest.raises(RuntimeError, match="preferences unreadable"):  # so that Dramatiq retries the message
+            plan_many(session, [ids[1]], waiting=10)
+    assert unfanned(shop) == 3  # the others it took go back to waiting
