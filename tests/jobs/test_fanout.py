@@ -243,3 +243,22 @@ def test_a_process_remembers_the_last_20000_transitions_it_planned() -> None:
     recent = fanout._Recent()
     recent.update(("db", i) for i in range(20_001))
     assert ("db", 0) not in recent and ("db", 1) in recent and ("db", 20_000) in recent
+
+
+def test_a_party_without_an_address_fails_on_each_channel_of_its_notifier(session: Session) -> None:
+    account = Account(owner=Person(name="Ann", email=None))
+    session.add(account)
+    session.commit()
+    record = account.lock()
+    session.commit()
+    fan_out(session, record.id)
+    failed = session.scalars(select(Delivery).where(Delivery.status == Status.FAILED)).all()
+    assert sorted(d.channel for d in failed) == ["email", "inapp"]
+
+
+def test_a_transition_whose_row_is_gone_does_not_hold_back_the_others_of_its_batch(session: Session) -> None:
+    ids = paid_orders(session, 3)
+    session.execute(delete(Order).where(Order.id == int(session.get(TransitionRecord, ids[0]).key)))  # type: ignore[union-attr]
+    session.commit()
+    planned = plan_many(session, ids)
+    assert sorted(planned.loaded) == ids[1:] and len(planned.pending) == 4
