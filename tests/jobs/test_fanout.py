@@ -10,7 +10,9 @@ import pytest
 from jobs import Delivery, Status, TransitionNotFound
 from jobs import fanout
 from jobs.delivery_log import delivery_key
+from jobs.delivery import claim_many
 from jobs.fanout import fan_out, plan, plan_many
+from jobs.sweeper import sweep
 from notifiers import opt_out
 from sqlalchemy import Engine, delete, event, select
 from sqlalchemy.orm import Session, object_session
@@ -142,9 +144,10 @@ def test_a_missing_transition_is_reported_and_the_others_planned(session: Sessio
     assert planned.missing == [999] and len(planned.pending) == 4
 
 
+@pytest.mark.parametrize("count", [2, 3])
 def test_a_transition_fanned_out_meanwhile_does_not_hold_back_the_others(
-        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
-    ids = paid_orders(session, 3)
+        session: Session, monkeypatch: pytest.MonkeyPatch, count: int) -> None:
+    ids = paid_orders(session, count)
     resolve = fanout.skip_reasons
 
     def another_worker_first(*args: object) -> object:  # commits a fan-out of ids[1] between read and write
@@ -155,7 +158,7 @@ def test_a_transition_fanned_out_meanwhile_does_not_hold_back_the_others(
 
     monkeypatch.setattr(fanout, "skip_reasons", another_worker_first)
     planned = plan_many(session, ids, claim_up_to=10)
-    assert sorted({c.transition_id for c in planned.claimed}) == [ids[0], ids[2]]
+    assert sorted({c.transition_id for c in planned.claimed}) == [ids[0], *ids[2:]]
     rows = session.scalars(select(Delivery.transition_id)).all()
     assert sorted(rows) == sorted(ids * 2)  # each transition's two deliveries, once
 
@@ -262,3 +265,13 @@ def test_a_transition_whose_row_is_gone_does_not_hold_back_the_others_of_its_bat
     session.commit()
     planned = plan_many(session, ids)
     assert sorted(planned.loaded) == ids[1:] and len(planned.pending) == 4
+
+
+def test_deliveries_written_claimed_are_not_claimed_again_while_their_lease_lasts(engine: Engine,
+                                                                                 session: Session) -> None:
+    [record_id] = paid_orders(session, 1)
+    claimed = plan(session, record_id, claim_up_to=4, lease_seconds=60).claimed
+    assert len(claimed) == 2
+    assert sweep(session, grace_seconds=0).deliveries == []
+    with Session(engine) as other:
+        assert claim_many(other, [c.id for c in claimed], lease_seconds=60) == []

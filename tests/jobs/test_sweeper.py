@@ -198,3 +198,13 @@ def test_a_sweep_interval_of_0_starts_no_sweeping_thread() -> None:
     middleware = SweeperMiddleware(Sweeps(), interval=lambda: 0)
     middleware.after_worker_boot(None, None)  # type: ignore[arg-type]
     assert middleware._thread is None
+
+
+def test_one_sweep_takes_at_most_1000_deliveries_and_the_next_one_the_rest(session: Session, order: Order) -> None:
+    order.watchers = [f"w{n}@example.com" for n in range(1000)]
+    record = order.cancel()
+    session.commit()
+    fan_out(session, record.id)  # 1,001 rows (the buyer and the watchers), their messages never enqueued
+    age_everything(session)
+    assert len(sweep_rows(session, grace_seconds=60).deliveries) == 1000
+    assert len(sweep_rows(session, grace_seconds=60).deliveries) == 1  # the 1,000 taken wait a grace period again
