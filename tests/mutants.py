@@ -106,18 +106,19 @@ def regions(source: str, names: list[str]) -> tuple[list[Any], list[Any], list[A
             found = named(statement, name)
             if found is not None:
                 kept.append(spans(found))
-    annotations, operators = [], []
+    ignored: list[Any] = []
+    operators: list[Any] = []
     for node in ast.walk(tree):
         if isinstance(node, (ast.arg, ast.AnnAssign)) and node.annotation is not None:
-            annotations.append(spans(node.annotation))
+            ignored.append(spans(node.annotation))
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.returns is not None:
-            annotations.append(spans(node.returns))
+            ignored.append(spans(node.returns))
         elif isinstance(node, (ast.BinOp, ast.UnaryOp, ast.Compare, ast.BoolOp)):
             operators.append(spans(node))
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
               and isinstance(node.func.value, ast.Name) and node.func.value.id == "_log"):
-            annotations.append(spans(node))  # what a log line says is no guarantee
-    return kept, annotations, operators
+            ignored.append(spans(node))  # what a log line says is no guarantee
+    return kept, ignored, operators
 
 
 def named(statement: ast.stmt, name: str) -> ast.AST | None:
@@ -137,11 +138,11 @@ def inside(position: tuple[int, int], region: tuple[tuple[int, int], tuple[int, 
 
 
 def skip_out_of_scope(session: Path, source: str, names: list[str]) -> tuple[int, int]:
-    """Mark as skipped the mutants that cannot change behaviour (see the module docstring); (kept, skipped)."""
+    """Mark as skipped the mutants out of scope (see the module docstring); (kept, skipped)."""
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
-    kept_regions, annotations, operators = regions(source, names)
+    kept_regions, ignored, operators = regions(source, names)
     skipped = kept = 0
     with use_db(str(session), WorkDB.Mode.open) as db:
         for item in list(db.pending_work_items):
@@ -149,7 +150,7 @@ def skip_out_of_scope(session: Path, source: str, names: list[str]) -> tuple[int
             position = tuple(mutation.start_pos)
             operator = mutation.operator_name
             out = (not wanted(operator) or not any(inside(position, r) for r in kept_regions)
-                   or any(inside(position, r) for r in annotations)
+                   or any(inside(position, r) for r in ignored)
                    or ("Operator" in operator and not any(inside(position, r) for r in operators)))
             if out:
                 db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
