@@ -6,15 +6,28 @@ benchmarks. Each script also runs alone: ``python -m bench.request`` and so on.
 
 from __future__ import annotations
 
+import subprocess
 import time
+from pathlib import Path
 
 from . import fanout, request, rows, rss, scale, throughput
 from .common import REPORTED, machine, reachable, table
 
 
+def commit() -> str:
+    """The commit this run measures, and whether the tree differs from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=Path(__file__).parents[1], capture_output=True,
+                              text=True).stdout.strip()
+
+    changed = git("status", "--porcelain", "--untracked-files=no")
+    return (git("rev-parse", "HEAD") or "unknown") + (" with uncommitted changes" if changed else "")
+
+
 def main() -> None:
     start = time.perf_counter()
-    print(f"# Tidings benchmarks\n\nMachine: {machine()}.\nEach ratio is Tidings' median over a baseline's median "
+    print(f"# Tidings benchmarks\n\nCommit: {commit()}.\nStarted: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."
+          f"\nMachine: {machine()}.\nEach ratio is Tidings' median over a baseline's median "
           f"measured in the same run; p90 is the slow tail (for rates: what 90 % of windows reached).", flush=True)
     rows.main()
     request.main()

@@ -548,7 +548,11 @@ def _port_outside_the_ephemeral_range() -> int:
 
 
 class TCPProxy:
-    """Forwards a local port to a service; :meth:`cut` drops every connection and refuses new ones."""
+    """Forwards a local port to a service; :meth:`cut` drops every connection and refuses new ones.
+
+    :meth:`hang` drops them too, and leaves new ones unanswered, as a host that is down does: a
+    client's connect waits for its timeout instead of failing at once.
+    """
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
@@ -556,10 +560,14 @@ class TCPProxy:
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
+        self._silent: list[socket.socket] = []
         self.restore()
 
     def restore(self) -> None:
         """Accept connections again."""
+        for sock in self._silent:
+            sock.close()
+        self._silent = []
         listener = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
         listener.settimeout(0.2)
         self._listener = listener
@@ -582,6 +590,15 @@ class TCPProxy:
             except OSError:
                 pass
             sock.close()
+
+    def hang(self) -> None:
+        """:meth:`cut`, then listen with a full accept queue: the kernel drops every new SYN, unanswered."""
+        self.cut()
+        silent = socket.socket()
+        silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        silent.bind(("127.0.0.1", self.port))
+        silent.listen(0)
+        self._silent = [silent, socket.create_connection(("127.0.0.1", self.port), timeout=5)]  # the one it holds
 
     def _accept(self, listener: socket.socket) -> None:
         while self._listener is listener:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from jobs import Delivery
 from jobs.fanout import _take, plan_many
+from jobs.sweeper import sweep
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session
-from workflow import TransitionRecord
+from workflow import TransitionRecord, utcnow
 
 from tests import conftest
+from tests.jobs.test_fanout import three_paid_orders_the_second_of_which_cannot_be_planned
 
 pytestmark = pytest.mark.integration
 
@@ -68,3 +72,26 @@ def test_a_transition_this_process_remembers_planning_is_read_again_when_the_swe
         session.commit()
         assert plan_many(session, ids, waiting=10).loaded == {}  # remembered: not read
         assert sorted(plan_many(session, ids, waiting=10, recall=False).loaded) == ids
+
+
+def test_a_transition_the_sweeper_had_to_resend_is_never_taken_by_another_fan_out(shop: Engine) -> None:
+    # Given three waiting transitions, the second one overdue and re-enqueued by the sweeper (it may fail to plan)
+    ids = paid_orders(shop, 3)
+    with Session(shop) as session:
+        session.execute(update(TransitionRecord).where(TransitionRecord.id == ids[1])
+                        .values(created_at=utcnow() - dt.timedelta(hours=1)))
+        session.commit()
+        assert sweep(session, grace_seconds=60).transitions == [ids[1]]
+        # When a fan-out of the first plans the transitions waiting behind it
+        planned = plan_many(session, [ids[0]], waiting=10)
+    # Then it takes the third, and leaves the swept one to its own message
+    assert sorted(planned.loaded) == [ids[0], ids[2]] and unfanned(shop) == 1
+
+
+def test_a_message_whose_own_transition_cannot_be_planned_raises_though_it_took_others(
+        shop: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Session(shop) as session:
+        ids = three_paid_orders_the_second_of_which_cannot_be_planned(session, monkeypatch)
+        with pytest.raises(RuntimeError, match="preferences unreadable"):  # so that Dramatiq retries the message
+            plan_many(session, [ids[1]], waiting=10)
+    assert unfanned(shop) == 3  # the others it took go back to waiting

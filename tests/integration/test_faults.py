@@ -34,7 +34,19 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_jobs")]
 
 # Quick recovery for the tests: a claimed delivery belongs to its worker for 3 s, work left
 # pending for 8 s is re-enqueued, and each worker sweeps every second.
-RECOVERY = {"TIDINGS_LEASE_SECONDS": "3", "TIDINGS_SWEEP_AFTER_SECONDS": "8", "TIDINGS_SWEEP_INTERVAL": "1"}
+LEASE_SECONDS, SWEEP_AFTER_SECONDS, SWEEP_INTERVAL = 3, 8, 1
+RECOVERY = {"TIDINGS_LEASE_SECONDS": str(LEASE_SECONDS), "TIDINGS_SWEEP_AFTER_SECONDS": str(SWEEP_AFTER_SECONDS),
+            "TIDINGS_SWEEP_INTERVAL": str(SWEEP_INTERVAL)}
+# After a restart, claims of the killed worker come back once their lease runs out, and work whose
+# message it had taken (unfanned transitions, pending deliveries) once left alone for
+# sweep_after_seconds; the next sweep finds either within sweep_interval. The margin is for the new
+# worker to start and send what is left (1,000-1,500 mails). Redis alone would wait for its 60 s
+# heartbeat and its maintenance roll.
+RECOVERY_BOUND = max(LEASE_SECONDS, SWEEP_AFTER_SECONDS) + SWEEP_INTERVAL + 10
+# The application's connect timeout to the broker. A request that enqueued its fan-out itself would
+# wait for it when the broker's host is down: measured 5.0 s per request on Redis (it retries) and
+# 2.0 s on RabbitMQ; the outbox's thread leaves the request out of it.
+BROKER_TIMEOUT = 1
 
 
 def accepted_loans(engine: Engine, count: int) -> list[int]:
@@ -101,15 +113,19 @@ def test_a_worker_killed_mid_run_loses_nothing_and_sends_at_most_what_was_in_fli
     restarted = time.monotonic()
     worker_process("examples.lending.notifications", env=env, processes=2, threads=8)
 
-    # Then every one of the 2,000 emails arrives (the recovery time is printed, not asserted: the
-    # machine is shared), and duplicates are at most those in flight
+    # (the kill landed mid-run: some mails had not arrived, some deliveries were being sent)
+    assert arrived_at_kill < 2000 and in_flight > 0, (arrived_at_kill, in_flight)
+
+    # Then every one of the 2,000 emails arrives within the bound the settings give, and
+    # duplicates are at most those in flight
     assert wait_for(lambda: len(message_ids(smtp_server)) >= 2000, timeout=120), delivery_statuses(pg_engine)
     recovery = time.monotonic() - restarted
     counts = message_ids(smtp_server)
     duplicates = sum(counts.values()) - len(counts)
     record_property("recovery_seconds", round(recovery, 1))
     print(f"\n[figures] {broker_url.split(':')[0]}: {arrived_at_kill} arrived before the kill, {in_flight} in flight, "
-          f"{duplicates} duplicates, all 2000 within {recovery:.1f} s of the restart")
+          f"{duplicates} duplicates, all 2000 within {recovery:.1f} s of the restart (bound {RECOVERY_BOUND} s)")
+    assert recovery < RECOVERY_BOUND
     assert len(counts) == 2000 and duplicates <= in_flight
     assert wait_for(lambda: delivery_statuses(pg_engine) == Counter({Status.SENT: 2000}), timeout=30)
 
@@ -117,20 +133,22 @@ def test_a_worker_killed_mid_run_loses_nothing_and_sends_at_most_what_was_in_fli
 def test_transitions_committed_while_the_broker_is_down_are_delivered_when_it_returns(
         pg_url: str, pg_engine: Engine, broker_url: str, queue_name: str, smtp_server: SMTPServer,
         worker_process: Callable[..., subprocess.Popen[bytes]], tcp_proxy: Callable[[int], TCPProxy]) -> None:
-    # Given the application reaching the broker through a proxy that is cut
+    # Given the application reaching the broker through a proxy, and the broker's host down: the
+    # proxy leaves connections unanswered, so a connect waits for its timeout
     proxy = tcp_proxy(urlsplit(broker_url).port or 0)
     jobs.configure(jobs.Settings(), broker_url=proxied(broker_url, proxy), queue=queue_name, database_url=pg_url,
-                   broker_timeout=1)
+                   broker_timeout=BROKER_TIMEOUT)
     ids = accepted_loans(pg_engine, 100)
-    proxy.cut()
+    proxy.hang()
 
     # When 100 transitions commit
     took = fire_each(pg_engine, ids, "hand_over")
 
-    # Then every request succeeded without hanging, and the transitions wait, unfanned
+    # Then every request returned well within the broker's connect timeout (which a request enqueuing
+    # its own fan-out would wait for), and the transitions wait, unfanned
     print(f"\n[figures] {broker_url.split(':')[0]} down: slowest of 100 requests {max(took) * 1000:.0f} ms, "
-          f"median {sorted(took)[50] * 1000:.0f} ms")
-    assert max(took) < 5
+          f"median {sorted(took)[50] * 1000:.0f} ms (bound {BROKER_TIMEOUT / 2 * 1000:.0f} ms)")
+    assert max(took) < BROKER_TIMEOUT / 2
     with Session(pg_engine) as session:
         assert session.scalar(select(func.count()).where(TransitionRecord.fanned_out_at.is_(None))) == 100
 
@@ -164,7 +182,7 @@ def test_two_processes_firing_conflicting_transitions_leave_one_winner_per_row(
         import examples.lending.notifications
         trigger, start = sys.argv[1], float(sys.argv[2])
         engine = create_engine(jobs.worker.runtime.settings.database_url)
-        won = lost = 0
+        won = conflicts = not_allowed = 0
         with Session(engine) as session:
             ids = list(session.scalars(select(Loan.id).order_by(Loan.id)))
             session.rollback()
@@ -174,10 +192,13 @@ def test_two_processes_firing_conflicting_transitions_leave_one_winner_per_row(
                     session.get(Loan, loan_id).fire(trigger)
                     session.commit()
                     won += 1
-                except (ConcurrentTransition, TransitionNotAllowed):
+                except ConcurrentTransition:  # both read 'requested'; the other wrote first
                     session.rollback()
-                    lost += 1
-        print(won, lost)
+                    conflicts += 1
+                except TransitionNotAllowed:  # the other had committed before this one read the row
+                    session.rollback()
+                    not_allowed += 1
+        print(won, conflicts, not_allowed)
     """)
     start = time.time() + 2
     racers = [subprocess.Popen([sys.executable, "-c", script, trigger, str(start)], env=env, cwd=ROOT,
@@ -200,7 +221,10 @@ def test_two_processes_firing_conflicting_transitions_leave_one_winner_per_row(
         states = dict(session.execute(select(Loan.id, Loan.state)).all())
         log = dict(session.execute(select(TransitionRecord.key, TransitionRecord.dest)).all())
         assert session.scalar(select(func.count()).select_from(TransitionRecord)) == 100
-    print(f"\n[figures] accept won {outcomes[0][0]}, decline won {outcomes[1][0]} of 100 rows")
+    conflicts = outcomes[0][1] + outcomes[1][1]
+    print(f"\n[figures] accept won {outcomes[0][0]}, decline won {outcomes[1][0]} of 100 rows; "
+          f"{conflicts} losers got ConcurrentTransition, {outcomes[0][2] + outcomes[1][2]} TransitionNotAllowed")
+    assert conflicts > 0  # the processes really raced: both read a row as 'requested' before either wrote it
     assert set(states.values()) <= {"accepted", "declined"} and len(states) == 100
     assert {str(k): v for k, v in states.items()} == log
     assert outcomes[0][0] + outcomes[1][0] == 100
@@ -234,6 +258,9 @@ def test_two_sweepers_on_postgresql_take_each_overdue_row_once(shop: Engine, bro
 
     with ThreadPoolExecutor(2) as pool:
         first, second = pool.map(one_sweep, range(2))
-    assert len(first.deliveries) + len(second.deliveries) == 100
-    assert not set(first.deliveries) & set(second.deliveries)
-    assert sorted(first.transitions + second.transitions) == sorted(set(first.transitions + second.transitions))
+    with Session(shop) as session:
+        overdue_deliveries = sorted(session.scalars(select(Delivery.id)))
+        overdue_transitions = sorted(session.scalars(select(TransitionRecord.id)))
+    assert len(overdue_deliveries) == 100 and len(overdue_transitions) == 100
+    assert sorted(first.deliveries + second.deliveries) == overdue_deliveries  # each taken, and once
+    assert sorted(first.transitions + second.transitions) == overdue_transitions

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from jobs import Delivery, Status, TransitionNotFound
+from jobs import fanout
 from jobs import rows as delivery_rows
+from jobs.delivery_log import delivery_key
+from jobs.delivery import claim_many
 from jobs.fanout import fan_out, plan, plan_many
+from jobs.sweeper import sweep
 from notifiers import opt_out
-from sqlalchemy import delete, event, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, delete, event, select
+from sqlalchemy.orm import Session, object_session
 from workflow import TransitionRecord
 
 from tests.app import Account, Order, Person
@@ -141,9 +146,10 @@ def test_a_missing_transition_is_reported_and_the_others_planned(session: Sessio
     assert planned.missing == [999] and len(planned.pending) == 4
 
 
+@pytest.mark.parametrize("count", [2, 3])
 def test_a_transition_fanned_out_meanwhile_does_not_hold_back_the_others(
-        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
-    ids = paid_orders(session, 3)
+        session: Session, monkeypatch: pytest.MonkeyPatch, count: int) -> None:
+    ids = paid_orders(session, count)
     resolve = delivery_rows.skip_reasons
 
     def another_worker_first(*args: object) -> object:  # commits a fan-out of ids[1] between read and write
@@ -154,7 +160,7 @@ def test_a_transition_fanned_out_meanwhile_does_not_hold_back_the_others(
 
     monkeypatch.setattr(delivery_rows, "skip_reasons", another_worker_first)
     planned = plan_many(session, ids, claim_up_to=10)
-    assert sorted({c.transition_id for c in planned.claimed}) == [ids[0], ids[2]]
+    assert sorted({c.transition_id for c in planned.claimed}) == [ids[0], *ids[2:]]
     rows = session.scalars(select(Delivery.transition_id)).all()
     assert sorted(rows) == sorted(ids * 2)  # each transition's two deliveries, once
 
@@ -181,24 +187,38 @@ def test_a_party_that_raises_fails_its_deliveries_with_the_reason_and_not_the_ot
     assert {d.status for d in rows if d.transition_id == ids[1]} == {Status.PENDING}
 
 
-def test_a_transition_that_cannot_be_planned_is_left_to_the_sweeper_and_the_others_are_planned(
-        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+def three_paid_orders_the_second_of_which_cannot_be_planned(session: Session,
+                                                            monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Three paid orders' transitions; planning the second raises (e.g. a value its column cannot hold)."""
     ids = paid_orders(session, 3)
     second = session.get(Order, int(session.get(TransitionRecord, ids[1]).key))  # type: ignore[union-attr]
     broken_ref = f"Person:{second.seller.id}"  # type: ignore[union-attr]
     resolve = delivery_rows.skip_reasons
 
-    def broken_for_the_second(session: Session, refs: Any) -> Any:  # e.g. a value its column cannot hold
+    def broken_for_the_second(session: Session, refs: Any) -> Any:
         wanted = list(refs)
         if broken_ref in wanted:
             raise RuntimeError("preferences unreadable")
         return resolve(session, wanted)
 
     monkeypatch.setattr(delivery_rows, "skip_reasons", broken_for_the_second)
+    return ids
+
+
+def test_a_transition_that_cannot_be_planned_is_left_to_the_sweeper_and_the_others_are_planned(
+        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = three_paid_orders_the_second_of_which_cannot_be_planned(session, monkeypatch)
     planned = plan_many(session, ids)
     assert sorted(planned.loaded) == [ids[0], ids[2]]
     unfanned = session.scalars(select(TransitionRecord.id).where(TransitionRecord.fanned_out_at.is_(None))).all()
     assert unfanned == [ids[1]]
+
+
+def test_planned_each_on_its_own_after_one_failed_a_batch_still_claims_no_more_than_its_total(
+        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = three_paid_orders_the_second_of_which_cannot_be_planned(session, monkeypatch)
+    planned = plan_many(session, ids, claim_up_to=2, claim_total=2)
+    assert [c.transition_id for c in planned.claimed] == [ids[0]] * 2 and len(planned.pending) == 2
 
 
 def test_a_lone_transition_that_cannot_be_planned_raises_so_that_the_message_is_retried(
@@ -208,3 +228,53 @@ def test_a_lone_transition_that_cannot_be_planned_raises_so_that_the_message_is_
     monkeypatch.setattr(delivery_rows, "skip_reasons", lambda *args: (_ for _ in ()).throw(RuntimeError("down")))
     with pytest.raises(RuntimeError, match="down"):
         plan_many(session, [record.id])
+
+
+def test_a_delivery_key_is_32_hex_characters_given_by_its_inputs_alone() -> None:
+    key = delivery_key(7, "OrderNotifier.paid", " Bea@Example.com ", "email", installation="a")
+    assert re.fullmatch("[0-9a-f]{32}", key)
+    assert key == delivery_key(7, "OrderNotifier.paid", "bea@example.com", "email", installation="a")
+    assert key != delivery_key(8, "OrderNotifier.paid", "bea@example.com", "email", installation="a")
+    assert key != delivery_key(7, "OrderNotifier.paid", "bea@example.com", "email", installation="b")
+
+
+def test_a_fan_out_through_a_session_bound_to_a_connection_plans_its_deliveries(engine: Engine, order: Order) -> None:
+    record_id = order.pay().id
+    object_session(order).commit()  # type: ignore[union-attr]
+    with engine.connect() as connection, Session(bind=connection) as session:
+        assert len(plan(session, record_id).pending) == 2
+
+
+def test_a_process_remembers_the_last_20000_transitions_it_planned() -> None:
+    recent = fanout._Recent()
+    recent.update(("db", i) for i in range(20_001))
+    assert ("db", 0) not in recent and ("db", 1) in recent and ("db", 20_000) in recent
+
+
+def test_a_party_without_an_address_fails_on_each_channel_of_its_notifier(session: Session) -> None:
+    account = Account(owner=Person(name="Ann", email=None))
+    session.add(account)
+    session.commit()
+    record = account.lock()
+    session.commit()
+    fan_out(session, record.id)
+    failed = session.scalars(select(Delivery).where(Delivery.status == Status.FAILED)).all()
+    assert sorted(d.channel for d in failed) == ["email", "inapp"]
+
+
+def test_a_transition_whose_row_is_gone_does_not_hold_back_the_others_of_its_batch(session: Session) -> None:
+    ids = paid_orders(session, 3)
+    session.execute(delete(Order).where(Order.id == int(session.get(TransitionRecord, ids[0]).key)))  # type: ignore[union-attr]
+    session.commit()
+    planned = plan_many(session, ids)
+    assert sorted(planned.loaded) == ids[1:] and len(planned.pending) == 4
+
+
+def test_deliveries_written_claimed_are_not_claimed_again_while_their_lease_lasts(engine: Engine,
+                                                                                 session: Session) -> None:
+    [record_id] = paid_orders(session, 1)
+    claimed = plan(session, record_id, claim_up_to=4, lease_seconds=60).claimed
+    assert len(claimed) == 2
+    assert sweep(session, grace_seconds=0).deliveries == []
+    with Session(engine) as other:
+        assert claim_many(other, [c.id for c in claimed], lease_seconds=60) == []

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 from jobs import outbox
 from jobs.outage import outage
+from notifiers import MemoryChannel
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord
@@ -103,6 +105,18 @@ def test_a_session_closed_without_commit_sends_nothing(broker: StubBroker, engin
     with Session(engine) as later:  # type: ignore[arg-type]
         later.commit()
     assert enqueued(broker) == []
+
+
+def test_a_session_used_again_after_a_close_without_commit_sends_only_its_new_transitions(
+        broker: StubBroker, engine: object, order: Order) -> None:
+    session = Session(engine)  # type: ignore[arg-type]
+    session.get(Order, order.id).pay()  # type: ignore[union-attr]
+    session.flush()
+    session.close()  # the payment is gone
+    record_id = session.get(Order, order.id).cancel().id  # type: ignore[union-attr]
+    session.commit()
+    session.close()
+    assert enqueued(broker) == [("tidings.fan_out", (record_id,))]
 
 
 def test_several_transitions_in_one_commit_enqueue_one_message_each(broker: StubBroker, session: Session,
@@ -204,6 +218,49 @@ def test_fan_outs_that_queue_up_behind_a_busy_enqueue_go_in_fewer_messages(
     batches = [args[0] if isinstance(args[0], list) else [args[0]] for _, args in remote.sent[1:]]
     assert 1 < len(batches) < 40 and all(len(batch) <= 50 for batch in batches)
     assert [i for batch in batches for i in batch] == queued
+
+
+@pytest.mark.parametrize(("waiting", "sizes"), [(10, [4, 4, 2]), (1000, [50] * 20)])
+def test_a_backlog_of_fan_outs_goes_in_messages_of_4_to_50_ids(remote: Remote, waiting: int,
+                                                               sizes: list[int]) -> None:
+    remote.gate.clear()
+    outbox.dispatcher.submit(remote, [1])
+    assert remote.entered.acquire(timeout=5)  # the thread waits on the broker...
+    outbox.dispatcher.submit(remote, list(range(2, waiting + 2)))  # ...while the backlog queues up
+    remote.gate.set()
+    assert outbox.dispatcher.flush(5)
+    batches = [args[0] for _, args in remote.sent[1:]]
+    assert [len(batch) for batch in batches] == sizes
+    assert [i for batch in batches for i in batch] == list(range(2, waiting + 2))
+
+
+def test_fan_outs_beyond_10000_waiting_are_left_to_the_sweeper(remote: Remote,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    dispatcher = outbox.Dispatcher()  # the process's own, as configured by default
+    remote.gate.clear()
+    dispatcher.submit(remote, [1])
+    assert remote.entered.acquire(timeout=5)  # the thread waits on the broker with one
+    dispatcher.submit(remote, list(range(2, 10_001)))  # 10,000 wait: queued
+    dispatcher.submit(remote, [10_001])  # one more: left to the sweeper
+    remote.gate.set()
+    assert dispatcher.flush(10)
+    sent = [i for _, (ids,) in remote.sent for i in (ids if isinstance(ids, list) else [ids])]
+    assert sent == list(range(1, 10_001))
+    assert "10000 fan-outs wait for the broker already; more are left to the sweeper" in caplog.text
+
+
+def test_a_flush_returns_once_everything_was_enqueued_not_at_its_timeout(remote: Remote, session: Session,
+                                                                      order: Order) -> None:
+    remote.gate.clear()
+    order.pay()
+    session.commit()
+    assert remote.entered.acquire(timeout=5)
+    flushed: list[bool] = []
+    waiter = threading.Thread(target=lambda: flushed.append(outbox.dispatcher.flush(3600)), daemon=True)
+    waiter.start()
+    remote.gate.set()
+    waiter.join(timeout=30)  # a deadline, far below the flush's own hour
+    assert flushed == [True] and len(remote.sent) == 1
 
 
 def test_a_failed_background_enqueue_drops_the_queue_behind_it_for_the_sweeper(
@@ -311,3 +368,32 @@ def test_what_is_queued_at_exit_is_still_enqueued(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", script, str(sent), str(tmp_path / "exit.db")], cwd=ROOT, check=True,
                    timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert sent.read_text() == "tidings.fan_out\n"
+
+
+def test_transitions_the_outbox_thread_sent_together_are_each_delivered_once(
+        remote: Remote, engine: Engine, session: Session, order: Order) -> None:
+    # Given the production path: a network broker, and the outbox's thread busy while 40 transitions commit
+    mailbox = MemoryChannel()
+    jobs.configure(broker=remote, engine=engine, channels={"email": mailbox})
+    remote.gate.clear()
+    first = order.pay()
+    session.commit()
+    assert remote.entered.acquire(timeout=5)
+    orders = [Order(buyer=order.buyer, seller=order.seller) for _ in range(40)]
+    session.add_all(orders)
+    session.commit()
+    records = [first] + [o.pay() for o in orders]
+    session.commit()
+    remote.gate.set()
+    assert outbox.dispatcher.flush(5)
+    # When a worker runs each message the thread enqueued (and those they enqueue in turn)
+    done = 0
+    while done < len(remote.sent):
+        name, args = remote.sent[done]
+        remote.get_actor(name).fn(*args)
+        done += 1
+    # Then the 41 transitions went in fewer messages, and each party of each got one email
+    fan_outs = [args for name, args in remote.sent if name == "tidings.fan_out"]
+    assert len(fan_outs) < 41
+    expected = Counter((f"Order {r.key} paid", a) for r in records for a in ("bea@example.com", "sam@example.com"))
+    assert Counter((s.message.subject, s.to.address) for s in mailbox.outbox) == expected
