@@ -397,3 +397,11 @@ def test_transitions_the_outbox_thread_sent_together_are_each_delivered_once(
     assert len(fan_outs) < 41
     expected = Counter((f"Order {r.key} paid", a) for r in records for a in ("bea@example.com", "sam@example.com"))
     assert Counter((s.message.subject, s.to.address) for s in mailbox.outbox) == expected
+
+
+def test_at_exit_the_outbox_thread_gets_the_5_seconds_the_readme_promises(monkeypatch: pytest.MonkeyPatch) -> None:
+    dispatcher = outbox.Dispatcher()
+    waited: list[float] = []
+    monkeypatch.setattr(dispatcher, "flush", lambda timeout: waited.append(timeout) or True)
+    dispatcher._at_exit()
+    assert waited == [5.0]

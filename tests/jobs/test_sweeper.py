@@ -15,7 +15,7 @@ from jobs.fanout import fan_out, plan
 from jobs.testing import drain
 from notifiers import MemoryChannel
 from jobs.sweeper import SweeperMiddleware, sweep as sweep_rows
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
 
@@ -208,3 +208,40 @@ def test_one_sweep_takes_at_most_1000_deliveries_and_the_next_one_the_rest(sessi
     age_everything(session)
     assert len(sweep_rows(session, grace_seconds=60).deliveries) == 1000
     assert len(sweep_rows(session, grace_seconds=60).deliveries) == 1  # the 1,000 taken wait a grace period again
+
+
+def test_on_sqlite_a_sweep_started_while_another_is_between_its_reads_and_its_writes_takes_none_of_its_rows(
+        broker: StubBroker, engine: Any, session: Session, order: Order) -> None:
+    for _ in range(5):
+        order.cancel()
+        order.reopen()
+    session.commit()
+    for record_id in session.scalars(select(TransitionRecord.id)):
+        fan_out(session, record_id)
+    age_everything(session)
+    first_read, second_read = threading.Event(), threading.Event()
+    holder: list[int] = []
+
+    def hold_the_first_before_it_writes(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if threading.get_ident() == holder[0] and statement.startswith("UPDATE tidings_deliveries SET status"):
+            first_read.set()
+            second_read.wait(timeout=1)  # the second sweep reads now, unless the write lock holds it back
+
+    def one_sweep(hold: bool) -> list[int]:
+        if hold:
+            holder.append(threading.get_ident())
+        else:
+            assert first_read.wait(timeout=10)
+        with Session(engine) as own:
+            found = sweep_rows(own, grace_seconds=60).deliveries
+        if not hold:
+            second_read.set()
+        return found
+
+    event.listen(engine, "before_cursor_execute", hold_the_first_before_it_writes)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            first, second = pool.map(one_sweep, [True, False])
+    finally:
+        event.remove(engine, "before_cursor_execute", hold_the_first_before_it_writes)
+    assert sorted(first) == sorted(session.scalars(select(Delivery.id))) and second == []
