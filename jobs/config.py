@@ -6,6 +6,7 @@ This module is the only reader of ``os.environ``.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import os
 import re
@@ -107,7 +108,8 @@ class Settings:
                     "notifiers",
                     f"{self.notifiers!r} is not a comma-separated list of module names")
         self._check(0 <= self.metrics_port <= 65535, "metrics_port", "must be a TCP port, or 0 for no metrics")
-        for name in ("smtp_port", "max_retries", "min_backoff_ms", "max_backoff_ms", "sweep_interval",
+        self._check(1 <= self.smtp_port <= 65535, "smtp_port", f"{self.smtp_port} is not a TCP port (1 to 65535)")
+        for name in ("max_retries", "min_backoff_ms", "max_backoff_ms", "sweep_interval",
                      "worker_processes", "max_memory_mb", "max_messages"):
             self._check(getattr(self, name) >= 0, name, "must not be negative")
         for name in ("lease_seconds", "smtp_timeout", "broker_timeout", "sweep_after_seconds", "worker_threads",
@@ -143,6 +145,7 @@ class Settings:
             ConfigurationError: a variable does not parse, naming it.
         """
         environ = os.environ if environ is None else environ
+        _refuse_unknown(environ)
         values: dict[str, Any] = {}
         for field in fields(cls):
             variable = _PREFIX + field.name.upper()
@@ -157,6 +160,16 @@ class Settings:
         if unknown:
             raise ConfigurationError(f"Unknown settings {sorted(unknown)}; known: {[f.name for f in fields(self)]}.")
         return dataclasses.replace(self, **changes)
+
+
+def _refuse_unknown(environ: Mapping[str, str]) -> None:
+    """Refuse a ``TIDINGS_*`` variable no setting reads: a typo would otherwise leave its default in force."""
+    known = [_PREFIX + field.name.upper() for field in fields(Settings)]
+    for variable in sorted(environ):
+        if variable.startswith(_PREFIX) and variable not in known:
+            close = difflib.get_close_matches(variable, known, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"the settings are {', '.join(known)}."
+            raise ConfigurationError(f"Environment variable {variable} is no setting of Tidings: {hint}")
 
 
 @functools.cache

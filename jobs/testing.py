@@ -228,6 +228,7 @@ def kit() -> Iterator[Kit]:
     Meanwhile a message that cannot be built (a missing template, one that does not compile, an
     undefined variable, a notifier returning something else than a message) is recorded
     ``failed``, as in production, and its error raised in the test, naming the template and line.
+    What the test left queued runs when it ends, so such an error fails a test that asserted nothing.
     """
     import jobs
 
@@ -245,6 +246,7 @@ def kit() -> Iterator[Kit]:
     try:
         with outbox.session_commits_suffice():  # the jobs run on the test's connection, in its transaction
             yield new
+            new.run()  # what the test left queued runs, as production would: a broken template fails it
     finally:
         delivery.raise_message_errors = raising
         event.remove(Session, "after_commit", remember_bind)

@@ -76,7 +76,7 @@ class Registry:
         except KeyError:
             raise RegistrationError(
                 f"No notifier {name!r} is registered for {model}.{trigger}; import the module that "
-                f"declares it in the worker (dramatiq jobs <your modules>)."
+                f"declares it in the worker (tidings worker myapp.notifications, or TIDINGS_NOTIFIERS)."
             ) from None
 
 

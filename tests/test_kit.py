@@ -139,6 +139,16 @@ def test_a_template_error_fails_the_users_test_with_the_template_and_line(user_p
     result.stdout.fnmatch_lines([">*tidings.run()", error])
 
 
+def test_a_template_error_fails_a_test_that_left_its_notifications_queued(user_project: pytest.Pytester) -> None:
+    templates = user_project.mkdir("templates")
+    (templates / "broken.txt").write_text("Hello {{ recipient.name }},\n\nyou are invited by {{ event.actor }.\n")
+    quiet = TEMPLATED_TEST.format(template="broken").replace("        tidings.run()\n", "")
+    user_project.makepyfile(templated_app=TEMPLATED_APP, test_invite=quiet)
+    result = user_project.runpytest_subprocess("-p", "no:randomly", "test_invite.py")
+    result.assert_outcomes(passed=1, errors=1)  # the test's own assertions held; its teardown ran the mail
+    result.stdout.fnmatch_lines(["E *TemplateError: Template 'broken.txt' does not compile, line 3: unexpected '}'*"])
+
+
 def test_random_order_twice_gives_the_same_results(user_project: pytest.Pytester) -> None:
     outcomes = []
     for seed in ("1", "2"):

@@ -117,3 +117,15 @@ def test_any_text_in_any_variable_gives_settings_or_a_configuration_error(enviro
         Settings.from_env(environ)
     except ConfigurationError as error:
         assert any(variable in str(error) for variable in environ)
+
+
+def test_a_mistyped_variable_is_refused_naming_the_setting_it_was_meant_for() -> None:
+    with pytest.raises(ConfigurationError, match="TIDINGS_SMPT_HOST is no setting of Tidings: did you mean "
+                                                 "TIDINGS_SMTP_HOST"):
+        Settings.from_env({"TIDINGS_SMPT_HOST": "mail.example"})
+
+
+def test_an_smtp_port_outside_the_tcp_range_is_refused() -> None:
+    for port in ("0", "99999"):
+        with pytest.raises(ConfigurationError, match="TIDINGS_SMTP_PORT.*is not a TCP port"):
+            Settings.from_env({"TIDINGS_SMTP_PORT": port})
