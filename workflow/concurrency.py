@@ -17,12 +17,14 @@ the state). Elsewhere it is the UPDATE, then the INSERT.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, insert, inspect, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, inspect, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from .errors import TransitionLogMissing
 from .transition_log import LOG_COLUMNS, TransitionRecord, insert_record
 
 __all__ = ["undo_state", "write_transition"]
@@ -44,16 +46,39 @@ def write_transition(session: Session, row: Any, log: Mapping[str, Any]) -> int 
     params = {**log, **{f"cas_key{n}": value for n, value in enumerate(identity)}}
     with session.no_autoflush:
         connection = session.connection()
-        if connection.dialect.name == "postgresql":
-            record_id = connection.execute(_statement(mapper, combined=True), params).scalar()
-        elif getattr(connection.execute(_statement(mapper, combined=False), params), "rowcount", 0) == 1:
-            record_id = insert_record(connection, log)
-        else:
-            record_id = None
+        try:
+            if connection.dialect.name == "postgresql":
+                record_id = connection.execute(_statement(mapper, combined=True), params).scalar()
+            elif getattr(connection.execute(_statement(mapper, combined=False), params), "rowcount", 0) == 1:
+                record_id = insert_record(connection, log)
+            else:
+                record_id = None
+        except DBAPIError as error:
+            _refuse_without_log(connection, error)
+            raise
     if record_id is None:
         return None
     set_committed_value(row, "state", log["dest"])
     return int(record_id)
+
+
+def _refuse_without_log(connection: Connection, error: DBAPIError) -> None:
+    """Raise :class:`TransitionLogMissing` if ``error`` came of a database without the transition log.
+
+    Asked on a connection of its own: on PostgreSQL the failed statement aborted the caller's
+    transaction. Costs nothing until a statement fails.
+    """
+    table = cast(Table, TransitionRecord.__table__)
+    try:
+        missing = not inspect(connection.engine).has_table(table.name, schema=table.schema)
+    except DBAPIError:
+        return  # the database cannot say: the original error tells what it can
+    if missing:
+        url = connection.engine.url.render_as_string(hide_password=True)
+        raise TransitionLogMissing(
+            f"The database {url} has no table {table.name}, so no transition can be recorded: create Tidings' "
+            f"tables with workflow.metadata.create_all(engine) (after importing jobs, for all of them), or run "
+            f"your migrations.") from error
 
 
 def undo_state(session: Session, row: Any, written: str, previous: str) -> None:

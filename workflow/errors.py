@@ -11,6 +11,7 @@ The tree::
      |    +-- ConcurrentTransition    another transaction changed the row's state first
      +-- ContextNotSerializable   the context given to a trigger is not JSON
      +-- NotInSession             the row is not in a session, so nothing can be recorded
+     +-- TransitionLogMissing     the database has no transition log table to record in
 """
 
 from __future__ import annotations
@@ -94,3 +95,7 @@ class ContextNotSerializable(WorkflowError):
 
 class NotInSession(WorkflowError):
     """A trigger was fired on a row that belongs to no session, so its transition cannot be recorded."""
+
+
+class TransitionLogMissing(WorkflowError):
+    """The database has no ``tidings_transitions`` table: Tidings' tables were never created there."""
