@@ -39,7 +39,8 @@ from .errors import (
 )
 from .inbox import Inbox, InboxItem
 from .message import Email, message_id
-from .notifier import Event, Notifier, on
+from .event import Event
+from .notifier import Notifier, on
 from .preferences import Preference, opt_in, opt_out, preferences_of, skip_reasons
 from .recipients import Recipient, recipients_of
 from .registry import Registration, registry

@@ -2,48 +2,24 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import difflib
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from workflow import Stateful, TransitionRecord, Workflow
+from workflow import Stateful, Workflow, did_you_mean
 
 from .errors import RegistrationError
+from .event import Event
 from .message import Email
 from .recipients import Recipient
 from .registry import Registration, registry
 from .templates import Templates, templates_in
 
-__all__ = ["Event", "Notifier", "on"]
+__all__ = ["Notifier", "on"]
 
 _MARK = "__tidings_on__"
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass(frozen=True)
-class Event:
-    """A recorded transition as a notifier sees it, with the row it happened to."""
-
-    transition_id: int
-    model: str
-    key: str
-    trigger: str
-    source: str
-    dest: str
-    actor: str | None
-    context: dict[str, Any]
-    created_at: dt.datetime
-    subject: Any
-
-    @classmethod
-    def of(cls, record: TransitionRecord, subject: Any) -> Event:
-        """The event for ``record``, whose row is ``subject``."""
-        return cls(record.id, record.model, record.key, record.trigger, record.source, record.dest,
-                   record.actor, dict(record.context or {}), record.created_at, subject)
 
 
 def on(model: type[Stateful], trigger: str, *, to: str | Sequence[str],
@@ -86,12 +62,6 @@ def on(model: type[Stateful], trigger: str, *, to: str | Sequence[str],
         return method
 
     return mark
-
-
-def did_you_mean(word: str, known: Sequence[str]) -> str:
-    """`` Did you mean 'accept'?`` when ``word`` is close to one of ``known``, else ``""``."""
-    close = difflib.get_close_matches(word, known, n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 def _workflow_of(model: object) -> Workflow:

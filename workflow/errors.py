@@ -15,7 +15,8 @@ The tree::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import difflib
+from collections.abc import Iterable, Sequence
 
 
 class WorkflowError(Exception):
@@ -94,3 +95,12 @@ class ContextNotSerializable(WorkflowError):
 
 class NotInSession(WorkflowError):
     """A trigger was fired on a row that belongs to no session, so its transition cannot be recorded."""
+
+
+def did_you_mean(word: str, known: Sequence[str]) -> str:
+    """`` Did you mean 'accept'?`` when ``word`` is close to one of ``known``, else ``""``.
+
+    The one copy: workflow's and notifiers' errors both end with it.
+    """
+    close = difflib.get_close_matches(word, known, n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""

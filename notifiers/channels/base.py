@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..recipients import Recipient
 
 if TYPE_CHECKING:
-    from ..notifier import Event
+    from ..event import Event
 
 __all__ = ["Channel"]
 

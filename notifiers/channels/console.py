@@ -10,7 +10,7 @@ from ..recipients import Recipient
 from .base import Channel
 
 if TYPE_CHECKING:
-    from ..notifier import Event
+    from ..event import Event
 
 __all__ = ["ConsoleChannel"]
 

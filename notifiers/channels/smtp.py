@@ -15,7 +15,7 @@ from .base import Channel
 from .connections import ThreadConnections
 
 if TYPE_CHECKING:
-    from ..notifier import Event
+    from ..event import Event
 
 __all__ = ["SMTPChannel"]
 

@@ -36,7 +36,7 @@ from .base import Channel
 from .connections import ThreadConnections
 
 if TYPE_CHECKING:
-    from ..notifier import Event
+    from ..event import Event
 
 __all__ = ["WebhookChannel", "verify_signature"]
 
