@@ -16,6 +16,7 @@ except (ImportError, AttributeError) as error:  # pragma: no cover - depends on 
         "Tidings needs its own. Uninstall the other one."
     ) from error
 
+from .audience import Found, Intent, SkipReason, parties_of, plan
 from .channels import (
     Channel,
     ConsoleChannel,
@@ -54,9 +55,11 @@ __all__ = [
     "Email",
     "Event",
     "FileChannel",
+    "Found",
     "InAppChannel",
     "Inbox",
     "InboxItem",
+    "Intent",
     "MemoryChannel",
     "MessageError",
     "Notifier",
@@ -68,6 +71,7 @@ __all__ = [
     "Registration",
     "RegistrationError",
     "SMTPChannel",
+    "SkipReason",
     "TemplateError",
     "Templates",
     "TransientChannelError",
@@ -76,6 +80,8 @@ __all__ = [
     "on",
     "opt_in",
     "opt_out",
+    "parties_of",
+    "plan",
     "preferences_of",
     "recipients_of",
     "registry",

@@ -1,0 +1,79 @@
+"""Planning who is told, without a database: registrations x parties x channels x preferences x required."""
+
+from __future__ import annotations
+
+from notifiers import Intent, Notifier, Recipient, RecipientError, Registration, SkipReason, plan
+
+
+class Notes(Notifier):
+    """A notifier class to name in registrations (it declares nothing itself)."""
+
+
+ANN = Recipient("ann@example.com", ref="User:1")
+BOB = Recipient("bob@example.com", ref="User:2")
+
+
+def registration(method: str = "accepted", parties: tuple[str, ...] = ("borrower",),
+                 channels: tuple[str, ...] = ("email",), required: bool = False) -> Registration:
+    return Registration(Notes, method, "Loan", "accept", parties, channels, required)
+
+
+def opted_out_of(*pairs: tuple[str, str]) -> SkipReason:
+    def reason(ref: str, registration: Registration, channel: str) -> str | None:
+        return f"Opted out of {channel}." if (ref, channel) in pairs else None
+
+    return reason
+
+
+def told(intents: list[Intent]) -> list[tuple[str, str, str, str]]:
+    return [(i.registration.method, i.party, i.channel, i.target) for i in intents]
+
+
+def test_each_recipient_of_each_party_is_told_through_each_channel() -> None:
+    intents = plan([registration(parties=("borrower", "lender"), channels=("email", "inapp"))],
+                   {"borrower": [ANN], "lender": [BOB]})
+    assert told(intents) == [
+        ("accepted", "borrower", "email", "ann@example.com"), ("accepted", "borrower", "inapp", "ann@example.com"),
+        ("accepted", "lender", "email", "bob@example.com"), ("accepted", "lender", "inapp", "bob@example.com"),
+    ]
+
+
+def test_each_registration_of_the_transition_plans_its_own_intents() -> None:
+    intents = plan([registration("accepted"), registration("audit", parties=("lender",))],
+                   {"borrower": [ANN], "lender": [BOB]})
+    assert told(intents) == [("accepted", "borrower", "email", "ann@example.com"),
+                             ("audit", "lender", "email", "bob@example.com")]
+
+
+def test_a_recipient_named_by_two_parties_is_told_once_as_the_first() -> None:
+    intents = plan([registration(parties=("borrower", "lender"))], {"borrower": [ANN], "lender": [ANN]})
+    assert told(intents) == [("accepted", "borrower", "email", "ann@example.com")]
+
+
+def test_a_party_resolving_to_nobody_plans_nothing() -> None:
+    assert plan([registration()], {"borrower": []}) == []
+
+
+def test_a_bad_recipient_is_an_intent_that_fails_with_its_party_named() -> None:
+    [intent] = plan([registration()], {"borrower": [RecipientError("Recipient None has no email address.")]})
+    assert (intent.recipient, intent.target) == (None, "!borrower")
+    assert intent.failure == "Party 'borrower': Recipient None has no email address."
+
+
+def test_a_bad_element_among_several_fails_alone_under_its_position() -> None:
+    intents = plan([registration()], {"borrower": [ANN, RecipientError("bad"), BOB]})
+    assert [(i.target, i.failure) for i in intents] == [
+        ("ann@example.com", None), ("!borrower/1", "Party 'borrower': bad"), ("bob@example.com", None)]
+
+
+def test_an_opted_out_recipient_is_skipped_on_that_channel_only() -> None:
+    intents = plan([registration(channels=("email", "inapp"))], {"borrower": [ANN, BOB]},
+                   opted_out_of(("User:1", "email")))
+    assert [(i.target, i.channel, i.skip_reason) for i in intents] == [
+        ("ann@example.com", "email", "Opted out of email."), ("bob@example.com", "email", None),
+        ("ann@example.com", "inapp", None), ("bob@example.com", "inapp", None)]
+
+
+def test_a_required_registration_is_sent_to_those_who_opted_out() -> None:
+    [intent] = plan([registration(required=True)], {"borrower": [ANN]}, opted_out_of(("User:1", "email")))
+    assert intent.skip_reason is None
