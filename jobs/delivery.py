@@ -15,6 +15,7 @@ import dramatiq
 from notifiers import (
     Channel,
     Event,
+    Notifier,
     NotifierError,
     PermanentChannelError,
     Recipient,
@@ -266,12 +267,12 @@ def _retry_later(session: Session, held: Claim, error: Exception, max_attempts: 
 def _compose(session: Session, held: Claim,
              loaded: tuple[TransitionRecord, Any] | None) -> tuple[object | None, Recipient, Event]:
     record, subject = loaded if loaded is not None else load(session, held.transition_id)
-    registration = registry.named(held.notifier, record.model, record.trigger)
     if subject is None:
+        registry.named(held.notifier, record.model, record.trigger)  # a notifier missing says so first
         raise WorkflowError(f"{record.model} {record.key} no longer exists.")
     recipient = held.recipient
     event = Event.of(record, subject)
-    return registration.notifier().compose(registration.method, event, recipient), recipient, event
+    return Notifier.compose_for(held.notifier, event, recipient), recipient, event
 
 
 def load(session: Session, transition_id: int) -> tuple[TransitionRecord, Any]:

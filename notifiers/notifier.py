@@ -110,6 +110,19 @@ class Notifier:
         folder = self.template_folder()
         return templates_in(folder) if folder is not None else None
 
+    @staticmethod
+    def compose_for(name: str, event: Event, recipient: Recipient) -> Email | None:
+        """The message the notifier registered as ``name`` for ``event``'s transition gives ``recipient``, rendered.
+
+        ``None`` when the notifier returned ``None`` (nothing for that recipient).
+
+        Raises:
+            RegistrationError: no notifier ``name`` answers that transition (its module not imported).
+            TemplateError, MessageError: the message cannot be built.
+        """
+        registration = registry.named(name, event.model, event.trigger)
+        return registration.notifier().compose(registration.method, event, recipient)
+
     def compose(self, method: str, event: Event, recipient: Recipient) -> Email | None:
         """Call ``method`` and render what it returns.
 
