@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from notifiers import Event, Recipient, RecipientError, Registration, recipients_of, registry, skip_reasons
+from notifiers import (Email, Event, Recipient, RecipientError, Registration, Text, recipients_of, registry,
+                       skip_reasons)
 from sqlalchemy.orm import Session
 from workflow import Stateful, TransitionRecord, WorkflowError, load_subject, model_class, utcnow
 
@@ -122,7 +123,11 @@ def _rendered(one: Preview, registration: Registration, event: Event, recipient:
         return dataclasses.replace(one, error=f"{type(error).__name__}: {error}")
     if message is None:
         return dataclasses.replace(one, skipped="The notifier returned None for this recipient.")
-    return dataclasses.replace(one, subject=message.subject, text=message.text, html=message.html)
+    if isinstance(message, Text):
+        return dataclasses.replace(one, text=message.body)
+    if isinstance(message, Email):
+        return dataclasses.replace(one, subject=message.subject, text=message.text, html=message.html)
+    return dataclasses.replace(one, text=repr(message))
 
 
 def render(event: Event, previews: list[Preview]) -> str:

@@ -39,7 +39,7 @@ from .errors import (
     TransientChannelError,
 )
 from .inbox import Inbox, InboxItem
-from .message import Email, message_id
+from .messages import Email, Message, Text, message_id
 from .event import Event
 from .notifier import Notifier, on
 from .preferences import Preference, opt_in, opt_out, preferences_of, skip_reasons
@@ -61,6 +61,7 @@ __all__ = [
     "InboxItem",
     "Intent",
     "MemoryChannel",
+    "Message",
     "MessageError",
     "Notifier",
     "NotifierError",
@@ -74,6 +75,7 @@ __all__ = [
     "SkipReason",
     "TemplateError",
     "Templates",
+    "Text",
     "TransientChannelError",
     "WebhookChannel",
     "message_id",

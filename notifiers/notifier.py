@@ -11,7 +11,7 @@ from workflow import Stateful, Workflow, did_you_mean
 
 from .errors import RegistrationError
 from .event import Event
-from .message import Email
+from .messages import Message
 from .recipients import Recipient
 from .registry import Registration, registry
 from .templates import Templates, templates_in
@@ -27,7 +27,7 @@ def on(model: type[Stateful], trigger: str, *, to: str | Sequence[str],
     """Register a notifier method for ``trigger`` on ``model``, sent to the party or parties ``to``.
 
     The method is called as ``method(self, event, recipient)`` once per recipient and channel and
-    returns the message (an :class:`Email`), or ``None`` to send nothing to that recipient.
+    returns the message (an :class:`Email` or a :class:`Text`), or ``None`` to send nothing to that recipient.
     Decorators stack: one method may answer several transitions. ``required=True`` (security or
     legal mail) sends it even to recipients who opted out.
 
@@ -111,7 +111,7 @@ class Notifier:
         return templates_in(folder) if folder is not None else None
 
     @staticmethod
-    def compose_for(name: str, event: Event, recipient: Recipient) -> Email | None:
+    def compose_for(name: str, event: Event, recipient: Recipient) -> Message | None:
         """The message the notifier registered as ``name`` for ``event``'s transition gives ``recipient``, rendered.
 
         ``None`` when the notifier returned ``None`` (nothing for that recipient).
@@ -123,7 +123,7 @@ class Notifier:
         registration = registry.named(name, event.model, event.trigger)
         return registration.notifier().compose(registration.method, event, recipient)
 
-    def compose(self, method: str, event: Event, recipient: Recipient) -> Email | None:
+    def compose(self, method: str, event: Event, recipient: Recipient) -> Message | None:
         """Call ``method`` and render what it returns.
 
         Raises:
@@ -132,9 +132,10 @@ class Notifier:
         message = getattr(self, method)(event, recipient)
         if message is None:
             return None
-        if not isinstance(message, Email):
+        if not isinstance(message, Message):
             raise RegistrationError(
-                f"{type(self).__qualname__}.{method} returned {type(message).__name__}; return an Email or None."
+                f"{type(self).__qualname__}.{method} returned {type(message).__name__}; return an Email, a Text "
+                f"or None."
             )
         variables = {"event": event, "recipient": recipient, "subject": event.subject}
         return message.rendered(self.template_set(), variables, recipient.locale)

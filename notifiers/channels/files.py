@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..message import Email
+from ..messages import Email
 from ..recipients import Recipient
 from .base import Channel
 

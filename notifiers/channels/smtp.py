@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..addresses import needs_smtputf8, one_mailbox, wire_address
 from ..errors import ChannelConfigurationError, MessageError, PermanentChannelError, TransientChannelError
-from ..message import Email
+from ..messages import Email
 from ..recipients import Recipient
 from .base import Channel
 from .connections import ThreadConnections

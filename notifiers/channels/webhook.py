@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, urlsplit
 
 from ..errors import ChannelConfigurationError, MessageError, PermanentChannelError, TransientChannelError
-from ..message import Email
+from ..messages import Email
 from ..recipients import Recipient
 from .base import Channel
 from .connections import ThreadConnections
