@@ -105,9 +105,10 @@ class Claim:
     locale: str | None
     attempts: int
 
-    @property
-    def recipient(self) -> Recipient:
-        return Recipient(self.address, self.name, self.party, ref=self.recipient_ref, locale=self.locale)
+    def recipient(self, address_kind: str = "email") -> Recipient:
+        """Who it is sent to: the row's address is the one of its channel's kind."""
+        return Recipient(name=self.name, party=self.party, ref=self.recipient_ref, locale=self.locale,
+                         addresses={address_kind: self.address})
 
 
 class RetryLater(Exception):
@@ -225,10 +226,11 @@ def send(session: Session, held: Claim, *, channel_for: Callable[[str], Channel]
         RetryLater: a transient failure (or an unforeseen error), recorded; send it again later.
     """
     try:
-        message, recipient, event = _compose(session, held, loaded)
+        channel = channel_for(held.channel)
+        message, recipient, event = _compose(session, held, loaded, channel.address_kind)
         if message is None:
             return _finish(session, held, Status.SKIPPED, "The notifier returned None for this recipient.")
-        channel_for(held.channel).send(message, recipient, key=held.key, event=event)
+        channel.send(message, recipient, key=held.key, event=event)
     except PermanentChannelError as error:
         return _finish(session, held, Status.FAILED, str(error))
     except TransientChannelError as error:
@@ -264,13 +266,13 @@ def _retry_later(session: Session, held: Claim, error: Exception, max_attempts: 
     raise RetryLater(held.id, backoff_ms, error, asked=asked is not None)
 
 
-def _compose(session: Session, held: Claim,
-             loaded: tuple[TransitionRecord, Any] | None) -> tuple[object | None, Recipient, Event]:
+def _compose(session: Session, held: Claim, loaded: tuple[TransitionRecord, Any] | None,
+             address_kind: str) -> tuple[object | None, Recipient, Event]:
     record, subject = loaded if loaded is not None else load(session, held.transition_id)
     if subject is None:
         registry.named(held.notifier, record.model, record.trigger)  # a notifier missing says so first
         raise WorkflowError(f"{record.model} {record.key} no longer exists.")
-    recipient = held.recipient
+    recipient = held.recipient(address_kind)
     event = Event.of(record, subject)
     return Notifier.compose_for(held.notifier, event, recipient), recipient, event
 

@@ -18,6 +18,7 @@ from sqlalchemy import String, Table
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
 
+from . import worker
 from .delivery_log import Delivery, Status, delivery_key
 from .installation import installation_id
 
@@ -47,9 +48,10 @@ def plan_rows(session: Session, records: Mapping[int, TransitionRecord],
     skip = skip_reasons(session, (ref for ref in refs if _problem({"recipient_ref": ref}) is None))
     rows: dict[int, dict[str, dict[str, Any]]] = {record_id: {} for record_id in records}
     installation = installation_id(session) if resolved else ""
+    kinds = worker.runtime.address_kinds(registry.channel_kinds()) if resolved else {}
     for record_id, registrations, parties in resolved:
         planned = rows[record_id]
-        for intent in plan(registrations, parties, skip):
+        for intent in plan(registrations, parties, skip, kinds):
             key = delivery_key(record_id, intent.registration.name, intent.target, intent.channel,
                                installation=installation)
             planned.setdefault(key, _row(record_id, key, intent))
@@ -62,7 +64,7 @@ def _row(transition_id: int, key: str, intent: Intent) -> dict[str, Any]:
     status = Status.FAILED if intent.failure else Status.SKIPPED if intent.skip_reason else Status.PENDING
     row = {
         "key": key, "transition_id": transition_id, "notifier": intent.registration.name, "party": intent.party,
-        "channel": intent.channel, "address": recipient.address if recipient else "",
+        "channel": intent.channel, "address": intent.address,
         "name": recipient.name if recipient else None, "recipient_ref": recipient.ref if recipient else "",
         "locale": recipient.locale if recipient else None, "status": status, "attempts": 0,
         "last_error": _safe(intent.failure or intent.skip_reason, _TEXT["last_error"]), "created_at": now,

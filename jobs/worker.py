@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 from notifiers import Channel, ConsoleChannel, FileChannel, InAppChannel, SMTPChannel
@@ -78,6 +78,11 @@ class Runtime:
             if channel is None:
                 channel = self._channels[kind] = self._build(kind)
             return channel
+
+    def address_kinds(self, names: Iterable[str]) -> dict[str, str]:
+        """The kind of address each channel of ``names`` sends to (``"email"`` for one not built or given yet)."""
+        with self._lock:
+            return {name: self._channels[name].address_kind if name in self._channels else "email" for name in names}
 
     def _build(self, kind: str) -> Channel:
         s = self.settings

@@ -38,8 +38,10 @@ class Intent:
         party: the party the recipient was resolved from.
         channel: the channel name.
         recipient: who, or ``None`` when the party gave no usable recipient (see ``failure``).
-        target: names the delivery within its transition, stably: the recipient's address for
-            the channel, or ``"!party"`` (``"!party/n"`` for the n-th element) when there is none.
+        address: the recipient's address for the channel (``""`` when there is none).
+        target: names the delivery within its transition, stably: ``address``; else
+            ``"!party"`` (``"!party/n"`` for the n-th element) for a bad recipient, and
+            ``"!ref"`` for a recipient without an address for the channel.
         skip_reason: why it is not sent (the recipient opted out), or ``None``.
         failure: why it cannot be sent (a bad recipient), or ``None``.
     """
@@ -49,6 +51,7 @@ class Intent:
     channel: str
     recipient: Recipient | None
     target: str
+    address: str = ""
     skip_reason: str | None = None
     failure: str | None = None
 
@@ -67,32 +70,42 @@ def parties_of(subject: Any, registrations: Iterable[Registration], *, model: st
     return found
 
 
-def plan(registrations: Sequence[Registration], parties: Mapping[str, Found],
-         skip: SkipReason | None = None) -> list[Intent]:
+def plan(registrations: Sequence[Registration], parties: Mapping[str, Found], skip: SkipReason | None = None,
+         address_kinds: Mapping[str, str] | None = None) -> list[Intent]:
     """The intents of one transition: each registration's parties x recipients x channels.
 
     A recipient met twice for the same registration and channel (two parties naming the same
     person) is told once, as the first party. ``skip`` gives the recipients' opt-outs
     (:func:`~notifiers.skip_reasons`); a ``required`` registration is sent whatever they chose.
+    ``address_kinds`` names the kind of address each channel sends to (``{"sms": "phone"}``;
+    ``"email"`` for a channel it does not name): a recipient without one is skipped on that
+    channel, with the reason. Skipped, not failed: the recipient is valid and reached on the
+    channels they have an address for; nothing is wrong that someone must fix.
     """
+    kinds = address_kinds or {}
     intents: dict[tuple[str, str, str], Intent] = {}
     for registration in registrations:
         for party in registration.parties:
             found = parties.get(party, [])
             for channel in registration.channels:
                 for n, recipient in enumerate(found):
-                    intent = _intent(registration, party, channel, recipient, n if len(found) > 1 else None, skip)
+                    intent = _intent(registration, party, channel, kinds.get(channel, "email"), recipient,
+                                     n if len(found) > 1 else None, skip)
                     intents.setdefault((registration.name, channel, intent.target), intent)
     return list(intents.values())
 
 
-def _intent(registration: Registration, party: str, channel: str, recipient: Recipient | RecipientError,
-            position: int | None, skip: SkipReason | None) -> Intent:
+def _intent(registration: Registration, party: str, channel: str, kind: str,
+            recipient: Recipient | RecipientError, position: int | None, skip: SkipReason | None) -> Intent:
     if isinstance(recipient, RecipientError):
         target = f"!{party}" if position is None else f"!{party}/{position}"
         return Intent(registration, party, channel, None, target, failure=f"Party {party!r}: {recipient}")
+    address = recipient.address_for(kind)
+    if address is None:
+        return Intent(registration, party, channel, recipient, f"!{recipient.ref}",
+                      skip_reason=f"Party {party!r}: {recipient} has no {kind} address for channel {channel!r}.")
     reason = skip(recipient.ref, registration, channel) if skip is not None and not registration.required else None
-    return Intent(registration, party, channel, recipient, recipient.address, skip_reason=reason)
+    return Intent(registration, party, channel, recipient, address, address, skip_reason=reason)
 
 
 def _resolved(subject: Any, party: str, model: str, key: str) -> Found:

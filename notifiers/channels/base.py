@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..recipients import Recipient
 
@@ -27,6 +27,9 @@ class Channel:
     #: The name that ``@on(..., channels=[...])`` uses for this kind of channel. A class default
     #: that an instance may override (one ``WebhookChannel`` per endpoint, each its own kind).
     kind: str = "email"
+    #: The kind of recipient address it sends to (:meth:`~notifiers.Recipient.address_for`):
+    #: ``"email"``, ``"phone"``... A recipient without one is skipped on this channel.
+    address_kind: ClassVar[str] = "email"
 
     def send(self, message: Any, to: Recipient, *, key: str, event: Event | None = None) -> None:
         """Send ``message`` to ``to``."""

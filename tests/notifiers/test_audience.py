@@ -77,3 +77,16 @@ def test_an_opted_out_recipient_is_skipped_on_that_channel_only() -> None:
 def test_a_required_registration_is_sent_to_those_who_opted_out() -> None:
     [intent] = plan([registration(required=True)], {"borrower": [ANN]}, opted_out_of(("User:1", "email")))
     assert intent.skip_reason is None
+
+
+def test_a_recipient_with_only_a_phone_is_told_by_sms_at_that_phone() -> None:
+    carl = Recipient(addresses={"phone": "+49 30 1234567"}, ref="User:3")
+    [intent] = plan([registration(channels=("sms",))], {"borrower": [carl]}, address_kinds={"sms": "phone"})
+    assert (intent.address, intent.target, intent.skip_reason) == ("+49301234567", "+49301234567", None)
+
+
+def test_a_recipient_without_an_address_for_the_channel_is_skipped_on_it_with_the_reason() -> None:
+    intents = plan([registration(channels=("email", "sms"))], {"borrower": [ANN]}, address_kinds={"sms": "phone"})
+    assert [(i.channel, i.address, i.target, i.skip_reason) for i in intents] == [
+        ("email", "ann@example.com", "ann@example.com", None),
+        ("sms", "", "!User:1", "Party 'borrower': ann@example.com has no phone address for channel 'sms'.")]
