@@ -19,6 +19,7 @@ from notifiers import (
     NotifierError,
     PermanentChannelError,
     Recipient,
+    RegistrationError,
     TransientChannelError,
     registry,
 )
@@ -230,6 +231,9 @@ def send(session: Session, held: Claim, *, channel_for: Callable[[str], Channel]
         message, recipient, event = _compose(session, held, loaded, channel.address_kind)
         if message is None:
             return _finish(session, held, Status.SKIPPED, "The notifier returned None for this recipient.")
+        if not isinstance(message, channel.accepts):  # a notifier whose return annotation did not say
+            raise RegistrationError(f"{held.notifier} returned {type(message).__name__}; channel {held.channel!r} "
+                                    f"accepts {' or '.join(k.__name__ for k in channel.accepts)}.")
         channel.send(message, recipient, key=held.key, event=event)
     except PermanentChannelError as error:
         return _finish(session, held, Status.FAILED, str(error))

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
-from notifiers import Channel, ConsoleChannel, FileChannel, InAppChannel, SMTPChannel
+from notifiers import Channel, ConsoleChannel, Email, FileChannel, InAppChannel, SMTPChannel, registry
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -79,6 +79,16 @@ class Runtime:
                 channel = self._channels[kind] = self._build(kind)
             return channel
 
+    def check_channels(self) -> None:
+        """Tell the registry which kinds of message each channel accepts, and so check the notifiers against them.
+
+        Raises:
+            RegistrationError: a notifier returns a kind of message its channel does not accept.
+        """
+        accepts: dict[str, tuple[type, ...]] = {"email": (Email,), InAppChannel.kind: InAppChannel.accepts}
+        accepts.update({name: channel.accepts for name, channel in self._given.items()})
+        registry.expect_channels(accepts)
+
     def address_kinds(self, names: Iterable[str]) -> dict[str, str]:
         """The kind of address each channel of ``names`` sends to (``"email"`` for one not built or given yet)."""
         with self._lock:
@@ -137,3 +147,4 @@ def _in_command() -> bool:
 
 #: The process-wide runtime; :func:`jobs.configure` replaces it.
 runtime = Runtime(_settings_from_env())
+runtime.check_channels()

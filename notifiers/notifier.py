@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -23,13 +24,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def on(model: type[Stateful], trigger: str, *, to: str | Sequence[str],
-       channels: Sequence[str] = ("email",), required: bool = False) -> Callable[[F], F]:
+       channels: Sequence[str] = ("email",), required: bool = False,
+       message: type[Message] | Sequence[type[Message]] | None = None) -> Callable[[F], F]:
     """Register a notifier method for ``trigger`` on ``model``, sent to the party or parties ``to``.
 
     The method is called as ``method(self, event, recipient)`` once per recipient and channel and
     returns the message (an :class:`Email` or a :class:`Text`), or ``None`` to send nothing to that recipient.
     Decorators stack: one method may answer several transitions. ``required=True`` (security or
-    legal mail) sends it even to recipients who opted out.
+    legal mail) sends it even to recipients who opted out. The kind of message it returns
+    (``message=Text``, else the method's return annotation) is checked against what each channel
+    accepts (:attr:`Channel.accepts`) once both are known.
 
     Raises:
         RegistrationError: ``model`` is not a Stateful model, or the trigger or a party is unknown;
@@ -55,13 +59,34 @@ def on(model: type[Stateful], trigger: str, *, to: str | Sequence[str],
     if isinstance(channels, str) or not channels:
         raise RegistrationError(f"@on({name}, {trigger!r}): channels= is a non-empty list of names.")
 
+    kinds = _kinds(message)
+
     def mark(method: F) -> F:
         marks = list(getattr(method, _MARK, ()))
-        marks.append((name, trigger, parties, tuple(channels), required))
+        marks.append((name, trigger, parties, tuple(channels), required, kinds))
         setattr(method, _MARK, marks)
         return method
 
     return mark
+
+
+def _kinds(message: object) -> tuple[type[Message], ...]:
+    """The message kinds ``message=`` names."""
+    kinds = () if message is None else (message,) if isinstance(message, type) else tuple(message)  # type: ignore[arg-type]
+    for kind in kinds:
+        if not (isinstance(kind, type) and issubclass(kind, Message)):
+            raise RegistrationError(f"@on(message=...): {kind!r} is not a kind of message such as Email or Text.")
+    return kinds
+
+
+def _returned(method: object) -> tuple[type[Message], ...]:
+    """The message kinds ``method``'s return annotation names (``Email | None`` -> ``(Email,)``); none if unknown."""
+    try:
+        annotation = typing.get_type_hints(method).get("return")
+    except Exception:  # an annotation that does not resolve: the kinds are not known, not wrong
+        return ()
+    found = typing.get_args(annotation) if typing.get_args(annotation) else (annotation,)
+    return tuple(k for k in found if isinstance(k, type) and issubclass(k, Message) and k is not Message)
 
 
 def _workflow_of(model: object) -> Workflow:
@@ -88,8 +113,9 @@ class Notifier:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for attr, value in list(vars(cls).items()):
-            for model, trigger, parties, channels, required in getattr(value, _MARK, ()):
-                registry.add(Registration(cls, attr, model, trigger, parties, channels, required))
+            for model, trigger, parties, channels, required, kinds in getattr(value, _MARK, ()):
+                registry.add(Registration(cls, attr, model, trigger, parties, channels, required,
+                                          kinds or _returned(value)))
         folder = cls.template_folder()
         if folder is not None and not folder.is_dir():
             raise RegistrationError(f"{cls.__qualname__}.templates: folder {folder} does not exist.")

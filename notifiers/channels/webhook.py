@@ -26,11 +26,12 @@ from email.message import Message
 from email.utils import parsedate_to_datetime
 from functools import cache
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import SplitResult, urlsplit
 
 from ..errors import ChannelConfigurationError, MessageError, PermanentChannelError, TransientChannelError
 from ..messages import Email
+from ..messages import Message as Notification
 from ..recipients import Recipient
 from .base import Channel
 from .connections import ThreadConnections
@@ -72,6 +73,8 @@ class WebhookChannel(Channel):
         ChannelConfigurationError: a URL that is not http(s), has no host, a bad port or
             credentials in it; an empty secret; a timeout that is not positive; a bad header.
     """
+
+    accepts: ClassVar[tuple[type[Notification], ...]] = (Email,)
 
     def __init__(
         self,
