@@ -25,7 +25,8 @@ _BROKER_SCHEMES = ("stub", "redis://", "rediss://", "amqp://", "amqps://")
 _EMAIL_CHANNELS = ("files", "smtp", "console")
 _LOG_FORMATS = ("text", "json")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-_SECRETS = ("smtp_password",)
+_SECRETS = ("smtp_password", "sms_password", "sms_token")
+_SMS_BODIES = ("form", "json")
 _URLS = ("database_url", "broker_url")
 _REFERENCE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")  # module:attribute
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -63,6 +64,13 @@ class Settings:
     smtp_starttls: bool = False
     smtp_ssl: bool = False
     smtp_timeout: float = 10.0
+    # The "sms" channel, an HTTP SMS gateway (notifiers.SMSChannel), when sms_url is set.
+    sms_url: str | None = None
+    sms_sender: str = ""
+    sms_username: str | None = None
+    sms_password: str | None = dataclasses.field(default=None, repr=False)
+    sms_token: str | None = dataclasses.field(default=None, repr=False)
+    sms_body: str = "form"
     max_retries: int = 8
     min_backoff_ms: int = 1_000
     max_backoff_ms: int = 600_000
@@ -97,6 +105,9 @@ class Settings:
                         f"of building one, so leave broker_url (TIDINGS_BROKER_URL={mask_url(self.broker_url)!r}) unset")
         self._check(self.email_channel in _EMAIL_CHANNELS, "email_channel",
                     f"{self.email_channel!r} is not one of {', '.join(_EMAIL_CHANNELS)}")
+        self._check(self.sms_body in _SMS_BODIES, "sms_body", f"{self.sms_body!r} is not one of {', '.join(_SMS_BODIES)}")
+        self._check(self.sms_url is None or bool(self.sms_sender.strip()), "sms_sender",
+                    "the SMS gateway needs the sender number or name to show (TIDINGS_SMS_URL is set)")
         self._check(bool(self.queue) and self.queue.replace("-", "_").replace(".", "_").isidentifier(),
                     "queue", f"{self.queue!r} is not a valid queue name")
         self._check(self.log_format in _LOG_FORMATS, "log_format",

@@ -30,7 +30,7 @@ class Channel:
     kind: str = "email"
     #: The kind of recipient address it sends to (:meth:`~notifiers.Recipient.address_for`):
     #: ``"email"``, ``"phone"``... A recipient without one is skipped on this channel.
-    address_kind: ClassVar[str] = "email"
+    address_kind: str = "email"
     #: The kinds of message it sends (``(Email,)``, ``(Text,)``); a notifier declared to return
     #: another kind for this channel is refused when both are known (see ``Registry.expect_channels``).
     accepts: ClassVar[tuple[type[Message], ...]] = (Message,)
