@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from notifiers import Intent, Notifier, Recipient, RecipientError, Registration, SkipReason, plan
 
 
@@ -90,3 +92,34 @@ def test_a_recipient_without_an_address_for_the_channel_is_skipped_on_it_with_th
     assert [(i.channel, i.address, i.target, i.skip_reason) for i in intents] == [
         ("email", "ann@example.com", "ann@example.com", None),
         ("sms", "", "!User:1", "Party 'borrower': ann@example.com has no phone address for channel 'sms'.")]
+
+
+PEOPLE = [ANN, BOB, Recipient(addresses={"phone": "+4930123"}, ref="User:3"),
+          Recipient("dee@example.com", addresses={"phone": "+4930456"}, ref="User:4")]
+
+
+@settings(max_examples=60, deadline=None)
+@given(registrations=st.lists(st.builds(registration, st.sampled_from(["a", "b"]),
+                                        st.sets(st.sampled_from(["buyer", "seller"]), min_size=1).map(tuple),
+                                        st.sets(st.sampled_from(["email", "sms", "inapp"]), min_size=1).map(tuple),
+                                        st.booleans()), max_size=3),
+       parties=st.fixed_dictionaries({"buyer": st.lists(st.sampled_from(PEOPLE), max_size=3),
+                                      "seller": st.lists(st.sampled_from(PEOPLE), max_size=3)}),
+       opted_out=st.sets(st.tuples(st.sampled_from(["User:1", "User:3", "User:4"]), st.sampled_from(["email", "sms"]))))
+def test_every_recipient_is_told_once_per_registration_and_channel_at_the_address_of_its_kind(
+        registrations: list[Registration], parties: dict[str, list[Recipient]],
+        opted_out: set[tuple[str, str]]) -> None:
+    kinds = {"sms": "phone"}
+    intents = plan(registrations, parties, opted_out_of(*opted_out), kinds)
+    expected = {(r.name, channel, person.ref) for r in registrations for party in r.parties
+                for person in parties[party] for channel in r.channels}
+    assert sorted((i.registration.name, i.channel, i.recipient.ref) for i in intents if i.recipient) == sorted(expected)
+    for intent in intents:
+        assert intent.recipient is not None
+        address = intent.recipient.address_for(kinds.get(intent.channel, "email"))
+        if address is None:
+            assert (intent.address, intent.skip_reason is not None) == ("", True)
+        else:
+            assert intent.address == intent.target == address
+            opted = (intent.recipient.ref, intent.channel) in opted_out and not intent.registration.required
+            assert (intent.skip_reason is not None) == opted
