@@ -91,11 +91,14 @@ def configure(settings: Settings | None = None, *, engine: Engine | Connection |
 
     Raises:
         ConfigurationError: an unknown or invalid setting.
+        RegistrationError: a notifier returns a kind of message its channel does not accept.
     """
     old = worker.runtime
     new_settings = (settings or old.settings).replace(**changes)
     old.close()
-    worker.runtime = worker.Runtime(new_settings, engine=engine, channels=channels)
+    new = worker.Runtime(new_settings, engine=engine, channels=channels)
+    new.check_channels()
+    worker.runtime = new
     for actor in (actors.fan_out, actors.deliver, actors.deliver_each):
         actor.options.update(max_retries=new_settings.max_retries, min_backoff=new_settings.min_backoff_ms,
                              max_backoff=new_settings.max_backoff_ms)

@@ -6,7 +6,6 @@ This module is the only reader of ``os.environ``.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import os
 import re
@@ -16,6 +15,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
+from workflow import did_you_mean
 
 from .errors import ConfigurationError
 
@@ -26,7 +26,8 @@ _BROKER_SCHEMES = ("stub", "redis://", "rediss://", "amqp://", "amqps://")
 _EMAIL_CHANNELS = ("files", "smtp", "console")
 _LOG_FORMATS = ("text", "json")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-_SECRETS = ("smtp_password",)
+_SECRETS = ("smtp_password", "sms_password", "sms_token")
+_SMS_BODIES = ("form", "json")
 _URLS = ("database_url", "broker_url")
 _REFERENCE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")  # module:attribute
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -64,6 +65,13 @@ class Settings:
     smtp_starttls: bool = False
     smtp_ssl: bool = False
     smtp_timeout: float = 10.0
+    # The "sms" channel, an HTTP SMS gateway (notifiers.SMSChannel), when sms_url is set.
+    sms_url: str | None = None
+    sms_sender: str = ""
+    sms_username: str | None = None
+    sms_password: str | None = dataclasses.field(default=None, repr=False)
+    sms_token: str | None = dataclasses.field(default=None, repr=False)
+    sms_body: str = "form"
     max_retries: int = 8
     min_backoff_ms: int = 1_000
     max_backoff_ms: int = 600_000
@@ -98,6 +106,9 @@ class Settings:
                         f"of building one, so leave broker_url (TIDINGS_BROKER_URL={mask_url(self.broker_url)!r}) unset")
         self._check(self.email_channel in _EMAIL_CHANNELS, "email_channel",
                     f"{self.email_channel!r} is not one of {', '.join(_EMAIL_CHANNELS)}")
+        self._check(self.sms_body in _SMS_BODIES, "sms_body", f"{self.sms_body!r} is not one of {', '.join(_SMS_BODIES)}")
+        self._check(self.sms_url is None or bool(self.sms_sender.strip()), "sms_sender",
+                    "the SMS gateway needs the sender number or name to show (TIDINGS_SMS_URL is set)")
         self._check(bool(self.queue) and self.queue.replace("-", "_").replace(".", "_").isidentifier(),
                     "queue", f"{self.queue!r} is not a valid queue name")
         self._check(self.log_format in _LOG_FORMATS, "log_format",
@@ -167,9 +178,8 @@ def _refuse_unknown(environ: Mapping[str, str]) -> None:
     known = [_PREFIX + field.name.upper() for field in fields(Settings)]
     for variable in sorted(environ):
         if variable.startswith(_PREFIX) and variable not in known:
-            close = difflib.get_close_matches(variable, known, n=1)
-            hint = f"did you mean {close[0]}?" if close else f"the settings are {', '.join(known)}."
-            raise ConfigurationError(f"Environment variable {variable} is no setting of Tidings: {hint}")
+            hint = did_you_mean(variable, known) or f" The variables are {', '.join(known)}."
+            raise ConfigurationError(f"Environment variable {variable} is no setting of Tidings.{hint}")
 
 
 @functools.cache

@@ -15,9 +15,11 @@ import dramatiq
 from notifiers import (
     Channel,
     Event,
+    Notifier,
     NotifierError,
     PermanentChannelError,
     Recipient,
+    RegistrationError,
     TransientChannelError,
     registry,
 )
@@ -104,9 +106,10 @@ class Claim:
     locale: str | None
     attempts: int
 
-    @property
-    def recipient(self) -> Recipient:
-        return Recipient(self.address, self.name, self.party, ref=self.recipient_ref, locale=self.locale)
+    def recipient(self, address_kind: str = "email") -> Recipient:
+        """Who it is sent to: the row's address is the one of its channel's kind."""
+        return Recipient(name=self.name, party=self.party, ref=self.recipient_ref, locale=self.locale,
+                         addresses={address_kind: self.address})
 
 
 class RetryLater(Exception):
@@ -224,10 +227,14 @@ def send(session: Session, held: Claim, *, channel_for: Callable[[str], Channel]
         RetryLater: a transient failure (or an unforeseen error), recorded; send it again later.
     """
     try:
-        message, recipient, event = _compose(session, held, loaded)
+        channel = channel_for(held.channel)
+        message, recipient, event = _compose(session, held, loaded, channel.address_kind)
         if message is None:
             return _finish(session, held, Status.SKIPPED, "The notifier returned None for this recipient.")
-        channel_for(held.channel).send(message, recipient, key=held.key, event=event)
+        if not isinstance(message, channel.accepts):  # a notifier whose return annotation did not say
+            raise RegistrationError(f"{held.notifier} returned {type(message).__name__}; channel {held.channel!r} "
+                                    f"accepts {' or '.join(k.__name__ for k in channel.accepts)}.")
+        channel.send(message, recipient, key=held.key, event=event)
     except PermanentChannelError as error:
         return _finish(session, held, Status.FAILED, str(error))
     except TransientChannelError as error:
@@ -263,15 +270,15 @@ def _retry_later(session: Session, held: Claim, error: Exception, max_attempts: 
     raise RetryLater(held.id, backoff_ms, error, asked=asked is not None)
 
 
-def _compose(session: Session, held: Claim,
-             loaded: tuple[TransitionRecord, Any] | None) -> tuple[object | None, Recipient, Event]:
+def _compose(session: Session, held: Claim, loaded: tuple[TransitionRecord, Any] | None,
+             address_kind: str) -> tuple[object | None, Recipient, Event]:
     record, subject = loaded if loaded is not None else load(session, held.transition_id)
-    registration = registry.named(held.notifier, record.model, record.trigger)
     if subject is None:
+        registry.named(held.notifier, record.model, record.trigger)  # a notifier missing says so first
         raise WorkflowError(f"{record.model} {record.key} no longer exists.")
-    recipient = held.recipient
+    recipient = held.recipient(address_kind)
     event = Event.of(record, subject)
-    return registration.notifier().compose(registration.method, event, recipient), recipient, event
+    return Notifier.compose_for(held.notifier, event, recipient), recipient, event
 
 
 def load(session: Session, transition_id: int) -> tuple[TransitionRecord, Any]:

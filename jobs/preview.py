@@ -12,10 +12,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from notifiers import Event, Recipient, RecipientError, Registration, recipients_of, registry, skip_reasons
+from notifiers import Email, Event, Recipient, Registration, Text, parties_of, plan, registry, skip_reasons
 from sqlalchemy.orm import Session
 from workflow import Stateful, TransitionRecord, WorkflowError, load_subject, model_class, utcnow
 
+from . import worker
 from .errors import ConfigurationError, JobsError
 
 __all__ = ["Preview", "add_parser", "preview", "render", "run"]
@@ -84,33 +85,23 @@ def _sources(transition: dict[str, Any]) -> list[str]:
 
 
 def _previews(session: Session, event: Event, registrations: list[Registration], only: str | None) -> list[Preview]:
-    try:
-        parties: dict[str, Any] = event.subject.parties()
-        broken = None
-    except Exception as error:  # a bug in a party's callable, as a fan-out would record it
-        parties, broken = {}, f"resolving the parties raised {type(error).__name__}: {error}"
-    resolved: list[tuple[Registration, str, list[Recipient] | str]] = []
-    for registration in registrations:
-        for party in registration.parties:
-            if only is not None and party != only:
-                continue
-            try:
-                resolved.append((registration, party, broken or recipients_of(parties.get(party), party)))
-            except RecipientError as error:
-                resolved.append((registration, party, str(error)))
-    skip = skip_reasons(session, (r.ref for *_, found in resolved if isinstance(found, list) for r in found))
+    """What each intent :func:`notifiers.plan` gives would be: rendered, skipped with its reason, or failed."""
+    if only is not None:
+        registrations = [dataclasses.replace(r, parties=tuple(p for p in r.parties if p == only)) for r in registrations]
+    parties = parties_of(event.subject, registrations, model=event.model, key=event.key)
+    skip = skip_reasons(session, (r.ref for found in parties.values() for r in found if isinstance(r, Recipient)))
+    kinds = worker.runtime.address_kinds({c for r in registrations for c in r.channels})
     previews = []
-    for registration, party, found in resolved:
-        short = f"{registration.notifier.__qualname__}.{registration.method}"
-        for channel in registration.channels:
-            if isinstance(found, str):
-                previews.append(Preview(short, party, channel, "", error=f"Party {party!r}: {found}"))
-                continue
-            for recipient in found:
-                one = Preview(short, party, channel, str(recipient))
-                reason = skip(recipient.ref, registration, channel)
-                previews.append(dataclasses.replace(one, skipped=reason) if reason else
-                                _rendered(one, registration, event, recipient))
+    for intent in plan(registrations, parties, skip, kinds):
+        registration, recipient = intent.registration, intent.recipient
+        one = Preview(f"{registration.notifier.__qualname__}.{registration.method}", intent.party, intent.channel,
+                      str(recipient) if recipient is not None else "")
+        if recipient is None:
+            previews.append(dataclasses.replace(one, error=intent.failure))
+        elif intent.skip_reason:
+            previews.append(dataclasses.replace(one, skipped=intent.skip_reason))
+        else:
+            previews.append(_rendered(one, registration, event, recipient))
     return previews
 
 
@@ -122,7 +113,11 @@ def _rendered(one: Preview, registration: Registration, event: Event, recipient:
         return dataclasses.replace(one, error=f"{type(error).__name__}: {error}")
     if message is None:
         return dataclasses.replace(one, skipped="The notifier returned None for this recipient.")
-    return dataclasses.replace(one, subject=message.subject, text=message.text, html=message.html)
+    if isinstance(message, Text):
+        return dataclasses.replace(one, text=message.body)
+    if isinstance(message, Email):
+        return dataclasses.replace(one, subject=message.subject, text=message.text, html=message.html)
+    return dataclasses.replace(one, text=repr(message))
 
 
 def render(event: Event, previews: list[Preview]) -> str:

@@ -1,4 +1,4 @@
-"""The delivery rows of transitions: who each party is now, and rows that always insert.
+"""The delivery rows of transitions: the intents notifiers plan, as rows that always insert.
 
 One recipient's bad data (a value its column cannot hold, of the wrong type, not encodable, a
 party that raises) fails that recipient's delivery alone, with the reason: the row is checked
@@ -13,12 +13,12 @@ import reprlib
 from collections.abc import Mapping
 from typing import Any, cast
 
-from notifiers import Recipient, RecipientError, Registration, recipients_of, registry, skip_reasons
+from notifiers import Found, Intent, Recipient, Registration, parties_of, plan, registry, skip_reasons
 from sqlalchemy import String, Table
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
-from workflow import TransitionRecord, resolve_party, utcnow
+from workflow import TransitionRecord, utcnow
 
+from . import worker
 from .delivery_log import Delivery, Status, delivery_key
 from .installation import installation_id
 
@@ -28,86 +28,51 @@ _table = cast(Table, Delivery.__table__)
 #: Each text column of a delivery row: its length (None: unbounded) and whether it may be NULL.
 _TEXT = {column.name: (column.type.length, bool(column.nullable))
          for column in _table.columns if isinstance(column.type, String)}
-_Found = list[Recipient | RecipientError]
 
 
 def plan_rows(session: Session, records: Mapping[int, TransitionRecord],
               subjects: Mapping[int, Any]) -> dict[int, list[dict[str, Any]]]:
-    """A delivery row for each (notifier, recipient, channel) of each transition, by transition id."""
-    resolved: list[tuple[int, Registration, str, _Found]] = []
+    """A delivery row for each intent :func:`notifiers.plan` gives for each transition, by transition id.
+
+    The preferences of every recipient of every transition are read in one query.
+    """
+    resolved: list[tuple[int, list[Registration], dict[str, Found]]] = []
     for record in records.values():
         subject = subjects.get(record.id)
         if subject is None:  # no notifier for it, or its row is gone
             continue
-        parties: dict[str, _Found] = {}
-        for registration in registry.for_transition(record.model, record.trigger):
-            for party in registration.parties:
-                if party not in parties:
-                    parties[party] = _recipients(subject, record, party)
-                resolved.append((record.id, registration, party, parties[party]))
-    refs = (r.ref for *_, found in resolved for r in found if isinstance(r, Recipient))
+        registrations = registry.for_transition(record.model, record.trigger)
+        resolved.append((record.id, registrations,
+                         parties_of(subject, registrations, model=record.model, key=record.key)))
+    refs = (r.ref for *_, parties in resolved for found in parties.values() for r in found if isinstance(r, Recipient))
     skip = skip_reasons(session, (ref for ref in refs if _problem({"recipient_ref": ref}) is None))
     rows: dict[int, dict[str, dict[str, Any]]] = {record_id: {} for record_id in records}
     installation = installation_id(session) if resolved else ""
-    for record_id, registration, party, found in resolved:
+    kinds = worker.runtime.address_kinds(registry.channel_kinds()) if resolved else {}
+    for record_id, registrations, parties in resolved:
         planned = rows[record_id]
-        for channel in registration.channels:
-            for n, recipient in enumerate(found):
-                if isinstance(recipient, RecipientError):
-                    where = f"!{party}" if len(found) == 1 else f"!{party}/{n}"
-                    key = delivery_key(record_id, registration.name, where, channel, installation=installation)
-                    planned.setdefault(key, _row(record_id, key, registration, party, channel, None,
-                                                 Status.FAILED, f"Party {party!r}: {recipient}"))
-                    continue
-                key = delivery_key(record_id, registration.name, recipient.address, channel,
-                                   installation=installation)
-                reason = skip(recipient.ref, registration, channel)
-                planned.setdefault(key, _row(record_id, key, registration, party, channel, recipient,
-                                             Status.SKIPPED if reason else Status.PENDING, reason))
+        for intent in plan(registrations, parties, skip, kinds):
+            key = delivery_key(record_id, intent.registration.name, intent.target, intent.channel,
+                               installation=installation)
+            planned.setdefault(key, _row(record_id, key, intent))
     return {record_id: list(planned.values()) for record_id, planned in rows.items()}
 
 
-def _recipients(subject: Any, record: TransitionRecord, party: str) -> _Found:
-    """Who ``party`` of ``subject`` is: each recipient, or what is wrong with it (one bad element fails alone).
-
-    Raises:
-        SQLAlchemyError: the database failed while resolving (the message is retried), not the party.
-    """
-    try:
-        value = resolve_party(subject, type(subject).workflow.parties[party])
-    except SQLAlchemyError:
-        raise
-    except Exception as error:  # a bug in a party's callable: recorded on its deliveries, as a bad recipient is
-        return [RecipientError(f"resolving party {party!r} of {record.model} {record.key} raised "
-                               f"{type(error).__name__}: {error}")]
-    found: _Found = []
-    for item in value if isinstance(value, list | tuple | set | frozenset) else [value]:
-        try:
-            found += recipients_of(item, party)
-        except SQLAlchemyError:
-            raise
-        except RecipientError as error:
-            found.append(error)
-        except Exception as error:  # e.g. a name that is not a string
-            found.append(RecipientError(f"{_shown(item)} is not a recipient: {type(error).__name__}: {error}",
-                                        recipient=item))
-    return found
-
-
-def _row(transition_id: int, key: str, registration: Registration, party: str, channel: str,
-         recipient: Recipient | None, status: str, error: str | None) -> dict[str, Any]:
+def _row(transition_id: int, key: str, intent: Intent) -> dict[str, Any]:
     """The row to insert; ``failed``, with values its columns hold, when one of its values cannot be stored."""
-    now = utcnow()
+    now, recipient = utcnow(), intent.recipient
+    status = Status.FAILED if intent.failure else Status.SKIPPED if intent.skip_reason else Status.PENDING
     row = {
-        "key": key, "transition_id": transition_id, "notifier": registration.name, "party": party,
-        "channel": channel, "address": recipient.address if recipient else "",
+        "key": key, "transition_id": transition_id, "notifier": intent.registration.name, "party": intent.party,
+        "channel": intent.channel, "address": intent.address,
         "name": recipient.name if recipient else None, "recipient_ref": recipient.ref if recipient else "",
         "locale": recipient.locale if recipient else None, "status": status, "attempts": 0,
-        "last_error": _safe(error, _TEXT["last_error"]), "created_at": now, "updated_at": now, "lease_until": None,
+        "last_error": _safe(intent.failure or intent.skip_reason, _TEXT["last_error"]), "created_at": now,
+        "updated_at": now, "lease_until": None,
     }
     problem = _problem(row)
     if problem is not None:
-        row.update(status=Status.FAILED, last_error=f"Party {party!r}: {problem}; not sent.")
+        row.update(status=Status.FAILED, last_error=f"Party {intent.party!r}: {problem}; not sent.")
         row.update({name: _safe(row[name], _TEXT[name]) for name in _TEXT if name in row})
     return row
 

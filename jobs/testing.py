@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from dramatiq import Message
 from dramatiq.brokers.stub import StubBroker
-from notifiers import Channel, MemoryChannel, registry
+from notifiers import Channel, MemoryChannel, SMSChannel, registry
 from notifiers.channels import Sent
 from sqlalchemy import Connection, Engine, event, func, select
 from sqlalchemy.orm import Session
@@ -101,9 +101,9 @@ class Kit:
             delivery, record = rows[s.key]
             message = s.message
             notifications.append(Notification(
-                to=s.to.address, name=s.to.name, party=delivery.party, channel=delivery.channel, model=record.model,
+                to=delivery.address, name=s.to.name, party=delivery.party, channel=delivery.channel, model=record.model,
                 key=record.key, trigger=record.trigger, notifier=delivery.notifier,
-                subject=str(getattr(message, "subject", "")), text=str(getattr(message, "text", "") or ""),
+                subject=str(getattr(message, "subject", "")), text=str(getattr(message, "text", None) or getattr(message, "body", "") or ""),
                 html=str(getattr(message, "html", "") or "")))
         return notifications
 
@@ -217,8 +217,9 @@ class Kit:
 
 
 def memory_channels(channel: MemoryChannel) -> dict[str, Channel]:
-    """``channel`` for every channel kind a registered notifier uses (and ``email``)."""
-    return {kind: channel for kind in {"email", *registry.channel_kinds()}}
+    """``channel`` for every channel kind a registered notifier uses (and ``email``); ``sms`` sends to phones."""
+    return {kind: channel.sharing(address_kind=SMSChannel.address_kind) if kind == SMSChannel.kind else channel
+            for kind in {"email", *registry.channel_kinds()}}
 
 
 @contextmanager

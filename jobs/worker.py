@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
-from notifiers import Channel, ConsoleChannel, FileChannel, InAppChannel, SMTPChannel
+from notifiers import Channel, ConsoleChannel, Email, FileChannel, InAppChannel, SMSChannel, SMTPChannel, registry
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -68,7 +68,7 @@ class Runtime:
             session.close()
 
     def channel(self, kind: str) -> Channel:
-        """The channel for ``kind``, built from settings on first use (``email`` and ``inapp``).
+        """The channel for ``kind``, built from settings on first use (``email``, ``inapp``, ``sms``).
 
         Raises:
             ConfigurationError: no channel of that kind is configured.
@@ -79,13 +79,39 @@ class Runtime:
                 channel = self._channels[kind] = self._build(kind)
             return channel
 
+    def check_channels(self) -> None:
+        """Tell the registry which kinds of message each channel accepts, and so check the notifiers against them.
+
+        Raises:
+            RegistrationError: a notifier returns a kind of message its channel does not accept.
+        """
+        accepts: dict[str, tuple[type, ...]] = {"email": (Email,), InAppChannel.kind: InAppChannel.accepts}
+        if self.settings.sms_url is not None:
+            accepts[SMSChannel.kind] = SMSChannel.accepts
+        accepts.update({name: channel.accepts for name, channel in self._given.items()})
+        registry.expect_channels(accepts)
+
+    def address_kinds(self, names: Iterable[str]) -> dict[str, str]:
+        """The kind of address each channel of ``names`` sends to.
+
+        A channel not given nor built yet sends to emails, but ``sms`` (by its name) to phones.
+        """
+        with self._lock:
+            return {name: self._channels[name].address_kind if name in self._channels else
+                    SMSChannel.address_kind if name == SMSChannel.kind else
+                    "email" for name in names}
+
     def _build(self, kind: str) -> Channel:
         s = self.settings
         if kind == InAppChannel.kind:
             return InAppChannel(self._engine_held())
+        if kind == SMSChannel.kind and s.sms_url is not None:
+            return SMSChannel(s.sms_url, sender=s.sms_sender, username=s.sms_username, password=s.sms_password,
+                              token=s.sms_token, body=s.sms_body)
         if kind != "email":
             raise ConfigurationError(
-                f"No channel {kind!r} is configured; pass it with configure(channels={{{kind!r}: ...}})."
+                f"No channel {kind!r} is configured; pass it with configure(channels={{{kind!r}: ...}})"
+                f"{' or set TIDINGS_SMS_URL' if kind == SMSChannel.kind else ''}."
             )
         if s.email_channel == "smtp":
             return SMTPChannel(s.smtp_host, s.smtp_port, sender=s.sender, starttls=s.smtp_starttls, ssl=s.smtp_ssl,
@@ -132,3 +158,4 @@ def _in_command() -> bool:
 
 #: The process-wide runtime; :func:`jobs.configure` replaces it.
 runtime = Runtime(_settings_from_env())
+runtime.check_channels()

@@ -16,12 +16,14 @@ except (ImportError, AttributeError) as error:  # pragma: no cover - depends on 
         "Tidings needs its own. Uninstall the other one."
     ) from error
 
+from .audience import Found, Intent, SkipReason, parties_of, plan
 from .channels import (
     Channel,
     ConsoleChannel,
     FileChannel,
     InAppChannel,
     MemoryChannel,
+    SMSChannel,
     SMTPChannel,
     WebhookChannel,
     verify_signature,
@@ -38,8 +40,9 @@ from .errors import (
     TransientChannelError,
 )
 from .inbox import Inbox, InboxItem
-from .message import Email, message_id
-from .notifier import Event, Notifier, on
+from .messages import Email, Message, Text, message_id
+from .event import Event
+from .notifier import Notifier, on
 from .preferences import Preference, opt_in, opt_out, preferences_of, skip_reasons
 from .recipients import Recipient, recipients_of
 from .registry import Registration, registry
@@ -53,10 +56,13 @@ __all__ = [
     "Email",
     "Event",
     "FileChannel",
+    "Found",
     "InAppChannel",
     "Inbox",
     "InboxItem",
+    "Intent",
     "MemoryChannel",
+    "Message",
     "MessageError",
     "Notifier",
     "NotifierError",
@@ -66,15 +72,20 @@ __all__ = [
     "RecipientError",
     "Registration",
     "RegistrationError",
+    "SMSChannel",
     "SMTPChannel",
+    "SkipReason",
     "TemplateError",
     "Templates",
+    "Text",
     "TransientChannelError",
     "WebhookChannel",
     "message_id",
     "on",
     "opt_in",
     "opt_out",
+    "parties_of",
+    "plan",
     "preferences_of",
     "recipients_of",
     "registry",

@@ -2,58 +2,38 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import difflib
 import sys
+import typing
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from workflow import Stateful, TransitionRecord, Workflow
+from workflow import Stateful, Workflow, did_you_mean
 
 from .errors import RegistrationError
-from .message import Email
+from .event import Event
+from .messages import Message
 from .recipients import Recipient
 from .registry import Registration, registry
 from .templates import Templates, templates_in
 
-__all__ = ["Event", "Notifier", "on"]
+__all__ = ["Notifier", "on"]
 
 _MARK = "__tidings_on__"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass(frozen=True)
-class Event:
-    """A recorded transition as a notifier sees it, with the row it happened to."""
-
-    transition_id: int
-    model: str
-    key: str
-    trigger: str
-    source: str
-    dest: str
-    actor: str | None
-    context: dict[str, Any]
-    created_at: dt.datetime
-    subject: Any
-
-    @classmethod
-    def of(cls, record: TransitionRecord, subject: Any) -> Event:
-        """The event for ``record``, whose row is ``subject``."""
-        return cls(record.id, record.model, record.key, record.trigger, record.source, record.dest,
-                   record.actor, dict(record.context or {}), record.created_at, subject)
-
-
 def on(model: type[Stateful], trigger: str, *, to: str | Sequence[str],
-       channels: Sequence[str] = ("email",), required: bool = False) -> Callable[[F], F]:
+       channels: Sequence[str] = ("email",), required: bool = False,
+       message: type[Message] | Sequence[type[Message]] | None = None) -> Callable[[F], F]:
     """Register a notifier method for ``trigger`` on ``model``, sent to the party or parties ``to``.
 
     The method is called as ``method(self, event, recipient)`` once per recipient and channel and
-    returns the message (an :class:`Email`), or ``None`` to send nothing to that recipient.
+    returns the message (an :class:`Email` or a :class:`Text`), or ``None`` to send nothing to that recipient.
     Decorators stack: one method may answer several transitions. ``required=True`` (security or
-    legal mail) sends it even to recipients who opted out.
+    legal mail) sends it even to recipients who opted out. The kind of message it returns
+    (``message=Text``, else the method's return annotation) is checked against what each channel
+    accepts (:attr:`Channel.accepts`) once both are known.
 
     Raises:
         RegistrationError: ``model`` is not a Stateful model, or the trigger or a party is unknown;
@@ -79,19 +59,34 @@ def on(model: type[Stateful], trigger: str, *, to: str | Sequence[str],
     if isinstance(channels, str) or not channels:
         raise RegistrationError(f"@on({name}, {trigger!r}): channels= is a non-empty list of names.")
 
+    kinds = _kinds(message)
+
     def mark(method: F) -> F:
         marks = list(getattr(method, _MARK, ()))
-        marks.append((name, trigger, parties, tuple(channels), required))
+        marks.append((name, trigger, parties, tuple(channels), required, kinds))
         setattr(method, _MARK, marks)
         return method
 
     return mark
 
 
-def did_you_mean(word: str, known: Sequence[str]) -> str:
-    """`` Did you mean 'accept'?`` when ``word`` is close to one of ``known``, else ``""``."""
-    close = difflib.get_close_matches(word, known, n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
+def _kinds(message: object) -> tuple[type[Message], ...]:
+    """The message kinds ``message=`` names."""
+    kinds = () if message is None else (message,) if isinstance(message, type) else tuple(message)  # type: ignore[arg-type]
+    for kind in kinds:
+        if not (isinstance(kind, type) and issubclass(kind, Message)):
+            raise RegistrationError(f"@on(message=...): {kind!r} is not a kind of message such as Email or Text.")
+    return kinds
+
+
+def _returned(method: object) -> tuple[type[Message], ...]:
+    """The message kinds ``method``'s return annotation names (``Email | None`` -> ``(Email,)``); none if unknown."""
+    try:
+        annotation = typing.get_type_hints(method).get("return")
+    except Exception:  # an annotation that does not resolve: the kinds are not known, not wrong
+        return ()
+    found = typing.get_args(annotation) if typing.get_args(annotation) else (annotation,)
+    return tuple(k for k in found if isinstance(k, type) and issubclass(k, Message) and k is not Message)
 
 
 def _workflow_of(model: object) -> Workflow:
@@ -118,8 +113,9 @@ class Notifier:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for attr, value in list(vars(cls).items()):
-            for model, trigger, parties, channels, required in getattr(value, _MARK, ()):
-                registry.add(Registration(cls, attr, model, trigger, parties, channels, required))
+            for model, trigger, parties, channels, required, kinds in getattr(value, _MARK, ()):
+                registry.add(Registration(cls, attr, model, trigger, parties, channels, required,
+                                          kinds or _returned(value)))
         folder = cls.template_folder()
         if folder is not None and not folder.is_dir():
             raise RegistrationError(f"{cls.__qualname__}.templates: folder {folder} does not exist.")
@@ -140,7 +136,20 @@ class Notifier:
         folder = self.template_folder()
         return templates_in(folder) if folder is not None else None
 
-    def compose(self, method: str, event: Event, recipient: Recipient) -> Email | None:
+    @staticmethod
+    def compose_for(name: str, event: Event, recipient: Recipient) -> Message | None:
+        """The message the notifier registered as ``name`` for ``event``'s transition gives ``recipient``, rendered.
+
+        ``None`` when the notifier returned ``None`` (nothing for that recipient).
+
+        Raises:
+            RegistrationError: no notifier ``name`` answers that transition (its module not imported).
+            TemplateError, MessageError: the message cannot be built.
+        """
+        registration = registry.named(name, event.model, event.trigger)
+        return registration.notifier().compose(registration.method, event, recipient)
+
+    def compose(self, method: str, event: Event, recipient: Recipient) -> Message | None:
         """Call ``method`` and render what it returns.
 
         Raises:
@@ -149,9 +158,10 @@ class Notifier:
         message = getattr(self, method)(event, recipient)
         if message is None:
             return None
-        if not isinstance(message, Email):
+        if not isinstance(message, Message):
             raise RegistrationError(
-                f"{type(self).__qualname__}.{method} returned {type(message).__name__}; return an Email or None."
+                f"{type(self).__qualname__}.{method} returned {type(message).__name__}; return an Email, a Text "
+                f"or None."
             )
         variables = {"event": event, "recipient": recipient, "subject": event.subject}
         return message.rendered(self.template_set(), variables, recipient.locale)

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Boolean, DateTime, Index, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
-from workflow import TidingsBase, utcnow
+from workflow import TidingsBase, did_you_mean, utcnow
 
 from .errors import RegistrationError
 from .recipients import ref_of
@@ -125,7 +125,7 @@ def _choose(session: Session, recipient: object, notifier: object, channel: str 
 
 
 def _notifier_name(notifier: object) -> str:
-    from .notifier import _MARK, Notifier, did_you_mean
+    from .notifier import _MARK, Notifier
 
     if notifier is None:
         return ""

@@ -1,8 +1,10 @@
-"""Recipients: objects with an ``email`` attribute, address strings, or lists of them."""
+"""Recipients: objects with an ``email`` and/or ``phone`` attribute, address strings, or lists of them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import inspect
@@ -16,27 +18,37 @@ __all__ = ["Recipient", "recipients_of"]
 
 @dataclass(frozen=True)
 class Recipient:
-    """One addressee of a notification.
+    """One addressee of a notification, with an address per channel kind.
+
+    ``Recipient("ann@example.com")`` is the email shorthand; a recipient reached otherwise gives
+    ``addresses={"phone": "+49 30 1234567"}`` (with or without an email). A channel takes the
+    address of its kind (:attr:`~notifiers.Channel.address_kind`) with :meth:`address_for`.
 
     Attributes:
-        address: the email address, checked for CR/LF and shape.
+        address: the email address (``""`` when there is none), checked for CR/LF and shape.
         name: the display name, if known.
         party: the party it was resolved from (e.g. ``"borrower"``), if any.
-        ref: who this is, stably: ``"User:42"`` for a mapped row, else the address. Preferences
-            and in-app inboxes are kept under it.
+        ref: who this is, stably: ``"User:42"`` for a mapped row, else the (first) address.
+            Preferences and in-app inboxes are kept under it.
         locale: the recipient's language, e.g. ``"de"`` or ``"pt_BR"``, if known; templates
             have a variant per locale.
+        addresses: every address by kind (``"email"``, ``"phone"``, a chat id...), the email included.
+
+    Raises:
+        RecipientError: no address at all, or one that is malformed or carries CR/LF.
     """
 
-    address: str
+    address: str = ""
     name: str | None = None
     party: str | None = None
     ref: str = ""
     locale: str | None = None
+    addresses: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
-        check_address(self.address, self)
-        object.__setattr__(self, "address", self.address.strip())
+        addresses = _checked_addresses(self.address, self.addresses, self)
+        object.__setattr__(self, "addresses", addresses)
+        object.__setattr__(self, "address", addresses.get("email", ""))
         if self.name is not None:
             if not isinstance(self.name, str) or any(c in self.name for c in "\r\n\0"):
                 raise RecipientError(f"Recipient name {self.name!r} is not text without CR, LF or NUL.",
@@ -47,17 +59,62 @@ class Recipient:
                 raise RecipientError(f"Recipient name {self.name!r} cannot be written in UTF-8.",
                                      recipient=self) from None
         if not self.ref:
-            object.__setattr__(self, "ref", self.address.lower())
+            object.__setattr__(self, "ref", self.address.lower() or next(iter(addresses.values())))
+
+    def address_for(self, kind: str) -> str | None:
+        """The address of ``kind`` (``"email"``, ``"phone"``...), or ``None`` when this recipient has none."""
+        return self.addresses.get(kind)
 
     def __str__(self) -> str:
-        return shown(self.name, self.address)
+        if self.address:
+            return shown(self.name, self.address)
+        first = next(iter(self.addresses.values()))
+        return f"{self.name} ({first})" if self.name else first
+
+
+def _checked_addresses(address: object, addresses: Mapping[str, object], given: object) -> dict[str, str]:
+    """``addresses`` with the email shorthand merged in, each checked for its kind (a phone is normalised)."""
+    merged = dict(addresses)
+    if address:
+        if merged.get("email", address) != address:
+            raise RecipientError(f"Recipient {given!r} gives two email addresses, {address!r} and "
+                                 f"{merged['email']!r}: give one.", recipient=given)
+        merged["email"] = address
+    if not merged:
+        check_address(address, given)  # raises: no address at all
+    checked: dict[str, str] = {}
+    for kind, value in merged.items():
+        if kind == "email":
+            check_address(value, given)
+            checked[kind] = str(value).strip()
+        elif kind == "phone":
+            checked[kind] = _phone(value, given)
+        else:
+            if not isinstance(value, str) or not value.strip() or not value.isprintable():
+                raise RecipientError(f"Recipient {given!r}: {kind} address {value!r} is not printable text.",
+                                     recipient=given)
+            checked[kind] = value.strip()
+    return checked
+
+
+def _phone(value: object, given: object) -> str:
+    """A phone number without its separators (``"+49 30 123-4567"`` -> ``"+49301234567"``).
+
+    Raises:
+        RecipientError: anything but an optional ``+`` and 3 to 20 digits, with spaces, dots, dashes or brackets.
+    """
+    digits = re.sub(r"[ .()\-]", "", value) if isinstance(value, str) else ""
+    if not re.fullmatch(r"\+?[0-9]{3,20}", digits):
+        raise RecipientError(f"Recipient {given!r}: phone {value!r} is not a phone number: give digits, "
+                             f"with a leading + for the country code, e.g. '+49 30 1234567'.", recipient=given)
+    return digits
 
 
 def recipients_of(value: Any, party: str | None = None) -> list[Recipient]:
     """Normalise what a party resolved to into a list of recipients.
 
-    Accepts ``None`` (nobody), a :class:`Recipient`, an object with an ``email`` attribute (and
-    optional ``name`` and ``locale``), an address string (``"Ann <ann@example.com>"`` too), or a
+    Accepts ``None`` (nobody), a :class:`Recipient`, an object with an ``email`` and/or a ``phone``
+    attribute (and optional ``name`` and ``locale``), an address string (``"Ann <ann@example.com>"`` too), or a
     list of these.
 
     Raises:
@@ -79,12 +136,13 @@ def recipients_of(value: Any, party: str | None = None) -> list[Recipient]:
             raise RecipientError(f"Party {party!r} gave {value!r}, which is not one address: give "
                                  f"'local@domain' or 'Name <local@domain>'.", recipient=value) from None
         return [Recipient(address, name, party)]
-    if hasattr(value, "email"):
-        return [Recipient(getattr(value, "email"), getattr(value, "name", None), party, ref=_row_ref(value),
-                          locale=_locale(value))]
+    if hasattr(value, "email") or hasattr(value, "phone"):
+        found = {kind: getattr(value, kind) for kind in ("phone",) if getattr(value, kind, None)}
+        return [Recipient(getattr(value, "email", None) or "", getattr(value, "name", None), party,
+                          ref=_row_ref(value), locale=_locale(value), addresses=found)]
     raise RecipientError(
         f"Party {party!r} gave {value!r}, which is not a recipient: give an object with an 'email' "
-        f"attribute, an address string, or a list of them.",
+        f"or 'phone' attribute, an address string, or a list of them.",
         recipient=value,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,9 @@ class Registration:
     parties: tuple[str, ...]
     channels: tuple[str, ...]
     required: bool = False
+    #: The kinds of message the method is declared to return (``message=`` or its return
+    #: annotation); empty when it does not say.
+    messages: tuple[type, ...] = ()
 
     @property
     def name(self) -> str:
@@ -38,9 +42,16 @@ class Registry:
     def __init__(self) -> None:
         self._by_name: dict[tuple[str, str, str], Registration] = {}
         self._by_transition: dict[tuple[str, str], list[Registration]] = defaultdict(list)
+        self._accepts: dict[str, tuple[type, ...]] = {}
 
     def add(self, registration: Registration) -> None:
-        """Add ``registration``; one with the same notifier, method and trigger is replaced (re-import)."""
+        """Add ``registration``; one with the same notifier, method and trigger is replaced (re-import).
+
+        Raises:
+            RegistrationError: it returns a kind of message one of its channels does not accept.
+        """
+        for channel in registration.channels:
+            _check_accepts(registration, channel, self._accepts.get(channel))
         key = (registration.name, registration.model, registration.trigger)
         old = self._by_name.pop(key, None)
         bucket = self._by_transition[(registration.model, registration.trigger)]
@@ -48,6 +59,20 @@ class Registry:
             bucket.remove(old)
         self._by_name[key] = registration
         bucket.append(registration)
+
+    def expect_channels(self, accepts: Mapping[str, tuple[type, ...]]) -> None:
+        """Say which kinds of message each channel accepts, by channel name; check every registration.
+
+        Registrations added later are checked as they are added, so a mismatch is found at
+        whichever comes second: the notifier's import or the channels' configuration.
+
+        Raises:
+            RegistrationError: a registration returns a kind of message its channel does not accept.
+        """
+        for registration in self._by_name.values():
+            for channel in registration.channels:
+                _check_accepts(registration, channel, accepts.get(channel))
+        self._accepts = dict(accepts)
 
     def for_transition(self, model: str, trigger: str) -> list[Registration]:
         """The registrations answering ``trigger`` on ``model``, in declaration order."""
@@ -82,3 +107,15 @@ class Registry:
 
 #: The process-wide registry that ``@on`` fills.
 registry = Registry()
+
+
+def _check_accepts(registration: Registration, channel: str, accepts: tuple[type, ...] | None) -> None:
+    if accepts is None or not registration.messages:
+        return
+    if not any(issubclass(kind, accepts) for kind in registration.messages):
+        raise RegistrationError(
+            f"{registration.notifier.__qualname__}.{registration.method} returns "
+            f"{' or '.join(k.__name__ for k in registration.messages)}, but its channel {channel!r} accepts "
+            f"{' or '.join(k.__name__ for k in accepts)}: return one of those (e.g. a Text for SMS), or send "
+            f"through another channel."
+        )

@@ -490,7 +490,9 @@ def restore_registry() -> Iterator[None]:
     from notifiers import registry
 
     by_name, by_transition = dict(registry._by_name), {k: list(v) for k, v in registry._by_transition.items()}
+    accepts = dict(registry._accepts)
     yield
+    registry._accepts = accepts
     registry._by_name.clear()
     registry._by_name.update(by_name)
     registry._by_transition.clear()

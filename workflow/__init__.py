@@ -18,6 +18,7 @@ from .errors import (
     TransitionNotAllowed,
     UnknownTrigger,
     WorkflowError,
+    did_you_mean,
 )
 from .parties import PartySpec, resolve_party
 from .stateful import Stateful, Trigger, actor_reference, load_subject, load_subjects, model_class, stateful_models
@@ -51,6 +52,7 @@ __all__ = [
     "Workflow",
     "WorkflowError",
     "actor_reference",
+    "did_you_mean",
     "load_subject",
     "load_subjects",
     "metadata",

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .errors import DefinitionError
+from .errors import DefinitionError, did_you_mean
 from .machine import StateMachine
 from .parties import PartySpec, check_attributes, check_parties
 
 _TRANSITION_KEYS = ("trigger", "source", "dest", "conditions", "unless", "before", "after", "prepare")
-
-
-def did_you_mean(word: str, known: Sequence[str]) -> str:
-    """A short hint naming the closest known word, or an empty string."""
-    close = difflib.get_close_matches(word, known, n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 class Workflow:

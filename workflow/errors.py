@@ -16,7 +16,8 @@ The tree::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import difflib
+from collections.abc import Iterable, Sequence
 
 
 class WorkflowError(Exception):
@@ -99,3 +100,12 @@ class NotInSession(WorkflowError):
 
 class TransitionLogMissing(WorkflowError):
     """The database has no ``tidings_transitions`` table: Tidings' tables were never created there."""
+
+
+def did_you_mean(word: str, known: Sequence[str]) -> str:
+    """`` Did you mean 'accept'?`` when ``word`` is close to one of ``known``, else ``""``.
+
+    The one copy: workflow's and notifiers' errors both end with it.
+    """
+    close = difflib.get_close_matches(word, known, n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""

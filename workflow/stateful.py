@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, object_session, selectinload
 
 from .concurrency import undo_state, write_transition
-from .definition import Workflow, did_you_mean
+from .definition import Workflow
 from .errors import (
     ConcurrentTransition,
     ConditionFailed,
@@ -21,6 +21,7 @@ from .errors import (
     TransitionNotAllowed,
     UnknownTrigger,
     WorkflowError,
+    did_you_mean,
 )
 from .parties import resolve_party
 from .transition_log import TransitionRecord, attach_record, delete_records, insert_record, utcnow

@@ -30,7 +30,8 @@ class User(Stateful, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
-    email: Mapped[str] = mapped_column(String(320), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)  # a user may give only a phone
+    phone: Mapped[str | None] = mapped_column(String(32))
     locale: Mapped[str | None] = mapped_column(String(35))
     is_admin: Mapped[bool] = mapped_column(default=False)
     reset_token: Mapped[str | None] = mapped_column(String(64))

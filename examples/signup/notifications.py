@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from notifiers import Email, Event, Notifier, Recipient, on
+from notifiers import Email, Event, Notifier, Recipient, Text, on
 
 from .models import User
 
@@ -37,6 +37,12 @@ class AccountNotifier(Notifier):
     def password_reset(self, event: Event, recipient: Recipient) -> Email:
         return Email(template="accounts/password_reset",
                      context={"expires_at": event.created_at + RESET_LINK_LIFETIME})
+
+    # The same, by SMS, to a user who gave a phone (a user with only a phone has no other way in);
+    # a user without a phone is skipped on this channel, with the reason.
+    @on(User, "reset_password", to="user", channels=["sms"], required=True)
+    def password_reset_by_sms(self, event: Event, recipient: Recipient) -> Text:
+        return Text(template="accounts/password_reset", context={"expires_at": event.created_at + RESET_LINK_LIFETIME})
 
     @on(User, "close", to="user")
     def closed(self, event: Event, recipient: Recipient) -> Email:

@@ -150,3 +150,18 @@ def test_a_rolled_back_signup_tells_nobody(session: Session, admins: list[User],
 
 GERMAN_MONTHS = ["Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober",
                  "November", "Dezember"]
+
+
+def test_a_user_with_only_a_phone_gets_the_password_reset_link_by_sms(
+        session: Session, admins: list[User], tidings: Kit) -> None:
+    lee = User(name="Lee", phone="+49 30 1234567", state="active")
+    session.add(lee)
+    session.commit()
+    lee.reset_password(actor=lee)
+    session.commit()
+    [sms] = tidings.assert_notified("+49301234567", trigger="reset_password", channel="sms", count=1)
+    assert f"https://accounts.example/reset/{lee.reset_token}" in sms.text and sms.subject == ""
+    [skip] = tidings.skipped(trigger="reset_password")
+    assert (skip.channel, skip.reason) == ("email", "Party 'user': Lee (+49301234567) has no email address for "
+                                                     "channel 'email'.")
+

@@ -8,6 +8,7 @@ from .files import FileChannel
 from .inapp import InAppChannel
 from .memory import MemoryChannel, Sent
 from .smtp import SMTPChannel
+from .sms import SMSChannel
 from .webhook import WebhookChannel, verify_signature
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "FileChannel",
     "InAppChannel",
     "MemoryChannel",
+    "SMSChannel",
     "SMTPChannel",
     "Sent",
     "WebhookChannel",

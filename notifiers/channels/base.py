@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..messages import Message
 from ..recipients import Recipient
 
 if TYPE_CHECKING:
-    from ..notifier import Event
+    from ..event import Event
 
 __all__ = ["Channel"]
 
@@ -27,6 +28,12 @@ class Channel:
     #: The name that ``@on(..., channels=[...])`` uses for this kind of channel. A class default
     #: that an instance may override (one ``WebhookChannel`` per endpoint, each its own kind).
     kind: str = "email"
+    #: The kind of recipient address it sends to (:meth:`~notifiers.Recipient.address_for`):
+    #: ``"email"``, ``"phone"``... A recipient without one is skipped on this channel.
+    address_kind: str = "email"
+    #: The kinds of message it sends (``(Email,)``, ``(Text,)``); a notifier declared to return
+    #: another kind for this channel is refused when both are known (see ``Registry.expect_channels``).
+    accepts: ClassVar[tuple[type[Message], ...]] = (Message,)
 
     def send(self, message: Any, to: Recipient, *, key: str, event: Event | None = None) -> None:
         """Send ``message`` to ``to``."""

@@ -10,7 +10,7 @@ from ..recipients import Recipient
 from .base import Channel
 
 if TYPE_CHECKING:
-    from ..notifier import Event
+    from ..event import Event
 
 __all__ = ["ConsoleChannel"]
 
@@ -24,6 +24,6 @@ class ConsoleChannel(Channel):
 
     def send(self, message: Any, to: Recipient, *, key: str, event: Event | None = None) -> None:
         """Print one line for ``message``."""
-        line = f"to {to}: {getattr(message, 'subject', message)}\n"
+        line = f"to {to}: {getattr(message, 'subject', None) or getattr(message, 'body', message)}\n"
         with self._lock:
             (self.stream or sys.stdout).write(line)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
-from ..message import Email
+from ..messages import Email, Message
 from ..recipients import Recipient
 from .base import Channel
 
 if TYPE_CHECKING:
-    from ..notifier import Event
+    from ..event import Event
 
 __all__ = ["FileChannel"]
 
@@ -24,6 +24,8 @@ class FileChannel(Channel):
         directory: the folder, created if missing.
         sender: the From address when the email names none.
     """
+
+    accepts: ClassVar[tuple[type[Message], ...]] = (Email,)
 
     def __init__(self, directory: str | Path, *, sender: str = "Tidings <tidings@localhost>") -> None:
         self.directory = Path(directory)

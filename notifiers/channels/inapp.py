@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import Connection, Engine, insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..errors import TransientChannelError
 from ..inbox import InboxItem
+from ..messages import Email, Message
 from ..recipients import Recipient
 from .base import Channel
 
 if TYPE_CHECKING:
-    from ..notifier import Event
+    from ..event import Event
 
 __all__ = ["InAppChannel"]
 
@@ -26,6 +27,8 @@ class InAppChannel(Channel):
     Args:
         bind: the application's engine (or, in tests, a connection whose transaction it joins).
     """
+
+    accepts: ClassVar[tuple[type[Message], ...]] = (Email,)
 
     kind = "inapp"
 

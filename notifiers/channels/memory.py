@@ -10,7 +10,7 @@ from ..recipients import Recipient
 from .base import Channel
 
 if TYPE_CHECKING:
-    from ..notifier import Event
+    from ..event import Event
 
 __all__ = ["MemoryChannel", "Sent"]
 
@@ -28,9 +28,16 @@ class Sent:
 class MemoryChannel(Channel):
     """Appends every message to :attr:`outbox` (thread-safe); sends nothing anywhere."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, address_kind: str = "email") -> None:
         self.outbox: list[Sent] = []
         self._lock = threading.Lock()
+        self.address_kind = address_kind
+
+    def sharing(self, *, address_kind: str) -> MemoryChannel:
+        """A channel for recipients' ``address_kind`` addresses that records into this one's :attr:`outbox`."""
+        other = MemoryChannel(address_kind=address_kind)
+        other.outbox, other._lock = self.outbox, self._lock
+        return other
 
     def send(self, message: Any, to: Recipient, *, key: str, event: Event | None = None) -> None:
         """Record ``message`` for ``to``."""

@@ -5,17 +5,17 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl as _ssl
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from ..addresses import needs_smtputf8, one_mailbox, wire_address
 from ..errors import ChannelConfigurationError, MessageError, PermanentChannelError, TransientChannelError
-from ..message import Email
+from ..messages import Email, Message
 from ..recipients import Recipient
 from .base import Channel
 from .connections import ThreadConnections
 
 if TYPE_CHECKING:
-    from ..notifier import Event
+    from ..event import Event
 
 __all__ = ["SMTPChannel"]
 
@@ -40,6 +40,8 @@ class SMTPChannel(Channel):
     Raises:
         ChannelConfigurationError: ``sender`` is not one good address.
     """
+
+    accepts: ClassVar[tuple[type[Message], ...]] = (Email,)
 
     def __init__(
         self,

@@ -120,8 +120,8 @@ def test_any_text_in_any_variable_gives_settings_or_a_configuration_error(enviro
 
 
 def test_a_mistyped_variable_is_refused_naming_the_setting_it_was_meant_for() -> None:
-    with pytest.raises(ConfigurationError, match="TIDINGS_SMPT_HOST is no setting of Tidings: did you mean "
-                                                 "TIDINGS_SMTP_HOST"):
+    with pytest.raises(ConfigurationError, match="TIDINGS_SMPT_HOST is no setting of Tidings. Did you mean "
+                                                 "'TIDINGS_SMTP_HOST'"):
         Settings.from_env({"TIDINGS_SMPT_HOST": "mail.example"})
 
 

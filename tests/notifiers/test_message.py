@@ -7,7 +7,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import notifiers.message as message_module
+import notifiers.messages.email as message_module
 import pytest
 from notifiers import Email, MessageError, Recipient, TemplateError, Templates, message_id
 

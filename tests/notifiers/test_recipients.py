@@ -73,3 +73,42 @@ def test_an_address_string_with_a_quoted_name_keeps_the_whole_name() -> None:
 def test_a_name_with_nul_is_refused() -> None:
     with pytest.raises(RecipientError, match="CR, LF or NUL"):
         Recipient("ann@example.com", "Ann\0")
+
+
+def test_a_recipient_may_have_only_a_phone() -> None:
+    carl = Recipient(addresses={"phone": "+49 (30) 123-4567"}, name="Carl")
+    assert (carl.address, carl.address_for("phone"), carl.address_for("email")) == ("", "+49301234567", None)
+    assert (carl.ref, str(carl)) == ("+49301234567", "Carl (+49301234567)")
+
+
+def test_the_email_shorthand_is_the_email_address_of_the_addresses() -> None:
+    ann = Recipient("ann@example.com", addresses={"phone": "+4930123"})
+    assert ann.addresses == {"phone": "+4930123", "email": "ann@example.com"}
+    assert Recipient(addresses={"email": "ann@example.com"}).address == "ann@example.com"
+
+
+def test_a_recipient_with_two_different_email_addresses_is_refused() -> None:
+    with pytest.raises(RecipientError, match=r"gives two email addresses"):
+        Recipient("ann@example.com", addresses={"email": "bob@example.com"})
+
+
+@pytest.mark.parametrize("phone", ["", "12", "+49 30 12x", "+49\n301234", "0" * 21])
+def test_a_malformed_phone_is_refused_naming_it(phone: str) -> None:
+    with pytest.raises(RecipientError, match=r"is not a phone number"):
+        Recipient(addresses={"phone": phone})
+
+
+def test_an_object_with_only_a_phone_attribute_is_a_recipient() -> None:
+    class Member:
+        phone, name = "+49 30 1234567", "Carl"
+
+    [carl] = recipients_of(Member(), "borrower")
+    assert (carl.address_for("phone"), carl.name, carl.party) == ("+49301234567", "Carl", "borrower")
+
+
+def test_an_object_with_neither_email_nor_phone_set_is_refused() -> None:
+    class Member:
+        email, phone = None, None
+
+    with pytest.raises(RecipientError, match=r"has no email address"):
+        recipients_of(Member(), "borrower")

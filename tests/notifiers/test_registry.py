@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
-from notifiers import Email, Notifier, RegistrationError, on, registry
+from notifiers import Email, Event, Notifier, Recipient, RegistrationError, on, registry
 
 from tests.app import Order, OrderNotifier, Person
 
@@ -38,3 +40,18 @@ def test_several_notifiers_and_parties_per_transition_are_kept_in_order() -> Non
     assert [(r.notifier, r.parties) for r in pay][:1] == [(OrderNotifier, ("buyer", "seller"))]
     assert any(r.notifier is AuditNotifier for r in pay)
     assert any(r.notifier is AuditNotifier for r in registry.for_transition("Order", "cancel"))
+
+
+def _event(trigger: str, subject: object) -> Event:
+    return Event(1, "Order", "7", trigger, "new", "paid", None, {}, dt.datetime(2026, 1, 1, tzinfo=dt.UTC), subject)
+
+
+def test_compose_for_renders_the_message_of_the_notifier_registered_under_that_name() -> None:
+    name = f"{OrderNotifier.__module__}.OrderNotifier.paid"
+    message = Notifier.compose_for(name, _event("pay", Order(id=7)), Recipient("ann@example.com"))
+    assert isinstance(message, Email) and message.subject
+
+
+def test_compose_for_a_name_no_notifier_answers_says_to_import_its_module() -> None:
+    with pytest.raises(RegistrationError, match=r"No notifier 'myapp.Gone.paid' is registered for Order.pay"):
+        Notifier.compose_for("myapp.Gone.paid", _event("pay", Order(id=7)), Recipient("ann@example.com"))

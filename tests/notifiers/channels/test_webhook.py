@@ -263,7 +263,7 @@ def test_the_connection_is_reused_between_sends(http_server: HTTPServer) -> None
     with webhook(http_server) as channel:
         channel.send(MESSAGE, BEA, key="k-1")
         channel.send(MESSAGE, BEA, key="k-2")
-        assert len(channel._connections) == 1
+        assert len(channel._endpoint) == 1
     assert len({request.port for request in http_server.requests}) == 1
 
 

@@ -13,12 +13,13 @@ from datetime import datetime, timezone
 from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
-from typing import Any
+from typing import Any, ClassVar
 
-from .addresses import ADDRESS_FIELDS, address_field, one_mailbox, parse_mailboxes, text_field, wire_address
-from .errors import MessageError, TemplateError
-from .recipients import Recipient
-from .templates import Templates
+from ..addresses import ADDRESS_FIELDS, address_field, one_mailbox, parse_mailboxes, text_field, wire_address
+from ..errors import MessageError, TemplateError
+from ..recipients import Recipient
+from ..templates import Templates
+from .base import Message, no_template_folder
 
 __all__ = ["Email", "message_id"]
 
@@ -50,7 +51,7 @@ _SMTP = {utf8: policy.clone(linesep="\r\n") for utf8, policy in _POLICY.items()}
 
 
 @dataclass(frozen=True)
-class Email:
+class Email(Message):
     """An email notification: a subject and a plain-text and/or HTML body.
 
     The body comes either inline (``text=``, ``html=``) or from templates: with
@@ -71,6 +72,8 @@ class Email:
     context: Mapping[str, Any] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
     sender: str | None = None
+
+    kind: ClassVar[str] = "email"
 
     def __post_init__(self) -> None:
         _no_crlf("Subject", self.subject)
@@ -96,11 +99,7 @@ class Email:
                 raise MessageError(f"Email {self.subject!r} has neither text, html nor template.")
             return self
         if templates is None:
-            raise TemplateError(
-                f"Email {self.subject!r} uses template {self.template!r}, but its notifier declares no "
-                f"templates folder (set `templates = \"templates\"` on the Notifier).",
-                template=self.template,
-            )
+            raise no_template_folder(f"Email {self.subject!r}", self.template)
         base = templates.variant(self.template, locale, _BODIES)
         names = [f"{base}.txt", f"{base}.html"]
         found = [name for name in names if templates.exists(name)]

@@ -1,0 +1,137 @@
+"""Who is told: a transition's registrations x parties x channels, as delivery intents.
+
+The one answer to "who gets told?". :func:`parties_of` resolves each party of a transition's
+row into recipients (or what is wrong with one of them); :func:`plan` turns registrations,
+those parties and the recipients' preferences into one :class:`Intent` per (registration,
+recipient, channel). Planning is pure: ``jobs`` loads the row and the preferences, and writes
+the intents as delivery rows.
+"""
+
+from __future__ import annotations
+
+import reprlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+from workflow import resolve_party
+
+from .errors import RecipientError
+from .recipients import Recipient, recipients_of
+from .registry import Registration
+
+__all__ = ["Found", "Intent", "SkipReason", "parties_of", "plan"]
+
+#: What a party resolved to: each recipient, or what is wrong with one of them.
+Found = list[Recipient | RecipientError]
+#: ``reason(ref, registration, channel)``: why not to send (an opt-out), or ``None``.
+SkipReason = Callable[[str, Registration, str], "str | None"]
+
+
+@dataclass(frozen=True)
+class Intent:
+    """One delivery to make, or the reason it cannot be made.
+
+    Attributes:
+        registration: the ``@on`` it answers.
+        party: the party the recipient was resolved from.
+        channel: the channel name.
+        recipient: who, or ``None`` when the party gave no usable recipient (see ``failure``).
+        address: the recipient's address for the channel (``""`` when there is none).
+        target: names the delivery within its transition, stably: ``address``; else
+            ``"!party"`` (``"!party/n"`` for the n-th element) for a bad recipient, and
+            ``"!ref"`` for a recipient without an address for the channel.
+        skip_reason: why it is not sent (the recipient opted out), or ``None``.
+        failure: why it cannot be sent (a bad recipient), or ``None``.
+    """
+
+    registration: Registration
+    party: str
+    channel: str
+    recipient: Recipient | None
+    target: str
+    address: str = ""
+    skip_reason: str | None = None
+    failure: str | None = None
+
+
+def parties_of(subject: Any, registrations: Iterable[Registration], *, model: str, key: str) -> dict[str, Found]:
+    """Who each party the registrations name is, on ``subject`` as it is now; one bad element fails alone.
+
+    Raises:
+        SQLAlchemyError: the database failed while resolving (the caller retries), not the party.
+    """
+    found: dict[str, Found] = {}
+    for registration in registrations:
+        for party in registration.parties:
+            if party not in found:
+                found[party] = _resolved(subject, party, model, key)
+    return found
+
+
+def plan(registrations: Sequence[Registration], parties: Mapping[str, Found], skip: SkipReason | None = None,
+         address_kinds: Mapping[str, str] | None = None) -> list[Intent]:
+    """The intents of one transition: each registration's parties x recipients x channels.
+
+    A recipient met twice for the same registration and channel (two parties naming the same
+    person) is told once, as the first party. ``skip`` gives the recipients' opt-outs
+    (:func:`~notifiers.skip_reasons`); a ``required`` registration is sent whatever they chose.
+    ``address_kinds`` names the kind of address each channel sends to (``{"sms": "phone"}``;
+    ``"email"`` for a channel it does not name): a recipient without one is skipped on that
+    channel, with the reason. Skipped, not failed: the recipient is valid and reached on the
+    channels they have an address for; nothing is wrong that someone must fix.
+    """
+    kinds = address_kinds or {}
+    intents: dict[tuple[str, str, str], Intent] = {}
+    for registration in registrations:
+        for party in registration.parties:
+            found = parties.get(party, [])
+            for channel in registration.channels:
+                for n, recipient in enumerate(found):
+                    intent = _intent(registration, party, channel, kinds.get(channel, "email"), recipient,
+                                     n if len(found) > 1 else None, skip)
+                    intents.setdefault((registration.name, channel, intent.target), intent)
+    return list(intents.values())
+
+
+def _intent(registration: Registration, party: str, channel: str, kind: str,
+            recipient: Recipient | RecipientError, position: int | None, skip: SkipReason | None) -> Intent:
+    if isinstance(recipient, RecipientError):
+        target = f"!{party}" if position is None else f"!{party}/{position}"
+        return Intent(registration, party, channel, None, target, failure=f"Party {party!r}: {recipient}")
+    address = recipient.address_for(kind)
+    if address is None:
+        return Intent(registration, party, channel, recipient, f"!{recipient.ref}",
+                      skip_reason=f"Party {party!r}: {recipient} has no {kind} address for channel {channel!r}.")
+    reason = skip(recipient.ref, registration, channel) if skip is not None and not registration.required else None
+    return Intent(registration, party, channel, recipient, address, address, skip_reason=reason)
+
+
+def _resolved(subject: Any, party: str, model: str, key: str) -> Found:
+    try:
+        value = resolve_party(subject, type(subject).workflow.parties[party])
+    except SQLAlchemyError:
+        raise
+    except Exception as error:  # a bug in a party's callable: recorded on its deliveries, as a bad recipient is
+        return [RecipientError(f"resolving party {party!r} of {model} {key} raised {type(error).__name__}: {error}")]
+    found: Found = []
+    for item in value if isinstance(value, list | tuple | set | frozenset) else [value]:
+        try:
+            found += recipients_of(item, party)
+        except SQLAlchemyError:
+            raise
+        except RecipientError as error:
+            found.append(error)
+        except Exception as error:  # e.g. a name that is not a string
+            found.append(RecipientError(f"{_shown(item)} is not a recipient: {type(error).__name__}: {error}",
+                                        recipient=item))
+    return found
+
+
+def _shown(value: object) -> str:
+    """A short repr of ``value`` for a reason: ``reprlib`` cuts long ones; a broken repr has none."""
+    try:
+        return reprlib.repr(value)
+    except Exception:
+        return f"a {type(value).__name__}"

@@ -1,0 +1,9 @@
+"""Messages: what a notifier returns and a channel sends, one module per kind."""
+
+from __future__ import annotations
+
+from .base import Message
+from .email import Email, message_id
+from .text import Text
+
+__all__ = ["Email", "Message", "Text", "message_id"]
