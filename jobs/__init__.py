@@ -18,13 +18,13 @@ from sqlalchemy import Connection, Engine
 
 # Order matters: settings, then the broker, then the actors. An actor declared before
 # set_broker() binds to a default RabbitMQ broker on localhost.
-from . import worker
+from . import runtime
 from .broker import app_broker as _app_broker
 from .broker import make_broker
 from .config import Settings
 from .errors import ConfigurationError, DeliveryNotFound, JobsError, TransitionNotFound
 
-_settings = worker.runtime.settings
+_settings = runtime.current().settings
 broker = _app_broker(_settings.app_broker) if _settings.app_broker else make_broker(_settings)
 dramatiq.set_broker(broker)
 _built: set[dramatiq.Broker] = set() if _settings.app_broker else {broker}  # what jobs made, and closes when replaced
@@ -40,7 +40,7 @@ def _deliver_in_process(stub: StubBroker) -> None:
     A StubBroker passed to :func:`configure` (tests, the test kit) is the caller's: its messages
     wait for ``drain()`` or ``Kit.run()``.
     """
-    if stub in _built and worker.runtime.settings.in_process_worker:
+    if stub in _built and runtime.current().settings.in_process_worker:
         inprocess.develop(stub)
 
 
@@ -49,7 +49,7 @@ outbox.install(actors.fan_out.send, on_stub=_deliver_in_process)
 
 def _add_sweeper(target: dramatiq.Broker) -> None:
     if not any(isinstance(m, SweeperMiddleware) for m in target.middleware):
-        target.add_middleware(SweeperMiddleware(actors.sweep, lambda: worker.runtime.settings.sweep_interval))
+        target.add_middleware(SweeperMiddleware(actors.sweep, lambda: runtime.current().settings.sweep_interval))
     if not any(isinstance(m, notifier_modules.RefuseWithoutNotifiers) for m in target.middleware):
         target.add_middleware(notifier_modules.RefuseWithoutNotifiers())
 
@@ -92,10 +92,10 @@ def configure(settings: Settings | None = None, *, engine: Engine | Connection |
     Raises:
         ConfigurationError: an unknown or invalid setting.
     """
-    old = worker.runtime
+    old = runtime.current()
     new_settings = (settings or old.settings).replace(**changes)
     old.close()
-    worker.runtime = worker.Runtime(new_settings, engine=engine, channels=channels)
+    runtime.install(runtime.Runtime(new_settings, engine=engine, channels=channels))
     for actor in (actors.fan_out, actors.deliver, actors.deliver_each):
         actor.options.update(max_retries=new_settings.max_retries, min_backoff=new_settings.min_backoff_ms,
                              max_backoff=new_settings.max_backoff_ms)

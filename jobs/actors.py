@@ -19,13 +19,14 @@ from notifiers import PermanentChannelError
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, WorkflowError, load_subjects, read_records
 
-from . import batches, delivery, fanout, sweeper, worker
+from . import batches, delivery, fanout, sweeper
 from .errors import DeliveryNotFound
+from .runtime import current
 
 __all__ = ["BATCH", "CHUNK", "INLINE", "deliver", "deliver_each", "fan_out", "sweep"]
 
 _log = logging.getLogger(__name__)
-_settings = worker.runtime.settings
+_settings = current().settings
 
 #: Deliveries a fan-out message sends itself (more are split into delivery messages).
 INLINE = 4
@@ -48,7 +49,7 @@ def fan_out(transition_ids: int | list[int], swept: bool = False) -> None:
     outcomes written together. ``swept``: sent by the sweeper, for transitions overdue; they are
     read whatever this process remembers planning.
     """
-    runtime = worker.runtime
+    runtime = current()
     ids = [transition_ids] if isinstance(transition_ids, int) else list(transition_ids)
     later: list[delivery.RetryLater] = []
     with runtime.session() as session:
@@ -68,7 +69,7 @@ def fan_out(transition_ids: int | list[int], swept: bool = False) -> None:
                 max_backoff=_settings.max_backoff_ms, throws=(PermanentChannelError,))
 def deliver(delivery_id: int) -> None:
     """Send one delivery; transient channel errors raise, so Dramatiq retries with backoff."""
-    runtime = worker.runtime
+    runtime = current()
     try:
         with runtime.session() as session:
             delivery.deliver(session, delivery_id, channel_for=runtime.channel,
@@ -85,7 +86,7 @@ def deliver(delivery_id: int) -> None:
                 max_backoff=_settings.max_backoff_ms)
 def deliver_each(delivery_ids: list[int]) -> None:
     """Send several deliveries one after the other, claimed together, their ``sent`` outcomes written together."""
-    runtime = worker.runtime
+    runtime = current()
     later: list[delivery.RetryLater] = []
     with runtime.session() as session:
         claimed = delivery.claim_many(session, delivery_ids, runtime.settings.lease_seconds)
@@ -121,7 +122,7 @@ def _send_all(session: Session, claimed: list[delivery.Claim], loaded: dict[int,
     Every third of a lease, the claims not sent yet are renewed in one statement; one lost
     meanwhile (swept, claimed again) is skipped: it is someone else's now.
     """
-    lease = worker.runtime.settings.lease_seconds
+    lease = current().settings.lease_seconds
     sent = delivery.SentLog(session)
     waiting = list(claimed)
     renew_at = time.monotonic() + lease / 3
@@ -145,7 +146,7 @@ def _send_all(session: Session, claimed: list[delivery.Claim], loaded: dict[int,
 def _send(session: Session, held: delivery.Claim, later: list[delivery.RetryLater],
           loaded: tuple[TransitionRecord, Any] | None = None, sent: delivery.SentLog | None = None) -> None:
     """Send one claimed delivery; a transient failure joins ``later``."""
-    runtime = worker.runtime
+    runtime = current()
     s = runtime.settings
     try:
         delivery.send(session, held, channel_for=runtime.channel, lease_seconds=s.lease_seconds,
@@ -173,7 +174,7 @@ def _retry(later: list[delivery.RetryLater]) -> None:
 
 def sweep() -> sweeper.Sweep:
     """Sweep once: re-enqueue overdue transitions and deliveries (the worker's sweeper thread calls this)."""
-    runtime = worker.runtime
+    runtime = current()
     with runtime.session() as session:
         found = sweeper.sweep(session, grace_seconds=runtime.settings.sweep_after_seconds)
     for chunk in batches.split(found.transitions, BATCH, least=4):

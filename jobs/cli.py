@@ -25,9 +25,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from . import actors, check, explain, graph, logs, notifier_modules, preflight, preview, refan, resend, status, worker
+from . import actors, check, explain, graph, logs, notifier_modules, preflight, preview, refan, resend, status
 from .delivery_log import Delivery, Status
 from .errors import ConfigurationError, DeliveryNotFound, JobsError
+from .runtime import current
 from .supervisor import Supervisor
 
 __all__ = ["main", "main_exit"]
@@ -99,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         notifier_modules.load()  # TIDINGS_NOTIFIERS: the same notifiers as the workers
         return _run(args)
     except SQLAlchemyError as error:
-        problem = preflight.database_problem(worker.runtime.engine)
+        problem = preflight.database_problem(current().engine)
         if problem is None:
             raise
         print(f"error: {problem[1]}", file=sys.stderr)
@@ -123,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps({"transitions": found.transitions, "deliveries": found.deliveries}) if args.json else
               f"re-enqueued {len(found.transitions)} transitions and {len(found.deliveries)} deliveries")
         return 0
-    with worker.runtime.session() as session:
+    with current().session() as session:
         if args.command == "status":
             figures = status.status(session)
             print(json.dumps(figures, indent=2) if args.json else status.render(figures))
@@ -229,7 +230,7 @@ def _worker(args: argparse.Namespace) -> int:
              "max_messages": args.max_messages, "metrics_port": args.metrics_port, "metrics_host": args.metrics_host,
              "log_format": args.log_format, "log_level": args.log_level}
     try:
-        settings = worker.runtime.settings.replace(**{k: v for k, v in given.items() if v is not None})
+        settings = current().settings.replace(**{k: v for k, v in given.items() if v is not None})
     except ConfigurationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

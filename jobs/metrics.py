@@ -128,11 +128,12 @@ class BacklogCollector:
         """The backlog gauges; ``tidings_backlog_up`` 0 (and nothing else) when the database fails."""
         from prometheus_client.core import GaugeMetricFamily
 
-        from . import status, worker
+        from . import status
+        from .runtime import current
 
         up = GaugeMetricFamily("tidings_backlog_up", "1 when the backlog could be read from the database.")
         try:
-            with worker.runtime.session() as session:
+            with current().session() as session:
                 figures = status.status(session)
         except Exception as error:  # a scrape must answer even when the database does not
             _log.warning("Could not read the backlog for metrics: %s", str(error).splitlines()[0])

@@ -88,8 +88,8 @@ def run(spec: dict[str, Any]) -> int:
     problem = _boot(spec)
     broker = jobs.broker  # the one Tidings' actors are on now: a module may have passed its own to configure()
     if problem is None and spec.get("check"):
-        problem = preflight.database_problem(jobs.worker.runtime.engine) or preflight.broker_problem(
-            broker, jobs.worker.runtime.settings.broker_url)
+        problem = preflight.database_problem(jobs.runtime.current().engine) or preflight.broker_problem(
+            broker, jobs.runtime.current().settings.broker_url)
     if problem is not None:
         _log.error("%s", problem[1])
         return problem[0]

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from .config import Settings
 from .errors import ConfigurationError
 
-__all__ = ["Runtime", "runtime"]
+__all__ = ["Runtime", "current", "install"]
 
 
 class Runtime:
@@ -130,5 +130,20 @@ def _in_command() -> bool:
         a == "-m" and b in ("jobs", "jobs.cli") for a, b in zip(argv, argv[1:]))
 
 
-#: The process-wide runtime; :func:`jobs.configure` replaces it.
-runtime = Runtime(_settings_from_env())
+_current = Runtime(_settings_from_env())
+
+
+def current() -> Runtime:
+    """The process-wide runtime: what the actors, commands and the kit use now."""
+    return _current
+
+
+def install(runtime: Runtime) -> Runtime:
+    """Make ``runtime`` the process-wide one and return the one it replaces (not closed: the caller's to close).
+
+    :func:`jobs.configure` is the usual writer; the test kit installs one on the test's connection
+    and puts the previous one back on exit.
+    """
+    global _current
+    previous, _current = _current, runtime
+    return previous
