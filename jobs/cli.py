@@ -25,11 +25,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from . import actors, check, explain, graph, logs, notifier_modules, preflight, preview, refan, resend, status
+from . import actors, check, explain, graph, notifier_modules, preflight, preview, refan, resend, status
 from .delivery_log import Delivery, Status
 from .errors import ConfigurationError, DeliveryNotFound, JobsError
 from .runtime import current
-from .supervisor import Supervisor
+from .worker import logs
+from .worker.supervisor import Supervisor
 
 __all__ = ["main", "main_exit"]
 

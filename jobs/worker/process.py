@@ -1,10 +1,10 @@
 """One worker process of ``tidings worker``: a Dramatiq ``Worker`` in-process, until told to stop or recycled.
 
-The supervisor (``jobs.supervisor``) starts it as ``python -P -m jobs.worker_process SPEC`` (SPEC
+The supervisor (``jobs.worker.supervisor``) starts it as ``python -P -m jobs.worker.process SPEC`` (SPEC
 is JSON) so that nothing from the current folder shadows ``jobs``. It imports ``jobs`` (which
 sets the configured broker and declares the actors, the sweeper included), then the
 application modules, then runs a ``dramatiq.Worker``. It stops on SIGTERM, when its
-:class:`~jobs.recycling.Recycler` says it is due, or when its supervisor is gone:
+:class:`~jobs.worker.recycling.Recycler` says it is due, or when its supervisor is gone:
 
 1. the worker threads finish the messages in hand (up to ``shutdown_timeout`` seconds);
 2. messages prefetched but not started go back to the broker: Dramatiq requeues its work
@@ -34,13 +34,14 @@ from typing import Any
 from dramatiq import Message, Worker
 from dramatiq.brokers.stub import StubBroker
 
-from . import logs, notifier_modules, preflight
-from .errors import ConfigurationError
+from .. import notifier_modules, preflight
+from ..errors import ConfigurationError
+from . import logs
 from .recycling import MEMORY, MESSAGES, Recycler
 
 __all__ = ["EXIT_CODES", "EXIT_CRASH", "EXIT_MEMORY", "EXIT_MESSAGES", "EXIT_OK", "EXIT_USAGE", "main", "run"]
 
-_log = logging.getLogger("jobs.worker_process")  # not "__main__" when run with -m
+_log = logging.getLogger("jobs.worker.process")  # not "__main__" when run with -m
 
 EXIT_OK = 0          # stopped when asked; every message in hand finished
 EXIT_CRASH = 1       # a message was still running at the deadline (it will be redelivered), or a crash
@@ -79,7 +80,7 @@ def run(spec: dict[str, Any]) -> int:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
     import jobs  # the configured broker, then the actors (and the sweeper middleware)
-    from . import metrics
+    from .. import metrics
 
     if isinstance(jobs.broker, StubBroker):
         _log.error("tidings worker needs a shared broker: set TIDINGS_BROKER_URL to redis://... or amqp://..., or "
@@ -186,7 +187,7 @@ def _requeue_fetched(worker: Worker) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m jobs.worker_process SPEC``."""
+    """Entry point of ``python -m jobs.worker.process SPEC``."""
     args = sys.argv[1:] if argv is None else argv
     spec = json.loads(args[0])
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID` prints every thread's stack: what is it stuck on?
