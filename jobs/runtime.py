@@ -127,7 +127,7 @@ def _in_command() -> bool:
     """Whether this process is the ``tidings`` command (the console script or ``python -m jobs``)."""
     argv = getattr(sys, "orig_argv", sys.argv)
     return os.path.basename(sys.argv[0]) == "tidings" or any(
-        a == "-m" and b in ("jobs", "jobs.cli") for a, b in zip(argv, argv[1:]))
+        a == "-m" and b in ("jobs", "jobs.commands.cli") for a, b in zip(argv, argv[1:]))
 
 
 _current = Runtime(_settings_from_env())

@@ -9,7 +9,7 @@ import jobs
 import pytest
 from dramatiq.brokers.stub import StubBroker
 from jobs import Delivery
-from jobs.cli import main
+from jobs.commands.cli import main
 from jobs.testing import drain
 from notifiers import MemoryChannel, TransientChannelError
 from sqlalchemy import Engine, select

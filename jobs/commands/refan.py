@@ -20,9 +20,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, read_records
 
-from . import batches, fanout
-from .delivery_log import Delivery
-from .errors import ConfigurationError, TransitionNotFound
+from .. import batches, fanout
+from ..delivery_log import Delivery
+from ..errors import ConfigurationError, TransitionNotFound
 from .resend import parse_time
 
 __all__ = ["Refanned", "add_command", "dry_run", "refan", "run", "select_transitions"]

@@ -16,7 +16,7 @@ from notifiers import Event, Recipient, RecipientError, Registration, recipients
 from sqlalchemy.orm import Session
 from workflow import Stateful, TransitionRecord, WorkflowError, load_subject, model_class, utcnow
 
-from .errors import ConfigurationError, JobsError
+from ..errors import ConfigurationError, JobsError
 
 __all__ = ["Preview", "add_parser", "preview", "render", "run"]
 
