@@ -19,7 +19,7 @@ from notifiers import PermanentChannelError
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, WorkflowError, load_subjects, read_records
 
-from . import batches, delivery, fanout, sweeper
+from . import batches, claims, delivery, fanout, sweeper
 from .errors import DeliveryNotFound
 from .runtime import current
 
@@ -89,7 +89,7 @@ def deliver_each(delivery_ids: list[int]) -> None:
     runtime = current()
     later: list[delivery.RetryLater] = []
     with runtime.session() as session:
-        claimed = delivery.claim_many(session, delivery_ids, runtime.settings.lease_seconds)
+        claimed = claims.claim_many(session, delivery_ids, runtime.settings.lease_seconds)
         if len(claimed) < len(delivery_ids):  # sent already (a message delivered twice), or gone
             _log.info("Deliveries %s were not pending; not sending them again.",
                       sorted(set(delivery_ids) - {held.id for held in claimed}))
@@ -115,7 +115,7 @@ def _load(session: Session, transition_ids: set[int]) -> dict[int, tuple[Transit
     return {i: (record, subjects[i]) for i, record in records.items()}
 
 
-def _send_all(session: Session, claimed: list[delivery.Claim], loaded: dict[int, tuple[TransitionRecord, Any]],
+def _send_all(session: Session, claimed: list[claims.Claim], loaded: dict[int, tuple[TransitionRecord, Any]],
               later: list[delivery.RetryLater]) -> None:
     """Send claimed deliveries one after the other, their ``sent`` outcomes written together.
 
@@ -123,14 +123,14 @@ def _send_all(session: Session, claimed: list[delivery.Claim], loaded: dict[int,
     meanwhile (swept, claimed again) is skipped: it is someone else's now.
     """
     lease = current().settings.lease_seconds
-    sent = delivery.SentLog(session)
+    sent = claims.SentLog(session)
     waiting = list(claimed)
     renew_at = time.monotonic() + lease / 3
     try:
         while waiting:
             if time.monotonic() > renew_at:  # a slow channel: keep the later claims alive
                 sent.flush()
-                kept = delivery.renew(session, waiting, lease)
+                kept = claims.renew(session, waiting, lease)
                 for lost in set(waiting) - set(kept):
                     _log.warning("Delivery %s: its claim ran out while others were sent; the sweeper has it.",
                                  lost.id, extra={"delivery_id": lost.id, "transition_id": lost.transition_id})
@@ -143,8 +143,8 @@ def _send_all(session: Session, claimed: list[delivery.Claim], loaded: dict[int,
         sent.flush()
 
 
-def _send(session: Session, held: delivery.Claim, later: list[delivery.RetryLater],
-          loaded: tuple[TransitionRecord, Any] | None = None, sent: delivery.SentLog | None = None) -> None:
+def _send(session: Session, held: claims.Claim, later: list[delivery.RetryLater],
+          loaded: tuple[TransitionRecord, Any] | None = None, sent: claims.SentLog | None = None) -> None:
     """Send one claimed delivery; a transient failure joins ``later``."""
     runtime = current()
     s = runtime.settings

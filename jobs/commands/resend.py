@@ -13,7 +13,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 from workflow import utcnow
 
-from ..delivery import reset_for_resend
+from ..claims import reset_for_resend
 from ..delivery_log import Delivery, Status
 from ..errors import ConfigurationError, DeliveryNotFound
 

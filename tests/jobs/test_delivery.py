@@ -11,7 +11,8 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 from jobs import Delivery, Status
 from jobs.actors import deliver, deliver_each, fan_out
-from jobs.delivery import claim, send
+from jobs.claims import claim
+from jobs.delivery import send
 from jobs.fanout import plan
 from jobs.testing import drain
 from notifiers import MemoryChannel, PermanentChannelError, TransientChannelError
