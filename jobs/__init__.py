@@ -23,6 +23,7 @@ from .broker import app_broker as _app_broker
 from .broker import make_broker
 from .config import Settings
 from .errors import ConfigurationError, DeliveryNotFound, JobsError, TransitionNotFound
+from .retries import RetryPolicy
 
 _settings = runtime.current().settings
 broker = _app_broker(_settings.app_broker) if _settings.app_broker else make_broker(_settings)
@@ -96,9 +97,8 @@ def configure(settings: Settings | None = None, *, engine: Engine | Connection |
     new_settings = (settings or old.settings).replace(**changes)
     old.close()
     runtime.install(runtime.Runtime(new_settings, engine=engine, channels=channels))
-    for actor in (actors.fan_out, actors.deliver, actors.deliver_each):
-        actor.options.update(max_retries=new_settings.max_retries, min_backoff=new_settings.min_backoff_ms,
-                             max_backoff=new_settings.max_backoff_ms)
+    for actor in actors.ACTORS:
+        actor.options.update(RetryPolicy.of(new_settings).actor_options())
         actor.queue_name = new_settings.queue
     if broker is None and new_settings.app_broker and new_settings.app_broker != old.settings.app_broker:
         broker = _app_broker(new_settings.app_broker)
@@ -120,6 +120,6 @@ def _rebind(new: dramatiq.Broker) -> None:
     globals()["broker"] = new
     dramatiq.set_broker(new)
     _add_sweeper(new)
-    for actor in (actors.fan_out, actors.deliver, actors.deliver_each):
+    for actor in actors.ACTORS:
         actor.broker = new
         new.declare_actor(actor)

@@ -21,9 +21,10 @@ from workflow import TransitionRecord, WorkflowError, load_subjects, read_record
 
 from . import batches, claims, delivery, fanout, sweeper
 from .errors import DeliveryNotFound
+from .retries import RetryPolicy
 from .runtime import current
 
-__all__ = ["BATCH", "CHUNK", "INLINE", "deliver", "deliver_each", "fan_out", "sweep"]
+__all__ = ["ACTORS", "BATCH", "CHUNK", "INLINE", "deliver", "deliver_each", "fan_out", "sweep"]
 
 _log = logging.getLogger(__name__)
 _settings = current().settings
@@ -37,8 +38,7 @@ BATCH = 50
 
 
 @dramatiq.actor(queue_name=_settings.queue, actor_name="tidings.fan_out",
-                max_retries=_settings.max_retries, min_backoff=_settings.min_backoff_ms,
-                max_backoff=_settings.max_backoff_ms)
+                **RetryPolicy.of(_settings).actor_options())
 def fan_out(transition_ids: int | list[int], swept: bool = False) -> None:
     """Plan the deliveries of committed transitions; send a few at once, enqueue the others in chunks.
 
@@ -65,25 +65,20 @@ def fan_out(transition_ids: int | list[int], swept: bool = False) -> None:
 
 
 @dramatiq.actor(queue_name=_settings.queue, actor_name="tidings.deliver",
-                max_retries=_settings.max_retries, min_backoff=_settings.min_backoff_ms,
-                max_backoff=_settings.max_backoff_ms, throws=(PermanentChannelError,))
+                throws=(PermanentChannelError,), **RetryPolicy.of(_settings).actor_options())
 def deliver(delivery_id: int) -> None:
     """Send one delivery; transient channel errors raise, so Dramatiq retries with backoff."""
     runtime = current()
     try:
         with runtime.session() as session:
             delivery.deliver(session, delivery_id, channel_for=runtime.channel,
-                             lease_seconds=runtime.settings.lease_seconds,
-                             max_attempts=runtime.settings.max_retries + 1,
-                             min_backoff_ms=runtime.settings.min_backoff_ms,
-                             max_backoff_ms=runtime.settings.max_backoff_ms)
+                             lease_seconds=runtime.settings.lease_seconds, retry=runtime.retry)
     except DeliveryNotFound as error:
         _log.error("deliver(%s) skipped: %s", delivery_id, error)
 
 
 @dramatiq.actor(queue_name=_settings.queue, actor_name="tidings.deliver_each",
-                max_retries=_settings.max_retries, min_backoff=_settings.min_backoff_ms,
-                max_backoff=_settings.max_backoff_ms)
+                **RetryPolicy.of(_settings).actor_options())
 def deliver_each(delivery_ids: list[int]) -> None:
     """Send several deliveries one after the other, claimed together, their ``sent`` outcomes written together."""
     runtime = current()
@@ -150,8 +145,7 @@ def _send(session: Session, held: claims.Claim, later: list[delivery.RetryLater]
     s = runtime.settings
     try:
         delivery.send(session, held, channel_for=runtime.channel, lease_seconds=s.lease_seconds,
-                      max_attempts=s.max_retries + 1, min_backoff_ms=s.min_backoff_ms,
-                      max_backoff_ms=s.max_backoff_ms, loaded=loaded, sent=sent)
+                      retry=runtime.retry, loaded=loaded, sent=sent)
     except delivery.RetryLater as retry:
         later.append(retry)
 
@@ -182,3 +176,7 @@ def sweep() -> sweeper.Sweep:
     for delivery_id in found.deliveries:
         deliver.send(delivery_id)
     return found
+
+
+#: The actors, listed once: :func:`jobs.configure` sets their queue and retry options and binds them to the broker.
+ACTORS: tuple[dramatiq.Actor[..., None], ...] = (fan_out, deliver, deliver_each)

@@ -29,6 +29,7 @@ from . import claims, metrics
 from .claims import Claim, SentLog
 from .delivery_log import Delivery, Status
 from .errors import ConfigurationError, DeliveryNotFound
+from .retries import RetryPolicy
 
 __all__ = ["RetryLater", "deliver", "load", "send"]
 
@@ -57,8 +58,7 @@ class RetryLater(Exception):
 
 
 def deliver(session: Session, delivery_id: int, *, channel_for: Callable[[str], Channel],
-            lease_seconds: float, max_attempts: int, min_backoff_ms: int = 1_000,
-            max_backoff_ms: int = 600_000) -> str:
+            lease_seconds: float, retry: RetryPolicy) -> str:
     """Send one delivery at most once per claim; return its status afterwards.
 
     A delivery is claimed (pending -> sending, or sending whose lease ran out) in its own commit,
@@ -66,7 +66,7 @@ def deliver(session: Session, delivery_id: int, *, channel_for: Callable[[str], 
     recorded statuses: a broken template or message is ``failed``, a permanent channel error is
     ``failed`` with the server's reply, and so is a deterministic error (encoding, validation,
     type, data too long); a transient one (or any other exception, such as
-    a service down) goes back to ``pending`` (or ``dead`` once ``max_attempts`` are used) and is
+    a service down) goes back to ``pending`` (or ``dead`` once ``retry`` gives up) and is
     re-raised so that Dramatiq retries with backoff; its
     lease then covers the longest backoff Dramatiq may choose, so the sweeper leaves it alone.
 
@@ -82,8 +82,7 @@ def deliver(session: Session, delivery_id: int, *, channel_for: Callable[[str], 
         _log.info("Delivery %s is %s; not sending it again.", delivery_id, status)
         return status
     try:
-        return send(session, held, channel_for=channel_for, lease_seconds=lease_seconds, max_attempts=max_attempts,
-                    min_backoff_ms=min_backoff_ms, max_backoff_ms=max_backoff_ms)
+        return send(session, held, channel_for=channel_for, lease_seconds=lease_seconds, retry=retry)
     except RetryLater as later:
         if later.asked:
             raise dramatiq.Retry(str(later.error), delay=later.delay_ms) from later.error
@@ -91,7 +90,7 @@ def deliver(session: Session, delivery_id: int, *, channel_for: Callable[[str], 
 
 
 def send(session: Session, held: Claim, *, channel_for: Callable[[str], Channel], lease_seconds: float,
-         max_attempts: int, min_backoff_ms: int = 1_000, max_backoff_ms: int = 600_000,
+         retry: RetryPolicy,
          loaded: tuple[TransitionRecord, Any] | None = None, sent: SentLog | None = None) -> str:
     """Render and send a claimed delivery, record the outcome; return the status recorded.
 
@@ -110,14 +109,14 @@ def send(session: Session, held: Claim, *, channel_for: Callable[[str], Channel]
     except PermanentChannelError as error:
         return claims.finish(session, held, Status.FAILED, str(error))
     except TransientChannelError as error:
-        return _retry_later(session, held, error, max_attempts, min_backoff_ms, max_backoff_ms, lease_seconds)
+        return _retry_later(session, held, error, retry, lease_seconds)
     except _DETERMINISTIC as error:
         recorded = claims.finish(session, held, Status.FAILED, f"{type(error).__name__}: {error}")
         if raise_message_errors and isinstance(error, NotifierError):
             raise
         return recorded
     except Exception as error:  # anything unforeseen, e.g. a service down or a database blip
-        return _retry_later(session, held, error, max_attempts, min_backoff_ms, max_backoff_ms, lease_seconds)
+        return _retry_later(session, held, error, retry, lease_seconds)
     metrics.delivery_sent(held.channel, event.created_at)
     if sent is not None:
         sent.add(held)
@@ -125,16 +124,13 @@ def send(session: Session, held: Claim, *, channel_for: Callable[[str], Channel]
     return claims.finish(session, held, Status.SENT, None)
 
 
-def _retry_later(session: Session, held: Claim, error: Exception, max_attempts: int, min_backoff_ms: int,
-                 max_backoff_ms: int, lease_seconds: float) -> str:
+def _retry_later(session: Session, held: Claim, error: Exception, retry: RetryPolicy, lease_seconds: float) -> str:
     """Record a failure worth retrying and raise RetryLater, or mark the delivery dead when attempts are used up."""
     reason = str(error) if isinstance(error, TransientChannelError) else f"{type(error).__name__}: {error}"
-    if held.attempts >= max_attempts:
+    if retry.gives_up(held.attempts):
         return claims.finish(session, held, Status.DEAD, f"Gave up after {held.attempts} attempts: {reason}")
-    backoff_ms = min(min_backoff_ms * 2 ** (held.attempts + 1), max_backoff_ms)
-    asked = getattr(error, "retry_after", None)
-    if asked is not None:  # the other side said when: wait that long (within max_backoff_ms), not our backoff
-        backoff_ms = min(max(int(asked * 1000), 0), max_backoff_ms)
+    asked = getattr(error, "retry_after", None)  # the other side said when: wait that long, within the policy
+    backoff_ms = retry.backoff_ms(held.attempts, asked)
     recorded = claims.finish(session, held, Status.PENDING, reason,
                        lease_until=utcnow() + dt.timedelta(milliseconds=backoff_ms, seconds=lease_seconds))
     if recorded != Status.PENDING:  # the claim was lost meanwhile: whoever holds it now decides

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .config import Settings
 from .errors import ConfigurationError
+from .retries import RetryPolicy
 
 __all__ = ["Runtime", "current", "install"]
 
@@ -31,6 +32,7 @@ class Runtime:
     def __init__(self, settings: Settings, *, engine: Engine | Connection | None = None,
                  channels: Mapping[str, Channel] | None = None) -> None:
         self.settings = settings
+        self.retry = RetryPolicy.of(settings)  # how deliveries are retried: the actors' options and the backoff
         self._engine = engine
         self._owns_engine = engine is None
         self._given: dict[str, Channel] = dict(channels or {})
