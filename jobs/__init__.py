@@ -32,7 +32,9 @@ _built: set[dramatiq.Broker] = set() if _settings.app_broker else {broker}  # wh
 
 from . import actors, inprocess, notifier_modules, outbox  # noqa: E402
 from .delivery_log import Delivery, Status  # noqa: E402
-from .sweeper import Sweep, SweeperMiddleware  # noqa: E402
+from . import schedule  # noqa: E402
+from .schedule import Schedule  # noqa: E402
+from .sweeper import Sweep  # noqa: E402
 
 
 def _deliver_in_process(stub: StubBroker) -> None:
@@ -48,24 +50,27 @@ def _deliver_in_process(stub: StubBroker) -> None:
 outbox.install(actors.fan_out.send, on_stub=_deliver_in_process)
 
 
-def _add_sweeper(target: dramatiq.Broker) -> None:
-    if not any(isinstance(m, SweeperMiddleware) for m in target.middleware):
-        target.add_middleware(SweeperMiddleware(actors.sweep, lambda: runtime.current().settings.sweep_interval))
+def _add_middleware(target: dramatiq.Broker) -> None:
+    """The worker-side middleware of Tidings on ``target``, once: the schedule (its first task the sweep), the refusal."""
+    if not any(isinstance(m, Schedule) for m in target.middleware):
+        sweep = schedule.Task("sweep", actors.sweep, lambda: runtime.current().settings.sweep_interval)
+        target.add_middleware(Schedule([sweep]))
     if not any(isinstance(m, notifier_modules.RefuseWithoutNotifiers) for m in target.middleware):
         target.add_middleware(notifier_modules.RefuseWithoutNotifiers())
 
 
-_add_sweeper(broker)
+_add_middleware(broker)
 
 __all__ = [
     "ConfigurationError",
     "Delivery",
     "DeliveryNotFound",
     "JobsError",
+    "RetryPolicy",
+    "Schedule",
     "Settings",
     "Status",
     "Sweep",
-    "SweeperMiddleware",
     "TransitionNotFound",
     "broker",
     "configure",
@@ -119,7 +124,7 @@ def _rebind(new: dramatiq.Broker) -> None:
         old.close()  # a broker configure() built; one passed in belongs to its caller
     globals()["broker"] = new
     dramatiq.set_broker(new)
-    _add_sweeper(new)
+    _add_middleware(new)
     for actor in actors.ACTORS:
         actor.broker = new
         new.declare_actor(actor)
