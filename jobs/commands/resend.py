@@ -17,7 +17,7 @@ from ..claims import reset_for_resend
 from ..delivery_log import Delivery, Status
 from ..errors import ConfigurationError, DeliveryNotFound
 
-__all__ = ["add_parser", "parse_time", "resend", "run", "select_for_resend"]
+__all__ = ["add_parser", "add_window", "parse_time", "resend", "run", "select_for_resend"]
 
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -91,10 +91,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                        help="only this status (repeatable; default: failed and dead)")
     again.add_argument("--notifier", help="only this notifier: LoanNotifier, LoanNotifier.accepted or its full name")
     again.add_argument("--channel", help="only this channel, e.g. email")
-    again.add_argument("--since", metavar="TIME", help="failed at or after TIME: ISO 8601 (UTC) or an age (2h)")
-    again.add_argument("--until", metavar="TIME", help="failed before TIME: ISO 8601 (UTC) or an age (30m)")
-    again.add_argument("--dry-run", action="store_true", help="list what would be re-sent, change nothing")
-    again.add_argument("--json", action="store_true", help="the result as JSON")
+    add_window(again, happened="failed", dry_run="list what would be re-sent, change nothing")
+
+
+def add_window(parser: argparse.ArgumentParser, *, happened: str, dry_run: str) -> None:
+    """``--since``, ``--until``, ``--dry-run`` and ``--json``, as ``resend`` and ``refan`` take them."""
+    parser.add_argument("--since", metavar="TIME", help=f"{happened} at or after TIME: ISO 8601 (UTC) or an age (2h)")
+    parser.add_argument("--until", metavar="TIME", help=f"{happened} before TIME: ISO 8601 (UTC) or an age (30m)")
+    parser.add_argument("--dry-run", action="store_true", help=dry_run)
+    parser.add_argument("--json", action="store_true", help="the result as JSON")
 
 
 def run(args: argparse.Namespace, session: Session, send: Callable[[int], object]) -> int:

@@ -82,20 +82,10 @@ def run(spec: dict[str, Any]) -> int:
     import jobs  # the configured broker, then the actors (and the sweeper middleware)
     from .. import metrics
 
-    if isinstance(jobs.broker, StubBroker):
-        _log.error("tidings worker needs a shared broker: set TIDINGS_BROKER_URL to redis://... or amqp://..., or "
-                   "TIDINGS_APP_BROKER to your own (the stub broker only reaches workers in the same process).")
-        return EXIT_USAGE
-    problem = _boot(spec)
+    refused = _refusal(spec)
+    if refused is not None:
+        return refused
     broker = jobs.broker  # the one Tidings' actors are on now: a module may have passed its own to configure()
-    if problem is None and spec.get("check"):
-        problem = preflight.database_problem(jobs.runtime.current().engine) or preflight.broker_problem(
-            broker, jobs.runtime.current().settings.broker_url)
-    if problem is not None:
-        _log.error("%s", problem[1])
-        return problem[0]
-    if spec.get("check"):
-        return EXIT_OK
 
     recycler = Recycler(max_memory_bytes=int(spec.get("max_memory_mb", 0)) * 2**20,
                         max_messages=int(spec.get("max_messages", 0)), on_due=wake.set)
@@ -120,17 +110,43 @@ def run(spec: dict[str, Any]) -> int:
     while not (stopping or recycler.due.is_set()):
         wake.wait(0.2)
 
+    return _stop(worker, recycler, spec, stopped_by_signal=bool(stopping))
+
+
+def _refusal(spec: dict[str, Any]) -> int | None:
+    """The exit code of a process that must not consume (said in one line), ``EXIT_OK`` after a check, else None."""
+    import jobs
+
+    if isinstance(jobs.broker, StubBroker):
+        _log.error("tidings worker needs a shared broker: set TIDINGS_BROKER_URL to redis://... or amqp://..., or "
+                   "TIDINGS_APP_BROKER to your own (the stub broker only reaches workers in the same process).")
+        return EXIT_USAGE
+    problem = _boot(spec)
+    broker = jobs.broker  # the one Tidings' actors are on now: a module may have passed its own to configure()
+    if problem is None and spec.get("check"):
+        problem = preflight.database_problem(jobs.runtime.current().engine) or preflight.broker_problem(
+            broker, jobs.runtime.current().settings.broker_url)
+    if problem is not None:
+        _log.error("%s", problem[1])
+        return problem[0]
+    if spec.get("check"):
+        return EXIT_OK
+    return None
+
+
+def _stop(worker: Worker, recycler: Recycler, spec: dict[str, Any], *, stopped_by_signal: bool) -> int:
+    """Finish the messages in hand within the shutdown timeout, close the broker; the exit code."""
     _log.info("Worker process %d is stopping: finishing the messages in hand (up to %s s).", os.getpid(),
               spec["shutdown_timeout"])
     worker.stop(timeout=int(float(spec["shutdown_timeout"]) * 1000))
     _requeue_fetched(worker)
     abandoned = recycler.in_hand  # still running in a worker thread that the deadline left behind
-    broker.close()
+    worker.broker.close()
     if abandoned:
         _log.error("Worker process %d: %d message(s) still running at the deadline; the broker will redeliver "
                    "them and the sweeper will reclaim their deliveries after the lease.", os.getpid(), abandoned)
         return EXIT_CRASH
-    if recycler.due.is_set() and not stopping:
+    if recycler.due.is_set() and not stopped_by_signal:
         return {MEMORY: EXIT_MEMORY, MESSAGES: EXIT_MESSAGES}[recycler.reason or MEMORY]
     _log.info("Worker process %d stopped.", os.getpid())
     return EXIT_OK
