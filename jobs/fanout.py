@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from workflow import TransitionRecord, WorkflowError, load_subjects, read_records, utcnow
 
 from . import holding, notifier_modules, taking
-from .claims import Claim, single_statement
+from .claims import Claim
 from .delivery_log import Delivery, Status
 from .errors import TransitionNotFound
 from .rows import plan_rows
