@@ -40,6 +40,13 @@ class Task:
     interval: Callable[[], float]
     jitter: float = 0.1
 
+    def next_wait(self) -> float | None:
+        """Seconds until the next run: the interval, jittered; ``None`` when the task is off."""
+        interval = self.interval()
+        if interval <= 0:
+            return None
+        return interval * random.uniform(1 - self.jitter, 1 + self.jitter)
+
 
 class Schedule(dramatiq.Middleware):
     """Runs its tasks in one thread of each worker process, from the worker's boot to its shutdown.
@@ -96,7 +103,5 @@ class Schedule(dramatiq.Middleware):
     @staticmethod
     def _next(task: Task, now: float) -> float | None:
         """When ``task`` runs next (``None``: it is off)."""
-        interval = task.interval()
-        if interval <= 0:
-            return None
-        return now + interval * random.uniform(1 - task.jitter, 1 + task.jitter)
+        wait = task.next_wait()
+        return None if wait is None else now + wait

@@ -89,6 +89,12 @@ def test_a_task_with_no_interval_never_runs_and_starts_no_thread(run_worker: Cal
     assert _schedule_threads() - before == set() and off.runs == 0
 
 
+def test_each_wait_is_the_interval_jittered_within_its_bounds() -> None:
+    task = Task("sweep", Counter(), every(10), jitter=0.1)
+    waits = [task.next_wait() or 0.0 for _ in range(200)]
+    assert all(9 <= wait <= 11 for wait in waits) and len(set(waits)) > 1
+
+
 def test_a_task_added_under_a_scheduled_name_replaces_it() -> None:
     schedule = Schedule([Task("sweep", Counter(), every(1))])
     schedule.add(Task("sweep", Counter(), every(2)))
