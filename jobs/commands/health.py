@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from .. import status
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "render", "run"]
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,7 +26,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace, session: Session) -> int:
     """Print the figures; 1 if a threshold is passed, else 0."""
     figures = status.status(session)
-    print(json.dumps(figures, indent=2) if args.json else status.render(figures))
+    print(json.dumps(figures, indent=2) if args.json else render(figures))
     return 1 if _past_thresholds(args, figures) else 0
 
 
@@ -41,3 +42,17 @@ def _past_thresholds(args: argparse.Namespace, figures: dict[str, object]) -> bo
     for line in passed:
         print(f"unhealthy: {line}", file=sys.stderr)
     return bool(passed)
+
+
+def render(figures: dict[str, Any]) -> str:
+    """The figures as a few lines of text."""
+    counts = ", ".join(f"{name} {count}" for name, count in figures["deliveries"].items())
+    lines = [f"deliveries: {counts}",
+             f"transitions not fanned out: {figures['transitions_not_fanned_out']}"
+             + (f" ({figures['transitions_held']} held back)" if figures["transitions_held"] else ""),
+             *(f"  held: {held['count']} x {held['reason']}" for held in figures["held_by_reason"]),
+             f"oldest undelivered: {figures['oldest_undelivered_seconds']} s",
+             f"sent per minute (last 5 min): {figures['sent_per_minute_last_5']}"]
+    for failure in figures["failures_by_reason"]:
+        lines.append(f"  {failure['count']} x {failure['reason']}")
+    return "\n".join(lines)
