@@ -18,9 +18,20 @@ from sqlalchemy import Transaction
 from . import batches
 from .outage import outage
 
-__all__ = ["Dispatcher", "dispatcher"]
+__all__ = ["Dispatcher", "dispatcher", "use"]
 
 _log = logging.getLogger("jobs.outbox")  # its lines are the outbox's, as operators know them
+_send: Callable[[int | list[int]], Any] | None = None
+_on_stub: Callable[[StubBroker], None] | None = None
+
+
+def use(send: Callable[[int | list[int]], Any], *, on_stub: Callable[[StubBroker], None] | None = None) -> None:
+    """What every dispatcher enqueues a fan-out with (one id or several), and calls after a StubBroker got some.
+
+    Set by :func:`jobs.outbox.install`; until then a dispatcher sends nothing.
+    """
+    global _send, _on_stub
+    _send, _on_stub = send, on_stub
 
 
 class Dispatcher:
@@ -53,10 +64,6 @@ class Dispatcher:
 
     def __init__(self, *, limit: int = 10_000, exit_timeout: float = 5.0, batch: int = 50) -> None:
         self.limit, self.exit_timeout, self.batch = limit, exit_timeout, batch
-        #: What enqueues a fan-out (one id or several), and what runs after a StubBroker got some:
-        #: set by :func:`jobs.outbox.install`; nothing is sent before.
-        self.send: Callable[[int | list[int]], Any] | None = None
-        self.on_stub: Callable[[StubBroker], None] | None = None
         self._exit_registered = False
         self._reset()
         os.register_at_fork(after_in_child=self._reset)
@@ -125,19 +132,19 @@ class Dispatcher:
         if len(current) < len(taken):
             _log.info("%d transitions were committed for a broker since replaced; the sweeper will send them.",
                       len(taken) - len(current))
-        if self.send is None:
+        if _send is None:
             return 0
         chunks = batches.split(current, self.batch, least=4)
         for number, batch in enumerate(chunks):
             try:
-                self.send(batch[0] if len(batch) == 1 else batch)
+                _send(batch[0] if len(batch) == 1 else batch)
             except Exception as error:  # the broker is probably down: drop what waits behind, for the sweeper
                 dropped = self._drop()
                 outage.failed(error, sum(len(rest) for rest in chunks[number:]) + dropped)
                 return dropped
             outage.ended()
-        if isinstance(broker, StubBroker) and current and self.on_stub is not None:
-            self.on_stub(broker)
+        if isinstance(broker, StubBroker) and current and _on_stub is not None:
+            _on_stub(broker)
         return 0
 
     def _drop(self) -> int:

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from workflow import TransitionRecord
 
 from . import deferral
+from . import dispatcher as dispatching
 from .dispatcher import Dispatcher, dispatcher
 from .outage import outage
 
@@ -56,7 +57,7 @@ def install(send: Callable[[int | list[int]], Any], *, on_stub: Callable[[StubBr
     """
     global _send, _on_stub
     _send, _on_stub = send, on_stub
-    dispatcher.send, dispatcher.on_stub = send, _stub_filled
+    dispatching.use(send, on_stub=_stub_filled)
     workflow.register_outbox()
     if not event.contains(Session, "detached_to_persistent", _persistent):
         event.listen(Session, "detached_to_persistent", _persistent)
