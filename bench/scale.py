@@ -130,7 +130,7 @@ def plans(full_url: str) -> None:
         if "tidings_" in statement and statement.split()[0] in ("SELECT", "UPDATE", "INSERT", "WITH", "DELETE"):
             seen.append((step[0], statement, parameters))
 
-    worker_engine = jobs.worker.runtime.engine
+    worker_engine = jobs.runtime.current().engine
     for target in (engine, worker_engine):
         event.listen(target, "before_cursor_execute", capture)
     with Session(engine) as session:
@@ -152,7 +152,7 @@ def plans(full_url: str) -> None:
     step[0] = "claim (a delivery message)"
     actors.deliver.fn(ROWS)  # a filler row left pending: claimed, then failed (its task does not exist)
     step[0] = "sweeper"
-    with jobs.worker.runtime.session() as session:
+    with jobs.runtime.current().session() as session:
         sweeper.sweep(session, grace_seconds=60)
     for target in (engine, worker_engine):
         event.remove(target, "before_cursor_execute", capture)

@@ -72,14 +72,14 @@ def install(folder: Path) -> None:
     import sys
 
     if "jobs" in sys.modules:
-        from jobs import delivery, fanout
+        from jobs import claims, delivery, fanout
         from notifiers import SMTPChannel
 
-        delivery.claim = timed("claim", delivery.claim)
-        delivery.claim_many = timed("claim", delivery.claim_many)
+        claims.claim = timed("claim", claims.claim)
+        claims.claim_many = timed("claim", claims.claim_many)
         delivery._compose = timed("load + render", delivery._compose)  # type: ignore[attr-defined]
-        delivery._finish = timed("mark (one outcome)", delivery._finish)  # type: ignore[attr-defined]
-        delivery.SentLog.flush = timed("mark (sent outcomes, together)", delivery.SentLog.flush)  # type: ignore[method-assign]
+        claims.finish = timed("mark (one outcome)", claims.finish)
+        claims.SentLog.flush = timed("mark (sent outcomes, together)", claims.SentLog.flush)  # type: ignore[method-assign]
         fanout.plan_many = timed("fan-out (plan, write, claim)", fanout.plan_many)
         SMTPChannel.send = timed("send", SMTPChannel.send)  # type: ignore[method-assign]
     broker = dramatiq.get_broker() if "jobs" in sys.modules else None

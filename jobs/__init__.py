@@ -18,20 +18,23 @@ from sqlalchemy import Connection, Engine
 
 # Order matters: settings, then the broker, then the actors. An actor declared before
 # set_broker() binds to a default RabbitMQ broker on localhost.
-from . import worker
+from . import runtime
 from .broker import app_broker as _app_broker
 from .broker import make_broker
 from .config import Settings
 from .errors import ConfigurationError, DeliveryNotFound, JobsError, TransitionNotFound
+from .retries import RetryPolicy
 
-_settings = worker.runtime.settings
+_settings = runtime.current().settings
 broker = _app_broker(_settings.app_broker) if _settings.app_broker else make_broker(_settings)
 dramatiq.set_broker(broker)
 _built: set[dramatiq.Broker] = set() if _settings.app_broker else {broker}  # what jobs made, and closes when replaced
 
 from . import actors, inprocess, notifier_modules, outbox  # noqa: E402
 from .delivery_log import Delivery, Status  # noqa: E402
-from .sweeper import Sweep, SweeperMiddleware  # noqa: E402
+from . import schedule  # noqa: E402
+from .schedule import Schedule  # noqa: E402
+from .sweeper import Sweep  # noqa: E402
 
 
 def _deliver_in_process(stub: StubBroker) -> None:
@@ -40,31 +43,34 @@ def _deliver_in_process(stub: StubBroker) -> None:
     A StubBroker passed to :func:`configure` (tests, the test kit) is the caller's: its messages
     wait for ``drain()`` or ``Kit.run()``.
     """
-    if stub in _built and worker.runtime.settings.in_process_worker:
+    if stub in _built and runtime.current().settings.in_process_worker:
         inprocess.develop(stub)
 
 
 outbox.install(actors.fan_out.send, on_stub=_deliver_in_process)
 
 
-def _add_sweeper(target: dramatiq.Broker) -> None:
-    if not any(isinstance(m, SweeperMiddleware) for m in target.middleware):
-        target.add_middleware(SweeperMiddleware(actors.sweep, lambda: worker.runtime.settings.sweep_interval))
+def _add_middleware(target: dramatiq.Broker) -> None:
+    """The worker-side middleware of Tidings on ``target``, once: the schedule (its first task the sweep), the refusal."""
+    if not any(isinstance(m, Schedule) for m in target.middleware):
+        sweep = schedule.Task("sweep", actors.sweep, lambda: runtime.current().settings.sweep_interval)
+        target.add_middleware(Schedule([sweep]))
     if not any(isinstance(m, notifier_modules.RefuseWithoutNotifiers) for m in target.middleware):
         target.add_middleware(notifier_modules.RefuseWithoutNotifiers())
 
 
-_add_sweeper(broker)
+_add_middleware(broker)
 
 __all__ = [
     "ConfigurationError",
     "Delivery",
     "DeliveryNotFound",
     "JobsError",
+    "RetryPolicy",
+    "Schedule",
     "Settings",
     "Status",
     "Sweep",
-    "SweeperMiddleware",
     "TransitionNotFound",
     "broker",
     "configure",
@@ -93,15 +99,14 @@ def configure(settings: Settings | None = None, *, engine: Engine | Connection |
         ConfigurationError: an unknown or invalid setting.
         RegistrationError: a notifier returns a kind of message its channel does not accept.
     """
-    old = worker.runtime
+    old = runtime.current()
     new_settings = (settings or old.settings).replace(**changes)
     old.close()
-    new = worker.Runtime(new_settings, engine=engine, channels=channels)
+    new = runtime.Runtime(new_settings, engine=engine, channels=channels)
     new.check_channels()
-    worker.runtime = new
-    for actor in (actors.fan_out, actors.deliver, actors.deliver_each):
-        actor.options.update(max_retries=new_settings.max_retries, min_backoff=new_settings.min_backoff_ms,
-                             max_backoff=new_settings.max_backoff_ms)
+    runtime.install(new)
+    for actor in actors.ACTORS:
+        actor.options.update(RetryPolicy.of(new_settings).actor_options())
         actor.queue_name = new_settings.queue
     if broker is None and new_settings.app_broker and new_settings.app_broker != old.settings.app_broker:
         broker = _app_broker(new_settings.app_broker)
@@ -122,7 +127,7 @@ def _rebind(new: dramatiq.Broker) -> None:
         old.close()  # a broker configure() built; one passed in belongs to its caller
     globals()["broker"] = new
     dramatiq.set_broker(new)
-    _add_sweeper(new)
-    for actor in (actors.fan_out, actors.deliver, actors.deliver_each):
+    _add_middleware(new)
+    for actor in actors.ACTORS:
         actor.broker = new
         new.declare_actor(actor)

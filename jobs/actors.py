@@ -19,13 +19,15 @@ from notifiers import PermanentChannelError
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, WorkflowError, load_subjects, read_records
 
-from . import batches, delivery, fanout, sweeper, worker
+from . import batches, claims, delivery, fanout, sweeper
 from .errors import DeliveryNotFound
+from .retries import RetryPolicy
+from .runtime import current
 
-__all__ = ["BATCH", "CHUNK", "INLINE", "deliver", "deliver_each", "fan_out", "sweep"]
+__all__ = ["ACTORS", "BATCH", "CHUNK", "INLINE", "deliver", "deliver_each", "fan_out", "sweep"]
 
 _log = logging.getLogger(__name__)
-_settings = worker.runtime.settings
+_settings = current().settings
 
 #: Deliveries a fan-out message sends itself (more are split into delivery messages).
 INLINE = 4
@@ -36,8 +38,7 @@ BATCH = 50
 
 
 @dramatiq.actor(queue_name=_settings.queue, actor_name="tidings.fan_out",
-                max_retries=_settings.max_retries, min_backoff=_settings.min_backoff_ms,
-                max_backoff=_settings.max_backoff_ms)
+                **RetryPolicy.of(_settings).actor_options())
 def fan_out(transition_ids: int | list[int], swept: bool = False) -> None:
     """Plan the deliveries of committed transitions; send a few at once, enqueue the others in chunks.
 
@@ -48,7 +49,7 @@ def fan_out(transition_ids: int | list[int], swept: bool = False) -> None:
     outcomes written together. ``swept``: sent by the sweeper, for transitions overdue; they are
     read whatever this process remembers planning.
     """
-    runtime = worker.runtime
+    runtime = current()
     ids = [transition_ids] if isinstance(transition_ids, int) else list(transition_ids)
     later: list[delivery.RetryLater] = []
     with runtime.session() as session:
@@ -64,31 +65,26 @@ def fan_out(transition_ids: int | list[int], swept: bool = False) -> None:
 
 
 @dramatiq.actor(queue_name=_settings.queue, actor_name="tidings.deliver",
-                max_retries=_settings.max_retries, min_backoff=_settings.min_backoff_ms,
-                max_backoff=_settings.max_backoff_ms, throws=(PermanentChannelError,))
+                throws=(PermanentChannelError,), **RetryPolicy.of(_settings).actor_options())
 def deliver(delivery_id: int) -> None:
     """Send one delivery; transient channel errors raise, so Dramatiq retries with backoff."""
-    runtime = worker.runtime
+    runtime = current()
     try:
         with runtime.session() as session:
             delivery.deliver(session, delivery_id, channel_for=runtime.channel,
-                             lease_seconds=runtime.settings.lease_seconds,
-                             max_attempts=runtime.settings.max_retries + 1,
-                             min_backoff_ms=runtime.settings.min_backoff_ms,
-                             max_backoff_ms=runtime.settings.max_backoff_ms)
+                             lease_seconds=runtime.settings.lease_seconds, retry=runtime.retry)
     except DeliveryNotFound as error:
         _log.error("deliver(%s) skipped: %s", delivery_id, error)
 
 
 @dramatiq.actor(queue_name=_settings.queue, actor_name="tidings.deliver_each",
-                max_retries=_settings.max_retries, min_backoff=_settings.min_backoff_ms,
-                max_backoff=_settings.max_backoff_ms)
+                **RetryPolicy.of(_settings).actor_options())
 def deliver_each(delivery_ids: list[int]) -> None:
     """Send several deliveries one after the other, claimed together, their ``sent`` outcomes written together."""
-    runtime = worker.runtime
+    runtime = current()
     later: list[delivery.RetryLater] = []
     with runtime.session() as session:
-        claimed = delivery.claim_many(session, delivery_ids, runtime.settings.lease_seconds)
+        claimed = claims.claim_many(session, delivery_ids, runtime.settings.lease_seconds)
         if len(claimed) < len(delivery_ids):  # sent already (a message delivered twice), or gone
             _log.info("Deliveries %s were not pending; not sending them again.",
                       sorted(set(delivery_ids) - {held.id for held in claimed}))
@@ -114,22 +110,22 @@ def _load(session: Session, transition_ids: set[int]) -> dict[int, tuple[Transit
     return {i: (record, subjects[i]) for i, record in records.items()}
 
 
-def _send_all(session: Session, claimed: list[delivery.Claim], loaded: dict[int, tuple[TransitionRecord, Any]],
+def _send_all(session: Session, claimed: list[claims.Claim], loaded: dict[int, tuple[TransitionRecord, Any]],
               later: list[delivery.RetryLater]) -> None:
     """Send claimed deliveries one after the other, their ``sent`` outcomes written together.
 
     Every third of a lease, the claims not sent yet are renewed in one statement; one lost
     meanwhile (swept, claimed again) is skipped: it is someone else's now.
     """
-    lease = worker.runtime.settings.lease_seconds
-    sent = delivery.SentLog(session)
+    lease = current().settings.lease_seconds
+    sent = claims.SentLog(session)
     waiting = list(claimed)
     renew_at = time.monotonic() + lease / 3
     try:
         while waiting:
             if time.monotonic() > renew_at:  # a slow channel: keep the later claims alive
                 sent.flush()
-                kept = delivery.renew(session, waiting, lease)
+                kept = claims.renew(session, waiting, lease)
                 for lost in set(waiting) - set(kept):
                     _log.warning("Delivery %s: its claim ran out while others were sent; the sweeper has it.",
                                  lost.id, extra={"delivery_id": lost.id, "transition_id": lost.transition_id})
@@ -142,15 +138,14 @@ def _send_all(session: Session, claimed: list[delivery.Claim], loaded: dict[int,
         sent.flush()
 
 
-def _send(session: Session, held: delivery.Claim, later: list[delivery.RetryLater],
-          loaded: tuple[TransitionRecord, Any] | None = None, sent: delivery.SentLog | None = None) -> None:
+def _send(session: Session, held: claims.Claim, later: list[delivery.RetryLater],
+          loaded: tuple[TransitionRecord, Any] | None = None, sent: claims.SentLog | None = None) -> None:
     """Send one claimed delivery; a transient failure joins ``later``."""
-    runtime = worker.runtime
+    runtime = current()
     s = runtime.settings
     try:
         delivery.send(session, held, channel_for=runtime.channel, lease_seconds=s.lease_seconds,
-                      max_attempts=s.max_retries + 1, min_backoff_ms=s.min_backoff_ms,
-                      max_backoff_ms=s.max_backoff_ms, loaded=loaded, sent=sent)
+                      retry=runtime.retry, loaded=loaded, sent=sent)
     except delivery.RetryLater as retry:
         later.append(retry)
 
@@ -173,7 +168,7 @@ def _retry(later: list[delivery.RetryLater]) -> None:
 
 def sweep() -> sweeper.Sweep:
     """Sweep once: re-enqueue overdue transitions and deliveries (the worker's sweeper thread calls this)."""
-    runtime = worker.runtime
+    runtime = current()
     with runtime.session() as session:
         found = sweeper.sweep(session, grace_seconds=runtime.settings.sweep_after_seconds)
     for chunk in batches.split(found.transitions, BATCH, least=4):
@@ -181,3 +176,7 @@ def sweep() -> sweeper.Sweep:
     for delivery_id in found.deliveries:
         deliver.send(delivery_id)
     return found
+
+
+#: The actors, listed once: :func:`jobs.configure` sets their queue and retry options and binds them to the broker.
+ACTORS: tuple[dramatiq.Actor[..., None], ...] = (fan_out, deliver, deliver_each)

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
 import logging
-import threading
 from dataclasses import dataclass, field
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from notifiers import registry
-from sqlalchemy import BigInteger, Connection, Table, all_, any_, bindparam, func, insert, select, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, WorkflowError, load_subjects, read_records, utcnow
 
-from . import holding, notifier_modules
-from .delivery import Claim, single_statement
+from . import holding, notifier_modules, taking
+from .claims import Claim
 from .delivery_log import Delivery, Status
 from .errors import TransitionNotFound
 from .rows import plan_rows
@@ -32,23 +29,6 @@ _RETURNING_UP_TO = 50
 _transitions = cast(Table, TransitionRecord.__table__)
 _MARK = update(_transitions).values(fanned_out_at=bindparam("mark_at"), held_reason=None)
 _HOLD = update(_transitions).where(_transitions.c.id == bindparam("held_id")).values(held_reason=bindparam("reason"))
-# The transitions of a message, and the oldest others waiting to be fanned out (each locked, and
-# skipped when another fan-out holds it): two index scans. The waiting ones are ordered as the
-# index on (fanned_out_at, id) holds them, so it serves them in order and stops at the limit:
-# ORDER BY id alone would sort the whole backlog (IS NULL is no equality to the planner), and no
-# ORDER BY may get a sequential scan through every row fanned out already.
-_OWN_STATE = select(_transitions.c.id, _transitions.c.fanned_out_at).where(
-    _transitions.c.id.in_(bindparam("own_ids", expanding=True)))
-_OWN = bindparam("own", type_=postgresql.ARRAY(BigInteger))
-_WAITING = (select(_transitions.c.id)
-            .where(_transitions.c.fanned_out_at.is_(None), _transitions.c.model.in_(bindparam("models", expanding=True)),
-                   _transitions.c.id != all_(_OWN),
-                   _transitions.c.retried_at.is_(None))  # one the sweeper had to resend may fail: not in others' batches
-            .order_by(_transitions.c.fanned_out_at, _transitions.c.id)
-            .limit(bindparam("most")).with_for_update(skip_locked=True))
-_TAKE = (select(_transitions)
-         .where(_transitions.c.id == any_(func.array_cat(_OWN, func.array(_WAITING.scalar_subquery()))))
-         .with_for_update(skip_locked=True))
 
 
 @dataclass
@@ -128,7 +108,7 @@ def plan_many(session: Session, transition_ids: Sequence[int], *, claim_up_to: i
     """
     notifier_modules.load()  # TIDINGS_NOTIFIERS, once per process: planning needs the application's registry
     if waiting is not None and session.get_bind().dialect.name == "postgresql":
-        records, missing = _take(session, transition_ids, waiting, recall)
+        records, missing = taking.take(session, transition_ids, waiting, recall)
     else:
         records = read_records(session.connection(), transition_ids)
         missing = [i for i in transition_ids if i not in records]
@@ -148,6 +128,12 @@ def plan_many(session: Session, transition_ids: Sequence[int], *, claim_up_to: i
         _log.warning("Transitions %s could not be planned together; planning each on its own.", sorted(records),
                      exc_info=True)
     own = [i for i in transition_ids if i in records]  # the ones taken besides go back to waiting
+    return _each_alone(session, own, missing, claim_up_to, total, lease_seconds)
+
+
+def _each_alone(session: Session, own: list[int], missing: list[int], claim_up_to: int, total: int,
+                lease_seconds: float) -> Planned:
+    """Plan transitions one by one, after planning them together failed; one failing alone waits for the sweeper."""
     planned = Planned(missing=missing)
     for transition_id in own:
         try:
@@ -164,56 +150,6 @@ def plan_many(session: Session, transition_ids: Sequence[int], *, claim_up_to: i
         planned.pending += one.pending
         planned.loaded.update(one.loaded)
     return planned
-
-
-class _Recent:
-    """The last ``size`` transition ids this process planned, for messages that arrive after their transition was."""
-
-    def __init__(self, size: int = 20_000) -> None:
-        self._ids: collections.OrderedDict[tuple[object, int], None] = collections.OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def __contains__(self, transition_id: object) -> bool:
-        return transition_id in self._ids
-
-    def update(self, transition_ids: Iterable[tuple[object, int]]) -> None:
-        with self._lock:
-            self._ids.update(dict.fromkeys(transition_ids))
-            while len(self._ids) > self._size:
-                self._ids.popitem(last=False)
-
-
-_planned_here = _Recent()
-
-
-def _database(session: Session) -> object:
-    """Which database ``session`` works on (ids are unique within one)."""
-    bind = session.get_bind()
-    return bind.engine.url if isinstance(bind, Connection) else bind.url
-
-
-def _take(session: Session, transition_ids: Sequence[int], waiting: int,
-          recall: bool) -> tuple[dict[int, TransitionRecord], list[int]]:
-    """The transitions asked for and up to ``waiting`` others, locked; and those asked for that do not exist.
-
-    Under a backlog, a message's transitions were often planned already by a message before
-    it. If by this process (and ``recall``), nothing is read; else one read, in a transaction of
-    its own, tells.
-    """
-    database = _database(session)
-    if recall and all((database, i) in _planned_here for i in transition_ids):  # planned by this process
-        return {}, []
-    single_statement(session)
-    known = {i: at for i, at in session.connection().execute(_OWN_STATE, {"own_ids": list(transition_ids)})}
-    session.commit()
-    missing = [i for i in transition_ids if i not in known]
-    todo = [i for i, fanned_out_at in known.items() if fanned_out_at is None]
-    if not todo:
-        return {}, missing
-    rows = session.connection().execute(_TAKE, {"own": todo, "models": sorted(registry.models()), "most": waiting})
-    taken = (TransitionRecord(**row) for row in rows.mappings())
-    return {record.id: record for record in taken if record.fanned_out_at is None}, missing
 
 
 def _plan_many(session: Session, records: dict[int, TransitionRecord], missing: list[int], claim_up_to: int,
@@ -245,7 +181,7 @@ def _plan_many(session: Session, records: dict[int, TransitionRecord], missing: 
     if first:
         connection.execute(_MARK.where(_transitions.c.id.in_(first)), {"mark_at": now})
     session.commit()
-    _planned_here.update((_database(session), i) for i in first)
+    taking.remember(session, first)
     for transition_id in first:
         records[transition_id].fanned_out_at = now
     for transition_id, transition_rows in rows_of.items():

@@ -23,9 +23,10 @@ from dramatiq import Worker
 from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import Connection, inspect
 
-from . import outbox, worker as runtime_module
+from . import outbox
 from .config import mask_url
 from .errors import ConfigurationError
+from .runtime import Runtime, current
 
 __all__ = ["develop", "drain", "start", "stop", "stop_workers"]
 
@@ -33,8 +34,8 @@ _log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _workers: weakref.WeakKeyDictionary[StubBroker, Worker] = weakref.WeakKeyDictionary()
 _finish_at_exit: weakref.WeakSet[StubBroker] = weakref.WeakSet()
-_checked: weakref.WeakSet[runtime_module.Runtime] = weakref.WeakSet()  # runtimes whose database has the tables
-_refused: weakref.WeakSet[runtime_module.Runtime] = weakref.WeakSet()  # and those said to lack them
+_checked: weakref.WeakSet[Runtime] = weakref.WeakSet()  # runtimes whose database has the tables
+_refused: weakref.WeakSet[Runtime] = weakref.WeakSet()  # and those said to lack them
 
 
 def start(broker: StubBroker, *, threads: int = 2, finish_at_exit: bool = False) -> Worker:
@@ -64,7 +65,7 @@ def develop(broker: StubBroker) -> None:
     A database without Tidings' tables is said once, in one line (the messages wait, as
     :func:`drain` would refuse them), instead of each fan-out failing and being retried.
     """
-    runtime = runtime_module.runtime
+    runtime = current()
     if runtime in _refused:
         return
     try:
@@ -91,7 +92,7 @@ def drain(broker: StubBroker | None = None, *, timeout: float = 10.0, worker_thr
     if not isinstance(found, StubBroker):
         raise ConfigurationError(f"drain() needs the StubBroker (TIDINGS_BROKER_URL=stub), not {type(found).__name__}.")
     broker = found
-    _check_tables(runtime_module.runtime)
+    _check_tables(current())
     deadline = time.monotonic() + timeout
     outbox.dispatcher.flush(timeout)  # what a connection's COMMIT handed to the outbox thread
     running = start(broker, threads=worker_threads)
@@ -112,7 +113,7 @@ def stop_workers() -> None:
     stop()
 
 
-def _check_tables(runtime: runtime_module.Runtime) -> None:
+def _check_tables(runtime: Runtime) -> None:
     """Refuse, in one line, a database that lacks Tidings' tables (else each message fails and is retried).
 
     Checked once per runtime (``jobs.configure`` makes a new one).

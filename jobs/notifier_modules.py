@@ -19,8 +19,8 @@ from dramatiq.middleware import MiddlewareError
 from notifiers import registry
 from workflow import stateful_models
 
-from . import worker
 from .errors import ConfigurationError
+from .runtime import current
 
 __all__ = ["RefuseWithoutNotifiers", "load", "nothing_registered"]
 
@@ -34,7 +34,7 @@ def load(modules: Sequence[str] | None = None) -> list[str]:
     Raises:
         ConfigurationError: one of them does not import; the message names it and the setting.
     """
-    names = worker.runtime.settings.notifier_modules() if modules is None else list(modules)
+    names = current().settings.notifier_modules() if modules is None else list(modules)
     if all(name in _loaded for name in names):
         return names
     with _lock:

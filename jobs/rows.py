@@ -18,7 +18,7 @@ from sqlalchemy import String, Table
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
 
-from . import worker
+from . import runtime
 from .delivery_log import Delivery, Status, delivery_key
 from .installation import installation_id
 
@@ -48,7 +48,7 @@ def plan_rows(session: Session, records: Mapping[int, TransitionRecord],
     skip = skip_reasons(session, (ref for ref in refs if _problem({"recipient_ref": ref}) is None))
     rows: dict[int, dict[str, dict[str, Any]]] = {record_id: {} for record_id in records}
     installation = installation_id(session) if resolved else ""
-    kinds = worker.runtime.address_kinds(registry.channel_kinds()) if resolved else {}
+    kinds = runtime.current().address_kinds(registry.channel_kinds()) if resolved else {}
     for record_id, registrations, parties in resolved:
         planned = rows[record_id]
         for intent in plan(registrations, parties, skip, kinds):

@@ -55,17 +55,3 @@ def _aware(then: dt.datetime) -> dt.datetime:
 
 def _age(now: dt.datetime, then: dt.datetime) -> float:
     return (now - _aware(then)).total_seconds()
-
-
-def render(figures: dict[str, Any]) -> str:
-    """The figures as a few lines of text."""
-    counts = ", ".join(f"{name} {count}" for name, count in figures["deliveries"].items())
-    lines = [f"deliveries: {counts}",
-             f"transitions not fanned out: {figures['transitions_not_fanned_out']}"
-             + (f" ({figures['transitions_held']} held back)" if figures["transitions_held"] else ""),
-             *(f"  held: {held['count']} x {held['reason']}" for held in figures["held_by_reason"]),
-             f"oldest undelivered: {figures['oldest_undelivered_seconds']} s",
-             f"sent per minute (last 5 min): {figures['sent_per_minute_last_5']}"]
-    for failure in figures["failures_by_reason"]:
-        lines.append(f"  {failure['count']} x {failure['reason']}")
-    return "\n".join(lines)

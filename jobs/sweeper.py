@@ -3,7 +3,8 @@
 A transition committed while the broker was down is never fanned out; a delivery whose message
 was lost stays ``pending``; one whose worker was killed mid-send stays ``sending``. The sweeper
 finds them by age and lease and enqueues them again. The actors are idempotent, so a message
-that was merely slow costs a no-op. Several sweepers may run at once: rows are taken with
+that was merely slow costs a no-op. Each worker process sweeps periodically (the ``sweep``
+task of :mod:`jobs.schedule`). Several sweepers may run at once: rows are taken with
 ``FOR UPDATE SKIP LOCKED`` where the database has it, and re-stamped, so each is taken once.
 """
 
@@ -11,11 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
-from collections.abc import Callable
 from typing import Any
 
-import dramatiq
 from sqlalchemy import and_, false, or_, select, update
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
@@ -23,7 +21,7 @@ from workflow import TransitionRecord, utcnow
 from . import metrics
 from .delivery_log import Delivery, Status
 
-__all__ = ["Sweep", "SweeperMiddleware", "sweep"]
+__all__ = ["Sweep", "sweep"]
 
 _log = logging.getLogger(__name__)
 
@@ -81,39 +79,3 @@ def sweep(session: Session, *, grace_seconds: float, limit: int = 1000) -> Sweep
 
 def _locked(statement: Any) -> Any:
     return statement.with_for_update(skip_locked=True)
-
-
-class SweeperMiddleware(dramatiq.Middleware):
-    """Runs :func:`sweep` every ``interval`` seconds in a thread of each worker process.
-
-    Args:
-        run_once: performs one sweep and enqueues what it found (``jobs`` passes its own).
-        interval: seconds between sweeps; 0 disables the thread.
-    """
-
-    def __init__(self, run_once: Callable[[], Sweep], interval: Callable[[], float]) -> None:
-        self._run_once, self._interval = run_once, interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        """Start the sweeping thread."""
-        if self._interval() <= 0:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="tidings-sweeper", daemon=True)
-        self._thread.start()
-
-    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        """Stop the sweeping thread, waiting for a sweep in progress."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval()):
-            try:
-                self._run_once()
-            except Exception:  # a database or broker blip: try again next time
-                _log.exception("Sweep failed; retrying in %s s.", self._interval())

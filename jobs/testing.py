@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, event, func, select
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord
 
-from . import delivery, outbox, worker
+from . import delivery, outbox, runtime
 from .delivery_log import Delivery, Status
 from .captured import Failed, Notification, Skipped, check_count, listing
 from .inprocess import drain, stop_workers
@@ -84,14 +84,14 @@ class Kit:
         return taken
 
     def _use_bind(self) -> None:
-        if self._bind is not None and worker.runtime.engine is not self._bind:
-            worker.runtime = worker.Runtime(worker.runtime.settings, engine=self._bind,
-                                            channels=memory_channels(self.channel))
+        if self._bind is not None and runtime.current().engine is not self._bind:
+            runtime.install(runtime.Runtime(runtime.current().settings, engine=self._bind,
+                                            channels=memory_channels(self.channel)))
 
     def _describe(self, sent: list[Sent]) -> list[Notification]:
         if not sent:
             return []
-        with worker.runtime.session() as session:
+        with runtime.current().session() as session:
             keys = [s.key for s in sent]
             rows = {d.key: (d, t) for d, t in session.execute(
                 select(Delivery, TransitionRecord).join(TransitionRecord, Delivery.transition_id == TransitionRecord.id)
@@ -161,7 +161,7 @@ class Kit:
         query = (select(Delivery, TransitionRecord)
                  .join(TransitionRecord, Delivery.transition_id == TransitionRecord.id)
                  .where(Delivery.status == status, Delivery.id > self._forgotten_up_to).order_by(Delivery.id))
-        with worker.runtime.session() as session:
+        with runtime.current().session() as session:
             return [kind(to=d.address, name=d.name, party=d.party, channel=d.channel, model=t.model, key=t.key,
                          trigger=t.trigger, notifier=d.notifier, reason=d.last_error or "")
                     for d, t in session.execute(query)]
@@ -212,7 +212,7 @@ class Kit:
         self.channel.clear()
         if self._bind is not None:
             self._use_bind()
-            with worker.runtime.session() as session:
+            with runtime.current().session() as session:
                 self._forgotten_up_to = session.scalar(select(func.max(Delivery.id))) or 0
 
 
@@ -233,7 +233,7 @@ def kit() -> Iterator[Kit]:
     """
     import jobs
 
-    previous_runtime, previous_broker = worker.runtime, jobs.broker
+    previous_runtime, previous_broker = runtime.current(), jobs.broker
     broker = StubBroker()
     broker.emit_after("process_boot")
     new = Kit(broker)
@@ -254,4 +254,4 @@ def kit() -> Iterator[Kit]:
         broker.flush_all()
         broker.close()
         jobs.configure(previous_runtime.settings, broker=previous_broker)
-        worker.runtime = previous_runtime
+        runtime.install(previous_runtime)

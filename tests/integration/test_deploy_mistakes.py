@@ -73,7 +73,7 @@ def test_a_worker_whose_modules_register_no_notifier_refuses_to_start_in_one_lin
 def test_a_worker_process_itself_refuses_to_start_without_notifiers(modules: list[str], notifiers: str, says: str,
                                                                    pg_url: str, redis_url: str, queue_name: str) -> None:
     spec = {"modules": modules, "paths": [str(ROOT)], "threads": 1, "queues": [], "shutdown_timeout": 5, "parent": 0}
-    done = subprocess.run([sys.executable, "-P", "-m", "jobs.worker_process", json.dumps(spec)], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-P", "-m", "jobs.worker.process", json.dumps(spec)], cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT), "TIDINGS_DATABASE_URL": pg_url,
                                "TIDINGS_BROKER_URL": redis_url, "TIDINGS_QUEUE": queue_name,
                                "TIDINGS_NOTIFIERS": notifiers},

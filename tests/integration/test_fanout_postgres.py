@@ -6,8 +6,9 @@ import datetime as dt
 
 import pytest
 from jobs import Delivery
-from jobs.fanout import _take, plan_many
+from jobs.fanout import plan_many
 from jobs.sweeper import sweep
+from jobs.taking import take as _take
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow

@@ -181,7 +181,7 @@ def test_two_processes_firing_conflicting_transitions_leave_one_winner_per_row(
         from examples.lending.models import Loan
         import examples.lending.notifications
         trigger, start = sys.argv[1], float(sys.argv[2])
-        engine = create_engine(jobs.worker.runtime.settings.database_url)
+        engine = create_engine(jobs.runtime.current().settings.database_url)
         won = conflicts = not_allowed = 0
         with Session(engine) as session:
             ids = list(session.scalars(select(Loan.id).order_by(Loan.id)))

@@ -192,7 +192,7 @@ def test_a_worker_process_that_dies_is_replaced_and_delivery_goes_on(
     # worker process gets it twice, directly and forwarded, and still drains and exits cleanly
     os.killpg(worker.process.pid, signal.SIGTERM)
     assert worker.process.wait(timeout=90) == 0
-    stopped = [line for line in worker.output().splitlines() if "jobs.worker_process" in line and
+    stopped = [line for line in worker.output().splitlines() if "jobs.worker.process" in line and
                line.endswith(" stopped.")]
     assert len(stopped) == 2 and "did not stop in time" not in worker.output(), worker.output()
 

@@ -106,7 +106,7 @@ print(sorted(type(m).__name__ for m in app.middleware if type(m).__module__.star
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "True True ['resize', 'tidings.deliver', 'tidings.deliver_each', 'tidings.fan_out']",
-        "['RefuseWithoutNotifiers', 'SweeperMiddleware']"]
+        "['RefuseWithoutNotifiers', 'Schedule']"]
 
 
 def test_an_app_broker_that_names_no_broker_is_refused_at_import_naming_it(tmp_path: Path) -> None:

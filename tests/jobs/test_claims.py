@@ -10,7 +10,9 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 from jobs import Delivery, Status
 from jobs.actors import fan_out
-from jobs.delivery import RetryLater, SentLog, claim, claim_many, deliver, renew, send
+from jobs.claims import SentLog, claim, claim_many, renew
+from jobs.delivery import RetryLater, deliver, send
+from jobs.retries import RetryPolicy
 from jobs.errors import DeliveryNotFound
 from jobs.fanout import plan
 from jobs.sweeper import sweep
@@ -36,7 +38,7 @@ def test_a_late_outcome_does_not_overwrite_a_claim_taken_since_and_still_being_s
     assert stalled is not None and taken is not None
     # When the first worker's send fails for good and it records that
     refused = Flaky(PermanentChannelError("550 no such user", channel="smtp"), failures=1)
-    outcome = send(session, stalled, channel_for=lambda kind: refused, lease_seconds=60, max_attempts=3)
+    outcome = send(session, stalled, channel_for=lambda kind: refused, lease_seconds=60, retry=RetryPolicy(2))
     # Then the second worker's claim stands: still sending, its attempt, its lease
     session.rollback()
     row = session.get(Delivery, delivery_id)
@@ -121,7 +123,7 @@ def test_a_delivery_waiting_for_its_retry_is_not_swept_before_its_backoff_runs_o
     assert held is not None
     down = Flaky(TransientChannelError("421 later", channel="smtp"), failures=1)
     with pytest.raises(RetryLater):
-        send(session, held, channel_for=lambda kind: down, lease_seconds=60, max_attempts=3)
+        send(session, held, channel_for=lambda kind: down, lease_seconds=60, retry=RetryPolicy(2))
     assert sweep(session, grace_seconds=0).deliveries == []  # pending, but its retry is due in a minute
 
 
@@ -133,8 +135,7 @@ def test_the_backoff_doubles_with_each_attempt(session: Session, order: Order) -
         held = claim(session, delivery_id, lease_seconds=60)
         assert held is not None
         with pytest.raises(RetryLater) as retry:
-            send(session, held, channel_for=lambda kind: down, lease_seconds=60, max_attempts=9,
-                 min_backoff_ms=10, max_backoff_ms=10_000)
+            send(session, held, channel_for=lambda kind: down, lease_seconds=60, retry=RetryPolicy(8, 10, 10_000))
         delays.append(retry.value.delay_ms)
     assert delays == [40, 80, 160]
 
@@ -145,8 +146,8 @@ def test_a_delivery_sent_alone_records_when_it_was_sent_and_a_failed_one_does_no
     session.commit()
     first, second, _ = claim_many(session, plan(session, 1).pending, lease_seconds=60)
     refused = Flaky(PermanentChannelError("550 no such user", channel="smtp"), failures=99)
-    assert send(session, first, channel_for=lambda kind: MemoryChannel(), lease_seconds=60, max_attempts=3) == "sent"
-    assert send(session, second, channel_for=lambda kind: refused, lease_seconds=60, max_attempts=3) == "failed"
+    assert send(session, first, channel_for=lambda kind: MemoryChannel(), lease_seconds=60, retry=RetryPolicy(2)) == "sent"
+    assert send(session, second, channel_for=lambda kind: refused, lease_seconds=60, retry=RetryPolicy(2)) == "failed"
     session.rollback()
     rows = {row.id: row for row in session.scalars(select(Delivery))}
     assert rows[first.id].sent_at is not None and rows[second.id].sent_at is None
@@ -193,7 +194,7 @@ def test_what_is_changed_in_the_session_while_a_delivery_is_sent_is_never_commit
     held = claim(session, delivery_id, lease_seconds=60)
     assert held is not None
     log = SentLog(session) if logged else None
-    assert send(session, held, channel_for=lambda kind: Meddling(change), lease_seconds=60, max_attempts=3,
+    assert send(session, held, channel_for=lambda kind: Meddling(change), lease_seconds=60, retry=RetryPolicy(2),
                 sent=log) == "sent"
     if log is not None:
         log.flush()
@@ -209,11 +210,11 @@ def test_a_delivery_that_cannot_be_claimed_answers_with_its_own_status(session: 
     refused = Flaky(PermanentChannelError("550 no such user", channel="smtp"), failures=99)
     held = claim(session, second, lease_seconds=60)
     assert held is not None
-    assert send(session, held, channel_for=lambda kind: refused, lease_seconds=60, max_attempts=3) == "failed"
+    assert send(session, held, channel_for=lambda kind: refused, lease_seconds=60, retry=RetryPolicy(2)) == "failed"
     assert deliver(session, second, channel_for=lambda kind: MemoryChannel(), lease_seconds=60,
-                   max_attempts=3) == "failed"
+                   retry=RetryPolicy(2)) == "failed"
     with pytest.raises(DeliveryNotFound, match="Delivery 4242 does not exist"):
-        deliver(session, 4242, channel_for=lambda kind: MemoryChannel(), lease_seconds=60, max_attempts=3)
+        deliver(session, 4242, channel_for=lambda kind: MemoryChannel(), lease_seconds=60, retry=RetryPolicy(2))
 
 
 class Clock:
@@ -270,7 +271,7 @@ def test_a_flush_that_failed_while_sending_still_lets_the_outcome_be_recorded(en
     held = claim(session, delivery_id, lease_seconds=60)
     assert held is not None
     with pytest.raises(RetryLater):
-        send(session, held, channel_for=lambda kind: Failing(), lease_seconds=60, max_attempts=3)
+        send(session, held, channel_for=lambda kind: Failing(), lease_seconds=60, retry=RetryPolicy(2))
     with Session(engine) as other:
         row = other.get(Delivery, delivery_id)
         assert row is not None and row.status == Status.PENDING and "IntegrityError" in (row.last_error or "")
@@ -284,8 +285,7 @@ def test_a_retry_after_in_seconds_is_waited_in_milliseconds_never_less_than_none
     assert held is not None
     slow_down = Flaky(TransientChannelError("429 slow down", channel="webhook", retry_after=retry_after), failures=1)
     with pytest.raises(RetryLater) as retry:
-        send(session, held, channel_for=lambda kind: slow_down, lease_seconds=60, max_attempts=3,
-             max_backoff_ms=10_000)
+        send(session, held, channel_for=lambda kind: slow_down, lease_seconds=60, retry=RetryPolicy(2, max_backoff_ms=10_000))
     assert retry.value.delay_ms == delay_ms
 
 

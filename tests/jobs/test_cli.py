@@ -9,7 +9,7 @@ import jobs
 import pytest
 from dramatiq.brokers.stub import StubBroker
 from jobs import Delivery
-from jobs.cli import main
+from jobs.commands.cli import main
 from jobs.testing import drain
 from notifiers import MemoryChannel, TransientChannelError
 from sqlalchemy import Engine, select
@@ -180,7 +180,7 @@ def test_the_worker_command_names_a_bad_option_value(capsys: pytest.CaptureFixtu
 
 
 def test_metrics_read_the_backlog_from_the_database(dead: list[int]) -> None:
-    from jobs.metrics import BacklogCollector
+    from jobs.worker.exposition import BacklogCollector
 
     families = {family.name: family for family in BacklogCollector().collect()}
     rows = {s.labels["status"]: s.value for s in families["tidings_delivery_log_rows"].samples}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import workflow
 from dramatiq.brokers.stub import StubBroker
-from jobs.cli import main
+from jobs.commands.cli import main
 from sqlalchemy import create_engine
 
 TIDINGS = str(Path(sys.executable).with_name("tidings"))

@@ -11,7 +11,9 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 from jobs import Delivery, Status
 from jobs.actors import deliver, deliver_each, fan_out
-from jobs.delivery import claim, send
+from jobs.claims import claim
+from jobs.delivery import send
+from jobs.retries import RetryPolicy
 from jobs.fanout import plan
 from jobs.testing import drain
 from notifiers import MemoryChannel, PermanentChannelError, TransientChannelError
@@ -389,10 +391,10 @@ def test_a_late_outcome_does_not_overwrite_the_next_claims_result(engine: Engine
     with Session(engine) as other:
         taken = claim(other, delivery_id, lease_seconds=60)
         assert stalled is not None and taken is not None
-        assert send(other, taken, channel_for=lambda kind: MemoryChannel(), lease_seconds=60, max_attempts=3) == "sent"
+        assert send(other, taken, channel_for=lambda kind: MemoryChannel(), lease_seconds=60, retry=RetryPolicy(max_retries=2)) == "sent"
     # When the first worker's send fails transiently and it records that
     down = Flaky(TransientChannelError("421 later", channel="smtp"), failures=1)
-    outcome = send(session, stalled, channel_for=lambda kind: down, lease_seconds=60, max_attempts=3)
+    outcome = send(session, stalled, channel_for=lambda kind: down, lease_seconds=60, retry=RetryPolicy(max_retries=2))
     # Then the delivery stays sent, and no retry is asked for
     session.rollback()
     assert (outcome, session.get(Delivery, delivery_id).status) == ("lost (sent)", "sent")  # type: ignore[union-attr]

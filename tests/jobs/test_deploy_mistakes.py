@@ -15,7 +15,7 @@ import jobs
 import pytest
 from dramatiq.brokers.stub import StubBroker
 from jobs import Delivery
-from jobs.cli import main
+from jobs.commands.cli import main
 from jobs.testing import drain
 from notifiers import Email, Event, MemoryChannel, Notifier, Recipient, on, registry
 from sqlalchemy import Engine, select, update

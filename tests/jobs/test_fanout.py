@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 from jobs import Delivery, Status, TransitionNotFound
-from jobs import fanout
+from jobs import taking
 from jobs import rows as delivery_rows
 from jobs.delivery_log import delivery_key
-from jobs.delivery import claim_many
+from jobs.claims import claim_many
 from jobs.fanout import fan_out, plan, plan_many
 from jobs.sweeper import sweep
 from notifiers import opt_out
@@ -246,7 +246,7 @@ def test_a_fan_out_through_a_session_bound_to_a_connection_plans_its_deliveries(
 
 
 def test_a_process_remembers_the_last_20000_transitions_it_planned() -> None:
-    recent = fanout._Recent()
+    recent = taking._Recent()
     recent.update(("db", i) for i in range(20_001))
     assert ("db", 0) not in recent and ("db", 1) in recent and ("db", 20_000) in recent
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from dramatiq.brokers.stub import StubBroker
-from jobs.logs import ContextFilter, JSONFormatter, LogContext, TextFormatter
+from jobs.worker.logs import ContextFilter, JSONFormatter, LogContext, TextFormatter
 from jobs.testing import drain
 from sqlalchemy.orm import Session
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import workflow
-from jobs.preview import preview
+from jobs.commands.preview import preview
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 

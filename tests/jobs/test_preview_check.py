@@ -15,7 +15,7 @@ import jobs
 import pytest
 import workflow
 from jobs import Delivery
-from jobs.cli import main
+from jobs.commands.cli import main
 from notifiers import opt_out, registry
 from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.orm import Session

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.recycling import MEMORY, MESSAGES, Recycler, rss_bytes
+from jobs.worker.recycling import MEMORY, MESSAGES, Recycler, rss_bytes
 
 
 def processed(recycler: Recycler, count: int) -> None:

@@ -8,8 +8,9 @@ import json
 import jobs
 import pytest
 from dramatiq.brokers.stub import StubBroker
-from jobs import Delivery, refan
-from jobs.cli import main
+from jobs import Delivery
+from jobs.commands import refan
+from jobs.commands.cli import main
 from jobs.testing import drain
 from notifiers import Email, Event, MemoryChannel, Notifier, Recipient, on, registry
 from sqlalchemy import Engine, func, select, update

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jobs
 import pytest
 from jobs import ConfigurationError, Settings
-from jobs.worker import Runtime
+from jobs.runtime import Runtime
 from notifiers import Email, Notifier, RegistrationError, SMSChannel, on
 
 from tests.app import Order

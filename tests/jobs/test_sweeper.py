@@ -14,7 +14,7 @@ from jobs.actors import sweep
 from jobs.fanout import fan_out, plan
 from jobs.testing import drain
 from notifiers import MemoryChannel
-from jobs.sweeper import SweeperMiddleware, sweep as sweep_rows
+from jobs.sweeper import sweep as sweep_rows
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
@@ -164,40 +164,6 @@ def test_a_transition_still_unfanned_a_grace_period_after_its_last_sweep_is_take
                                                                                         order: Order) -> None:
     record_id = unfanned_transition(session, order, retried=LONG_AGO)
     assert sweep_rows(session, grace_seconds=60).transitions == [record_id]
-
-
-class Sweeps:
-    """A sweep for the middleware to run: counts its runs, fails the first one, and says when it ran twice."""
-
-    def __init__(self) -> None:
-        self.runs = 0
-        self.twice = threading.Event()
-
-    def __call__(self) -> Any:
-        self.runs += 1
-        if self.runs >= 2:
-            self.twice.set()
-        if self.runs == 1:
-            raise ConnectionError("database blip")
-        return None
-
-
-def test_the_sweeping_thread_sweeps_again_after_a_failed_sweep_and_stops_at_shutdown() -> None:
-    sweeps = Sweeps()
-    middleware = SweeperMiddleware(sweeps, interval=lambda: 0.01)
-    middleware.after_worker_boot(None, None)  # type: ignore[arg-type]
-    thread = middleware._thread
-    try:
-        assert sweeps.twice.wait(timeout=30)
-    finally:
-        middleware.before_worker_shutdown(None, None)  # type: ignore[arg-type]
-    assert thread is not None and not thread.is_alive() and middleware._thread is None
-
-
-def test_a_sweep_interval_of_0_starts_no_sweeping_thread() -> None:
-    middleware = SweeperMiddleware(Sweeps(), interval=lambda: 0)
-    middleware.after_worker_boot(None, None)  # type: ignore[arg-type]
-    assert middleware._thread is None
 
 
 def test_one_sweep_takes_at_most_1000_deliveries_and_the_next_one_the_rest(session: Session, order: Order) -> None:

@@ -1,10 +1,10 @@
 """One worker process of ``tidings worker``: a Dramatiq ``Worker`` in-process, until told to stop or recycled.
 
-The supervisor (``jobs.supervisor``) starts it as ``python -P -m jobs.worker_process SPEC`` (SPEC
+The supervisor (``jobs.worker.supervisor``) starts it as ``python -P -m jobs.worker.process SPEC`` (SPEC
 is JSON) so that nothing from the current folder shadows ``jobs``. It imports ``jobs`` (which
 sets the configured broker and declares the actors, the sweeper included), then the
 application modules, then runs a ``dramatiq.Worker``. It stops on SIGTERM, when its
-:class:`~jobs.recycling.Recycler` says it is due, or when its supervisor is gone:
+:class:`~jobs.worker.recycling.Recycler` says it is due, or when its supervisor is gone:
 
 1. the worker threads finish the messages in hand (up to ``shutdown_timeout`` seconds);
 2. messages prefetched but not started go back to the broker: Dramatiq requeues its work
@@ -34,13 +34,14 @@ from typing import Any
 from dramatiq import Message, Worker
 from dramatiq.brokers.stub import StubBroker
 
-from . import logs, notifier_modules, preflight
-from .errors import ConfigurationError
+from .. import notifier_modules, preflight
+from ..errors import ConfigurationError
+from . import logs
 from .recycling import MEMORY, MESSAGES, Recycler
 
 __all__ = ["EXIT_CODES", "EXIT_CRASH", "EXIT_MEMORY", "EXIT_MESSAGES", "EXIT_OK", "EXIT_USAGE", "main", "run"]
 
-_log = logging.getLogger("jobs.worker_process")  # not "__main__" when run with -m
+_log = logging.getLogger("jobs.worker.process")  # not "__main__" when run with -m
 
 EXIT_OK = 0          # stopped when asked; every message in hand finished
 EXIT_CRASH = 1       # a message was still running at the deadline (it will be redelivered), or a crash
@@ -79,22 +80,12 @@ def run(spec: dict[str, Any]) -> int:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
     import jobs  # the configured broker, then the actors (and the sweeper middleware)
-    from . import metrics
+    from .. import metrics
 
-    if isinstance(jobs.broker, StubBroker):
-        _log.error("tidings worker needs a shared broker: set TIDINGS_BROKER_URL to redis://... or amqp://..., or "
-                   "TIDINGS_APP_BROKER to your own (the stub broker only reaches workers in the same process).")
-        return EXIT_USAGE
-    problem = _boot(spec)
+    refused = _refusal(spec)
+    if refused is not None:
+        return refused
     broker = jobs.broker  # the one Tidings' actors are on now: a module may have passed its own to configure()
-    if problem is None and spec.get("check"):
-        problem = preflight.database_problem(jobs.worker.runtime.engine) or preflight.broker_problem(
-            broker, jobs.worker.runtime.settings.broker_url)
-    if problem is not None:
-        _log.error("%s", problem[1])
-        return problem[0]
-    if spec.get("check"):
-        return EXIT_OK
 
     recycler = Recycler(max_memory_bytes=int(spec.get("max_memory_mb", 0)) * 2**20,
                         max_messages=int(spec.get("max_messages", 0)), on_due=wake.set)
@@ -119,17 +110,43 @@ def run(spec: dict[str, Any]) -> int:
     while not (stopping or recycler.due.is_set()):
         wake.wait(0.2)
 
+    return _stop(worker, recycler, spec, stopped_by_signal=bool(stopping))
+
+
+def _refusal(spec: dict[str, Any]) -> int | None:
+    """The exit code of a process that must not consume (said in one line), ``EXIT_OK`` after a check, else None."""
+    import jobs
+
+    if isinstance(jobs.broker, StubBroker):
+        _log.error("tidings worker needs a shared broker: set TIDINGS_BROKER_URL to redis://... or amqp://..., or "
+                   "TIDINGS_APP_BROKER to your own (the stub broker only reaches workers in the same process).")
+        return EXIT_USAGE
+    problem = _boot(spec)
+    broker = jobs.broker  # the one Tidings' actors are on now: a module may have passed its own to configure()
+    if problem is None and spec.get("check"):
+        problem = preflight.database_problem(jobs.runtime.current().engine) or preflight.broker_problem(
+            broker, jobs.runtime.current().settings.broker_url)
+    if problem is not None:
+        _log.error("%s", problem[1])
+        return problem[0]
+    if spec.get("check"):
+        return EXIT_OK
+    return None
+
+
+def _stop(worker: Worker, recycler: Recycler, spec: dict[str, Any], *, stopped_by_signal: bool) -> int:
+    """Finish the messages in hand within the shutdown timeout, close the broker; the exit code."""
     _log.info("Worker process %d is stopping: finishing the messages in hand (up to %s s).", os.getpid(),
               spec["shutdown_timeout"])
     worker.stop(timeout=int(float(spec["shutdown_timeout"]) * 1000))
     _requeue_fetched(worker)
     abandoned = recycler.in_hand  # still running in a worker thread that the deadline left behind
-    broker.close()
+    worker.broker.close()
     if abandoned:
         _log.error("Worker process %d: %d message(s) still running at the deadline; the broker will redeliver "
                    "them and the sweeper will reclaim their deliveries after the lease.", os.getpid(), abandoned)
         return EXIT_CRASH
-    if recycler.due.is_set() and not stopping:
+    if recycler.due.is_set() and not stopped_by_signal:
         return {MEMORY: EXIT_MEMORY, MESSAGES: EXIT_MESSAGES}[recycler.reason or MEMORY]
     _log.info("Worker process %d stopped.", os.getpid())
     return EXIT_OK
@@ -186,7 +203,7 @@ def _requeue_fetched(worker: Worker) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m jobs.worker_process SPEC``."""
+    """Entry point of ``python -m jobs.worker.process SPEC``."""
     args = sys.argv[1:] if argv is None else argv
     spec = json.loads(args[0])
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID` prints every thread's stack: what is it stuck on?

@@ -21,7 +21,7 @@ from typing import Any
 from notifiers import Email, Event, Notifier, NotifierError, Recipient, Registration, Templates, registry
 from workflow import model_class, utcnow
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 __all__ = ["Finding", "add_parser", "check", "run"]
 

@@ -20,10 +20,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, read_records
 
-from . import batches, fanout
-from .delivery_log import Delivery
-from .errors import ConfigurationError, TransitionNotFound
-from .resend import parse_time
+from .. import batches, fanout
+from ..delivery_log import Delivery
+from ..errors import ConfigurationError, TransitionNotFound
+from .resend import add_window, parse_time
 
 __all__ = ["Refanned", "add_command", "dry_run", "refan", "run", "select_transitions"]
 
@@ -137,10 +137,7 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     again.add_argument("--model", help="only transitions of this model, e.g. Loan")
     again.add_argument("--key", help="only this record of --model (its primary key)")
     again.add_argument("--trigger", help="only this trigger, e.g. accept")
-    again.add_argument("--since", metavar="TIME", help="committed at or after TIME: ISO 8601 (UTC) or an age (2h)")
-    again.add_argument("--until", metavar="TIME", help="committed before TIME: ISO 8601 (UTC) or an age (30m)")
-    again.add_argument("--dry-run", action="store_true", help="say what would be written, change nothing")
-    again.add_argument("--json", action="store_true", help="the result as JSON")
+    add_window(again, happened="committed", dry_run="say what would be written, change nothing")
 
 
 def run(args: argparse.Namespace, session: Session, send: Callable[[list[int]], object]) -> int:

@@ -16,8 +16,8 @@ from notifiers import Email, Event, Recipient, Registration, Text, parties_of, p
 from sqlalchemy.orm import Session
 from workflow import Stateful, TransitionRecord, WorkflowError, load_subject, model_class, utcnow
 
-from . import worker
-from .errors import ConfigurationError, JobsError
+from .. import runtime
+from ..errors import ConfigurationError, JobsError
 
 __all__ = ["Preview", "add_parser", "preview", "render", "run"]
 
@@ -90,7 +90,7 @@ def _previews(session: Session, event: Event, registrations: list[Registration],
         registrations = [dataclasses.replace(r, parties=tuple(p for p in r.parties if p == only)) for r in registrations]
     parties = parties_of(event.subject, registrations, model=event.model, key=event.key)
     skip = skip_reasons(session, (r.ref for found in parties.values() for r in found if isinstance(r, Recipient)))
-    kinds = worker.runtime.address_kinds({c for r in registrations for c in r.channels})
+    kinds = runtime.current().address_kinds({c for r in registrations for c in r.channels})
     previews = []
     for intent in plan(registrations, parties, skip, kinds):
         registration, recipient = intent.registration, intent.recipient

@@ -21,7 +21,7 @@ from typing import Any
 import dramatiq
 from dramatiq.broker import MessageProxy
 
-from .config import mask_url
+from ..config import mask_url
 
 __all__ = ["CONTEXT_FIELDS", "ContextFilter", "JSONFormatter", "LogContext", "TextFormatter", "setup"]
 

@@ -2,7 +2,7 @@
 
 Dramatiq's own master stops every process when one dies and cannot recycle one. This one:
 
-- starts ``processes`` worker processes (``jobs.worker_process``), each a Dramatiq ``Worker``
+- starts ``processes`` worker processes (``jobs.worker.process``), each a Dramatiq ``Worker``
   with the sweeper inside;
 - replaces a process that was recycled (memory or message limit) at once, and one that died
   (a crash, the kernel's OOM killer, SIGKILL) after a backoff that doubles while processes
@@ -13,7 +13,7 @@ Dramatiq's own master stops every process when one dies and cannot recycle one. 
   kills deliver the same signal twice);
 - stops with exit code 2 when a process cannot start (an application module that does not
   import): restarting would not help;
-- serves the Prometheus metrics of all its processes, when given a port (``jobs.metrics``).
+- serves the Prometheus metrics of all its processes, when given a port (``jobs.worker.exposition``).
 
 The processes share the supervisor's process group, so ``systemctl stop`` or supervisord's
 ``stopasgroup`` reach them too; each one also stops by itself when the supervisor is gone.
@@ -35,8 +35,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from .errors import ConfigurationError
-from .worker_process import EXIT_CODES, EXIT_CRASH, EXIT_MEMORY, EXIT_MESSAGES, EXIT_OK, EXIT_USAGE
+from ..errors import ConfigurationError
+from .process import EXIT_CODES, EXIT_CRASH, EXIT_MEMORY, EXIT_MESSAGES, EXIT_OK, EXIT_USAGE
 
 __all__ = ["Supervisor"]
 
@@ -195,7 +195,7 @@ class Supervisor:
         # Started with SIGTERM blocked (the mask is inherited); the process unblocks it once it can drain.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         try:
-            return subprocess.Popen([sys.executable, "-P", "-m", "jobs.worker_process", json.dumps(spec)], env=env)
+            return subprocess.Popen([sys.executable, "-P", "-m", "jobs.worker.process", json.dumps(spec)], env=env)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
@@ -241,7 +241,7 @@ class Supervisor:
     def _start_metrics(self) -> None:
         if not self.metrics_port:
             return
-        from .metrics import Exposition
+        from .exposition import Exposition
 
         self._metrics_dir = tempfile.mkdtemp(prefix="tidings-metrics-")
         try:

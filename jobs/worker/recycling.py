@@ -4,7 +4,7 @@ Dramatiq has no memory limit and no max-tasks-per-child. :class:`Recycler` check
 resident memory (RSS) and counts messages after each one it processed; past a limit it sets
 ``due`` and records why. The worker process then stops consuming, finishes the messages in
 hand, returns the ones it had prefetched, and exits with a code that tells the supervisor to
-start a fresh one (``jobs.worker_process``). The limit is checked between messages, so a
+start a fresh one (``jobs.worker.process``). The limit is checked between messages, so a
 process may exceed it by what one message allocates, and may process a few more messages
 (one per busy thread) while it stops.
 """

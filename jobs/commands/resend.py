@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
+import json
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 from workflow import utcnow
 
-from .delivery import reset_for_resend
-from .delivery_log import Delivery, Status
-from .errors import ConfigurationError
+from ..claims import reset_for_resend
+from ..delivery_log import Delivery, Status
+from ..errors import ConfigurationError, DeliveryNotFound
 
-__all__ = ["parse_time", "resend", "select_for_resend"]
+__all__ = ["add_parser", "add_window", "parse_time", "resend", "run", "select_for_resend"]
 
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_PROGRESS_EVERY = 500  # deliveries per transaction, and one progress line each past the first
 
 
 def parse_time(text: str, *, now: dt.datetime | None = None) -> dt.datetime:
@@ -77,3 +81,52 @@ def resend(session: Session, ids: Sequence[int], send: Callable[[int], object], 
             send(delivery_id)
         done += len(reset)
         yield done
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``resend`` to the commands."""
+    again = commands.add_parser("resend", help="send failed or dead deliveries again, selected by id and filters")
+    again.add_argument("ids", nargs="*", type=int, help="delivery ids (default: every one matching the filters)")
+    again.add_argument("--status", action="append", choices=[Status.FAILED, Status.DEAD],
+                       help="only this status (repeatable; default: failed and dead)")
+    again.add_argument("--notifier", help="only this notifier: LoanNotifier, LoanNotifier.accepted or its full name")
+    again.add_argument("--channel", help="only this channel, e.g. email")
+    add_window(again, happened="failed", dry_run="list what would be re-sent, change nothing")
+
+
+def add_window(parser: argparse.ArgumentParser, *, happened: str, dry_run: str) -> None:
+    """``--since``, ``--until``, ``--dry-run`` and ``--json``, as ``resend`` and ``refan`` take them."""
+    parser.add_argument("--since", metavar="TIME", help=f"{happened} at or after TIME: ISO 8601 (UTC) or an age (2h)")
+    parser.add_argument("--until", metavar="TIME", help=f"{happened} before TIME: ISO 8601 (UTC) or an age (30m)")
+    parser.add_argument("--dry-run", action="store_true", help=dry_run)
+    parser.add_argument("--json", action="store_true", help="the result as JSON")
+
+
+def run(args: argparse.Namespace, session: Session, send: Callable[[int], object]) -> int:
+    """Re-send what the arguments select (or list it, with ``--dry-run``).
+
+    Raises:
+        DeliveryNotFound: an id given names no failed or dead delivery the filters select.
+    """
+    since = parse_time(args.since) if args.since else None
+    until = parse_time(args.until) if args.until else None
+    ids = select_for_resend(session, ids=args.ids, statuses=args.status or (), notifier=args.notifier,
+                                   channel=args.channel, since=since, until=until)
+    missing = sorted(set(args.ids) - set(ids))
+    if missing:
+        raise DeliveryNotFound(f"No failed or dead delivery has id {', '.join(map(str, missing))}"
+                               f"{' among those the filters select' if _filtered(args) else ''}.")
+    if args.dry_run:
+        print(json.dumps({"would_resend": ids}) if args.json else f"would re-send {len(ids)} deliveries: "
+              + " ".join(map(str, ids)))
+        return 0
+    done = 0
+    for done in resend(session, ids, send, batch=_PROGRESS_EVERY, statuses=args.status or ()):
+        if len(ids) > _PROGRESS_EVERY:  # long runs: one progress line per batch, on stderr
+            print(f"re-sent {done}/{len(ids)}", file=sys.stderr, flush=True)
+    print(json.dumps({"resent": done}) if args.json else f"re-sent {done} deliveries")
+    return 0
+
+
+def _filtered(args: argparse.Namespace) -> bool:
+    return any((args.status, args.notifier, args.channel, args.since, args.until))

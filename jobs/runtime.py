@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .config import Settings
 from .errors import ConfigurationError
+from .retries import RetryPolicy
 
-__all__ = ["Runtime", "runtime"]
+__all__ = ["Runtime", "current", "install"]
 
 
 class Runtime:
@@ -31,6 +32,7 @@ class Runtime:
     def __init__(self, settings: Settings, *, engine: Engine | Connection | None = None,
                  channels: Mapping[str, Channel] | None = None) -> None:
         self.settings = settings
+        self.retry = RetryPolicy.of(settings)  # how deliveries are retried: the actors' options and the backoff
         self._engine = engine
         self._owns_engine = engine is None
         self._given: dict[str, Channel] = dict(channels or {})
@@ -153,9 +155,24 @@ def _in_command() -> bool:
     """Whether this process is the ``tidings`` command (the console script or ``python -m jobs``)."""
     argv = getattr(sys, "orig_argv", sys.argv)
     return os.path.basename(sys.argv[0]) == "tidings" or any(
-        a == "-m" and b in ("jobs", "jobs.cli") for a, b in zip(argv, argv[1:]))
+        a == "-m" and b in ("jobs", "jobs.commands.cli") for a, b in zip(argv, argv[1:]))
 
 
-#: The process-wide runtime; :func:`jobs.configure` replaces it.
-runtime = Runtime(_settings_from_env())
-runtime.check_channels()
+_current = Runtime(_settings_from_env())
+_current.check_channels()
+
+
+def current() -> Runtime:
+    """The process-wide runtime: what the actors, commands and the kit use now."""
+    return _current
+
+
+def install(runtime: Runtime) -> Runtime:
+    """Make ``runtime`` the process-wide one and return the one it replaces (not closed: the caller's to close).
+
+    :func:`jobs.configure` is the usual writer; the test kit installs one on the test's connection
+    and puts the previous one back on exit.
+    """
+    global _current
+    previous, _current = _current, runtime
+    return previous

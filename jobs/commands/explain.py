@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord
 
-from . import fanout
-from .delivery_log import Delivery
+from .. import fanout
+from ..delivery_log import Delivery
 
 __all__ = ["explain"]
 

@@ -1,0 +1,120 @@
+"""The ``tidings`` command: ``worker | status | explain | graph | deliveries | resend | refan | preview | check | sweep | demo``.
+
+(``python -m jobs`` is the same.) Configuration comes from the ``TIDINGS_*`` variables, as for
+the workers; options given on the command line win. Exit codes: 0 done; 1 a threshold of
+``status`` was passed, ``resend`` or ``refan`` named an id that is not there, the database (or
+the worker's broker) did not answer, or a worker process had to be killed at the shutdown
+deadline; 2 bad arguments, an application module that does not import, a setting that is
+invalid, a database without Tidings' tables, or a worker with no notifier or refused credentials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from .. import actors, notifier_modules, preflight
+from ..errors import ConfigurationError, JobsError
+from ..runtime import current
+from . import check, deliveries, demo, explain, graph, health, preview, refan, resend, worker
+
+__all__ = ["main", "main_exit"]
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one operator command; return the exit code."""
+    args = _parser().parse_args(argv)
+    if args.command == "worker":
+        return worker.run(args)
+    sys.path.insert(0, os.path.abspath(args.path))
+    if args.command == "demo":
+        return demo.run(args)
+    for module in args.modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            print(f"error: cannot import {module!r} from {args.path!r}: {error}", file=sys.stderr)
+            return 2
+    try:
+        notifier_modules.load()  # TIDINGS_NOTIFIERS: the same notifiers as the workers
+        return _run(args)
+    except SQLAlchemyError as error:
+        problem = preflight.database_problem(current().engine)
+        if problem is None:
+            raise
+        print(f"error: {problem[1]}", file=sys.stderr)
+        return problem[0]
+    except ConfigurationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except JobsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The command line: the global options and one sub-command per module of this package."""
+    parser = argparse.ArgumentParser(
+        prog="tidings", description="Run and operate Tidings: workers, backlog, timelines, re-sends.",
+        epilog="Settings come from the TIDINGS_* variables (TIDINGS_NOTIFIERS: the modules declaring your notifiers). "
+               "Exit codes: 0 done; 1 a status threshold passed, resend or refan named an id that is not there, the "
+               "database did not answer, or a worker process had to be killed at the shutdown deadline; 2 bad "
+               "arguments or settings, a module that does not import, or a database without Tidings' tables.")
+    parser.add_argument("--import", dest="modules", action="append", default=[], metavar="MODULE",
+                        help="application module to import first (models, notifiers)")
+    parser.add_argument("--path", default=".", help="folder to import application modules from (default: .)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    sweep = commands.add_parser("sweep", help="re-enqueue overdue transitions and deliveries once")
+    sweep.add_argument("--json", action="store_true", help="the ids re-enqueued, as JSON")
+    health.add_parser(commands)
+    timeline = commands.add_parser("explain", help="the timeline of one record: transitions and who was told")
+    timeline.add_argument("model", help="the model's name, e.g. Loan")
+    timeline.add_argument("key", help="the record's primary key")
+    timeline.add_argument("--json", action="store_true")
+    drawing = commands.add_parser("graph", help="the declared workflows with the parties told on each transition")
+    drawing.add_argument("--mermaid", action="store_true", help="a Mermaid stateDiagram instead of text")
+    deliveries.add_parser(commands)
+    resend.add_parser(commands)
+    refan.add_command(commands)
+    preview.add_parser(commands)
+    check.add_parser(commands)
+    worker.add_parser(commands)
+    demo.add_parser(commands)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "check":
+        return check.run(args)
+    if args.command == "graph":
+        print(graph.graph(mermaid=args.mermaid))
+        return 0
+    if args.command == "sweep":
+        found = actors.sweep()
+        print(json.dumps({"transitions": found.transitions, "deliveries": found.deliveries}) if args.json else
+              f"re-enqueued {len(found.transitions)} transitions and {len(found.deliveries)} deliveries")
+        return 0
+    with current().session() as session:
+        if args.command == "status":
+            return health.run(args, session)
+        if args.command == "preview":
+            return preview.run(args, session)
+        if args.command == "explain":
+            entries = explain.explain(session, args.model, args.key)
+            print(json.dumps(entries, indent=2) if args.json else explain.render(entries, args.model, args.key))
+            return 0
+        if args.command == "deliveries":
+            return deliveries.run(args, session)
+        if args.command == "refan":
+            return refan.run(args, session, actors.deliver_each.send)
+        return resend.run(args, session, actors.deliver.send)
+
+
+def main_exit() -> None:
+    """The ``tidings`` console script."""
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""``tidings status``: the backlog and failures, exiting 1 past a threshold (a health check)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from .. import status
+
+__all__ = ["add_parser", "render", "run"]
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``status`` to the commands."""
+    health = commands.add_parser("status", help="backlog and failures; exits 1 past a threshold (a health check)")
+    health.add_argument("--json", action="store_true")
+    health.add_argument("--max-pending", type=int, metavar="N", help="fail if more deliveries are pending")
+    health.add_argument("--max-age", type=float, metavar="SECONDS", help="fail if one waits longer")
+    health.add_argument("--max-dead", type=int, metavar="N", help="fail if more deliveries are dead or failed")
+
+
+def run(args: argparse.Namespace, session: Session) -> int:
+    """Print the figures; 1 if a threshold is passed, else 0."""
+    figures = status.status(session)
+    print(json.dumps(figures, indent=2) if args.json else render(figures))
+    return 1 if _past_thresholds(args, figures) else 0
+
+
+def _past_thresholds(args: argparse.Namespace, figures: dict[str, object]) -> bool:
+    counts: dict[str, int] = figures["deliveries"]  # type: ignore[assignment]
+    passed = []
+    if args.max_pending is not None and counts["pending"] > args.max_pending:
+        passed.append(f"{counts['pending']} pending > {args.max_pending}")
+    if args.max_age is not None and float(figures["oldest_undelivered_seconds"]) > args.max_age:  # type: ignore[arg-type]
+        passed.append(f"oldest undelivered {figures['oldest_undelivered_seconds']} s > {args.max_age} s")
+    if args.max_dead is not None and counts["dead"] + counts["failed"] > args.max_dead:
+        passed.append(f"{counts['dead'] + counts['failed']} dead or failed > {args.max_dead}")
+    for line in passed:
+        print(f"unhealthy: {line}", file=sys.stderr)
+    return bool(passed)
+
+
+def render(figures: dict[str, Any]) -> str:
+    """The figures as a few lines of text."""
+    counts = ", ".join(f"{name} {count}" for name, count in figures["deliveries"].items())
+    lines = [f"deliveries: {counts}",
+             f"transitions not fanned out: {figures['transitions_not_fanned_out']}"
+             + (f" ({figures['transitions_held']} held back)" if figures["transitions_held"] else ""),
+             *(f"  held: {held['count']} x {held['reason']}" for held in figures["held_by_reason"]),
+             f"oldest undelivered: {figures['oldest_undelivered_seconds']} s",
+             f"sent per minute (last 5 min): {figures['sent_per_minute_last_5']}"]
+    for failure in figures["failures_by_reason"]:
+        lines.append(f"  {failure['count']} x {failure['reason']}")
+    return "\n".join(lines)
