@@ -21,7 +21,8 @@ from .errors import (
     did_you_mean,
 )
 from .parties import PartySpec, resolve_party
-from .stateful import Stateful, Trigger, actor_reference, load_subject, load_subjects, model_class, stateful_models
+from .stateful import Stateful, Trigger, actor_reference
+from .subjects import load_subject, load_subjects, model_class, stateful_models
 from .transition_log import (
     Id,
     TidingsBase,

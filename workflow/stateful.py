@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
-from sqlalchemy import String, event, inspect, select
+from sqlalchemy import String, event, inspect
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, object_session, selectinload
+from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, object_session
 
 from .concurrency import undo_state, write_transition
 from .definition import Workflow
@@ -24,10 +24,8 @@ from .errors import (
     did_you_mean,
 )
 from .parties import resolve_party
+from .subjects import _models
 from .transition_log import TransitionRecord, attach_record, delete_records, insert_record, utcnow
-
-_models: dict[str, type[Stateful]] = {}
-
 
 class Trigger(Protocol):
     """The shape of a generated trigger method, e.g. ``loan.accept(actor=user, note="Friday")``."""
@@ -92,32 +90,8 @@ class Stateful:
             NotInSession: the row was not added to a session.
             ConcurrentTransition: another transaction changed the row's state first.
         """
-        workflow = type(self).workflow
-        machine = _machine(self)
-        source = self.state
-        if trigger not in machine.events:
-            raise UnknownTrigger(
-                f"{_describe(self)} has no trigger {trigger!r}; its triggers: "
-                f"{', '.join(workflow.triggers)}.{did_you_mean(trigger, workflow.triggers)}",
-                model=workflow.name or "", key=_key(self), trigger=trigger, state=source,
-            )
-        if source not in machine.events[trigger].transitions:
-            allowed = machine.allowed(source)
-            raise TransitionNotAllowed(
-                f"{_describe(self)} cannot {trigger!r} from state {source!r}; allowed now: "
-                f"{', '.join(allowed) or 'nothing (a final state)'}.",
-                model=workflow.name or "", key=_key(self), trigger=trigger, state=source, allowed=allowed,
-            )
-        _check_json(self, trigger, context)
-        session = object_session(self)
-        if session is None:
-            raise NotInSession(
-                f"{_describe(self)}: add it to a session before firing {trigger!r}, so that the "
-                f"transition is recorded in the same transaction."
-            )
-        if inspect(self).key is None:
-            session.flush()
-
+        workflow, machine, source = type(self).workflow, _machine(self), self.state
+        session = _check_firing(self, trigger, context)
         log = {"model": workflow.name, "key": _key(self), "trigger": trigger, "source": source,
                "actor": actor_reference(actor), "context": dict(context), "created_at": utcnow()}
         written: list[int] = []
@@ -138,12 +112,7 @@ class Stateful:
         except BaseException:
             self.state = source
             if written:  # the state and the log row were written: take both back at once
-                try:
-                    with session.no_autoflush:
-                        undo_state(session, self, str(log["dest"]), source)
-                        delete_records(session.connection(), written)
-                except SQLAlchemyError:  # the transaction itself failed: it can only be rolled back
-                    pass
+                _take_back(session, self, str(log["dest"]), source, written)
             raise
         if not done:
             self.state = source
@@ -162,6 +131,47 @@ class Stateful:
     def parties(self) -> dict[str, Any]:
         """Each declared party resolved for this row: one recipient, a list of them, or ``None``."""
         return {name: resolve_party(self, spec) for name, spec in type(self).workflow.parties.items()}
+
+
+def _check_firing(row: Stateful, trigger: str, context: dict[str, Any]) -> Session:
+    """Refuse what cannot fire (unknown trigger, not from this state, context not JSON, no session); the session.
+
+    A new row is flushed first, so that its key is known to the log row.
+    """
+    workflow, machine, source = type(row).workflow, _machine(row), row.state
+    if trigger not in machine.events:
+        raise UnknownTrigger(
+            f"{_describe(row)} has no trigger {trigger!r}; its triggers: "
+            f"{', '.join(workflow.triggers)}.{did_you_mean(trigger, workflow.triggers)}",
+            model=workflow.name or "", key=_key(row), trigger=trigger, state=source,
+        )
+    if source not in machine.events[trigger].transitions:
+        allowed = machine.allowed(source)
+        raise TransitionNotAllowed(
+            f"{_describe(row)} cannot {trigger!r} from state {source!r}; allowed now: "
+            f"{', '.join(allowed) or 'nothing (a final state)'}.",
+            model=workflow.name or "", key=_key(row), trigger=trigger, state=source, allowed=allowed,
+        )
+    _check_json(row, trigger, context)
+    session = object_session(row)
+    if session is None:
+        raise NotInSession(
+            f"{_describe(row)}: add it to a session before firing {trigger!r}, so that the "
+            f"transition is recorded in the same transaction."
+        )
+    if inspect(row).key is None:
+        session.flush()
+    return session
+
+
+def _take_back(session: Session, row: Stateful, written_state: str, source: str, records: list[int]) -> None:
+    """Undo a written state and its log rows at once, after a callback failed."""
+    try:
+        with session.no_autoflush:
+            undo_state(session, row, written_state, source)
+            delete_records(session.connection(), records)
+    except SQLAlchemyError:  # the transaction itself failed: it can only be rolled back
+        pass
 
 
 def _start_in(cls: type[Stateful], initial: str) -> None:
@@ -185,7 +195,7 @@ def _register(cls: type[Stateful], workflow: Workflow) -> None:
             f"Two Stateful models are named {name!r} ({known.__module__}.{known.__qualname__} and "
             f"{cls.__module__}.{cls.__qualname__}); give one Workflow(name=...)."
         )
-    _models[name] = cls
+    _models[name] = cls  # the registry of subjects.py, which loads rows back by this name
     for trigger in workflow.triggers:
         if trigger in cls.__dict__ or hasattr(Stateful, trigger):
             raise DefinitionError(f"{name}: trigger {trigger!r} clashes with an attribute of the model.")
@@ -250,81 +260,3 @@ def actor_reference(actor: object) -> str | None:
         return str(actor)[:255]
     key = "/".join(str(part) for part in identity) if identity else "?"
     return f"{type(actor).__name__}:{key}"[:255]
-
-
-def stateful_models() -> dict[str, type[Stateful]]:
-    """Every Stateful model imported so far, by the name the transition log records."""
-    return dict(_models)
-
-
-def model_class(name: str) -> type[Stateful]:
-    """The Stateful model class recorded under ``name`` in the transition log.
-
-    Raises:
-        WorkflowError: no such model has been imported.
-    """
-    try:
-        return _models[name]
-    except KeyError:
-        raise WorkflowError(
-            f"No Stateful model named {name!r} is imported; known: {', '.join(sorted(_models)) or 'none'}. "
-            f"Import the module that declares it."
-        ) from None
-
-
-def load_subject(session: Session, record: TransitionRecord) -> Stateful | None:
-    """The row a transition was fired on, or ``None`` if it no longer exists."""
-    cls = model_class(record.model)
-    columns = inspect(cls).primary_key
-    parts = record.key.split("/") if len(columns) > 1 else [record.key]
-    values = tuple(_convert(column, part) for column, part in zip(columns, parts))
-    return session.get(cls, values if len(values) > 1 else values[0])
-
-
-def load_subjects(session: Session, records: Iterable[TransitionRecord]) -> dict[int, Stateful | None]:
-    """The rows many transitions were fired on, by transition id (``None`` for a row gone).
-
-    One query per model (a composite key costs one per row), with each party declared by the
-    name of a relationship loaded for all the rows at once (``selectinload``): planning the
-    notifications of fifty transitions then reads their rows and their watchers in two queries,
-    not a hundred.
-
-    Raises:
-        WorkflowError: a transition's model is not imported.
-    """
-    by_model: dict[str, list[TransitionRecord]] = {}
-    for record in records:
-        by_model.setdefault(record.model, []).append(record)
-    found: dict[int, Stateful | None] = {}
-    for name, group in by_model.items():
-        cls = model_class(name)
-        columns = inspect(cls).primary_key
-        if len(columns) > 1:
-            found.update((record.id, load_subject(session, record)) for record in group)
-            continue
-        keys = {record.id: _convert(columns[0], record.key) for record in group}
-        query = select(cls).where(columns[0].in_(set(keys.values()))).options(*_party_loads(cls))
-        rows = {inspect(row).identity[0]: row for row in session.scalars(query)}
-        found.update((record_id, rows.get(key)) for record_id, key in keys.items())
-    return found
-
-
-def _party_loads(cls: type[Stateful]) -> list[Any]:
-    """A ``selectinload`` for each party declared by the name of a relationship of ``cls``."""
-    relationships = inspect(cls).relationships
-    return [selectinload(getattr(cls, spec)) for spec in cls.workflow.parties.values()
-            if isinstance(spec, str) and spec in relationships]
-
-
-def _convert(column: Any, text: str) -> Any:
-    """The key part ``text`` as its column's Python type; as text when that type cannot take it (the database casts)."""
-    try:
-        python_type = column.type.python_type
-    except NotImplementedError:
-        return text
-    if python_type is str or python_type is object:  # object: a TypeDecorator that does not say
-        return text
-    try:
-        return python_type(text)
-    except (TypeError, ValueError):
-        return text

@@ -1,0 +1,98 @@
+"""Which model and row a transition log row names: the registry of Stateful models and loading rows back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import inspect, select
+from sqlalchemy.orm import Session, selectinload
+
+from .errors import WorkflowError
+from .transition_log import TransitionRecord
+
+if TYPE_CHECKING:
+    from .stateful import Stateful
+
+__all__ = ["load_subject", "load_subjects", "model_class", "stateful_models"]
+
+#: Every Stateful model declared so far, by the name its transitions are logged under (filled by stateful.py).
+_models: dict[str, type[Stateful]] = {}
+
+
+def stateful_models() -> dict[str, type[Stateful]]:
+    """Every Stateful model imported so far, by the name the transition log records."""
+    return dict(_models)
+
+
+def model_class(name: str) -> type[Stateful]:
+    """The Stateful model class recorded under ``name`` in the transition log.
+
+    Raises:
+        WorkflowError: no such model has been imported.
+    """
+    try:
+        return _models[name]
+    except KeyError:
+        raise WorkflowError(
+            f"No Stateful model named {name!r} is imported; known: {', '.join(sorted(_models)) or 'none'}. "
+            f"Import the module that declares it."
+        ) from None
+
+
+def load_subject(session: Session, record: TransitionRecord) -> Stateful | None:
+    """The row a transition was fired on, or ``None`` if it no longer exists."""
+    cls = model_class(record.model)
+    columns = inspect(cls).primary_key
+    parts = record.key.split("/") if len(columns) > 1 else [record.key]
+    values = tuple(_convert(column, part) for column, part in zip(columns, parts))
+    return session.get(cls, values if len(values) > 1 else values[0])
+
+
+def load_subjects(session: Session, records: Iterable[TransitionRecord]) -> dict[int, Stateful | None]:
+    """The rows many transitions were fired on, by transition id (``None`` for a row gone).
+
+    One query per model (a composite key costs one per row), with each party declared by the
+    name of a relationship loaded for all the rows at once (``selectinload``): planning the
+    notifications of fifty transitions then reads their rows and their watchers in two queries,
+    not a hundred.
+
+    Raises:
+        WorkflowError: a transition's model is not imported.
+    """
+    by_model: dict[str, list[TransitionRecord]] = {}
+    for record in records:
+        by_model.setdefault(record.model, []).append(record)
+    found: dict[int, Stateful | None] = {}
+    for name, group in by_model.items():
+        cls = model_class(name)
+        columns = inspect(cls).primary_key
+        if len(columns) > 1:
+            found.update((record.id, load_subject(session, record)) for record in group)
+            continue
+        keys = {record.id: _convert(columns[0], record.key) for record in group}
+        query = select(cls).where(columns[0].in_(set(keys.values()))).options(*_party_loads(cls))
+        rows = {inspect(row).identity[0]: row for row in session.scalars(query)}
+        found.update((record_id, rows.get(key)) for record_id, key in keys.items())
+    return found
+
+
+def _party_loads(cls: type[Stateful]) -> list[Any]:
+    """A ``selectinload`` for each party declared by the name of a relationship of ``cls``."""
+    relationships = inspect(cls).relationships
+    return [selectinload(getattr(cls, spec)) for spec in cls.workflow.parties.values()
+            if isinstance(spec, str) and spec in relationships]
+
+
+def _convert(column: Any, text: str) -> Any:
+    """The key part ``text`` as its column's Python type; as text when that type cannot take it (the database casts)."""
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        return text
+    if python_type is str or python_type is object:  # object: a TypeDecorator that does not say
+        return text
+    try:
+        return python_type(text)
+    except (TypeError, ValueError):
+        return text
