@@ -15,7 +15,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from tests.app import Order, Person
-from tests.conftest import ROOT, SMTPServer, stop_group, worker_env
+from tests.processes import ROOT, stop_group, worker_env
+from tests.servers import SMTPServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_jobs")]
 

@@ -19,7 +19,9 @@ from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
 
 from examples.lending.models import Item, Loan, User
-from tests.conftest import ROOT, SMTPServer, WorkerCommand, delivery_statuses, free_port, stop_group, wait_for, worker_env
+from tests.processes import ROOT, stop_group, wait_for, worker_env, WorkerCommand
+from tests.scenarios import delivery_statuses
+from tests.servers import free_port, SMTPServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_jobs")]
 

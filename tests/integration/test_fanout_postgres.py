@@ -13,7 +13,7 @@ from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
 
-from tests import conftest
+from tests import scenarios
 from tests.jobs.test_fanout import three_paid_orders_the_second_of_which_cannot_be_planned
 
 pytestmark = pytest.mark.integration
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 def paid_orders(engine: Engine, count: int) -> list[int]:
     """``count`` orders paid and committed, their transitions not fanned out yet; the transitions' ids."""
     with Session(engine) as session:
-        return conftest.paid_orders(session, count)
+        return scenarios.paid_orders(session, count)
 
 
 def unfanned(engine: Engine) -> int:

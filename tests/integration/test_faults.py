@@ -28,7 +28,9 @@ from workflow import TransitionRecord
 from examples.lending.models import Item, Loan, User
 from tests.app import Order, Person
 from examples.lending.notifications import LoanNotifier  # noqa: F401 - registers the notifier
-from tests.conftest import ROOT, SMTPServer, TCPProxy, delivery_statuses, stop_group, wait_for, worker_env
+from tests.processes import ROOT, stop_group, wait_for, worker_env
+from tests.scenarios import delivery_statuses
+from tests.servers import SMTPServer, TCPProxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_jobs")]
 

@@ -11,7 +11,7 @@ from notifiers import Email, Inbox, InAppChannel, Recipient, TransientChannelErr
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 
-from tests.conftest import TCPProxy
+from tests.servers import TCPProxy
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from jobs.fanout import fan_out
 from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.orm import Session
 
-from tests import conftest
+from tests import scenarios
 from tests.app import Base
 
 pytestmark = pytest.mark.integration
@@ -35,7 +35,7 @@ def other_shop(shop: Engine) -> Iterator[Engine]:
 
 def planned_keys(engine: Engine) -> tuple[list[int], set[str]]:
     with Session(engine) as session:
-        ids = conftest.paid_orders(session, 1)
+        ids = scenarios.paid_orders(session, 1)
         fan_out(session, ids[0])
         return ids, set(session.scalars(select(Delivery.key)))
 

@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session
 
 from examples.lending.models import Item, Loan, User
 from examples.lending.notifications import LoanNotifier  # noqa: F401 - registers the notifier
-from tests.conftest import SMTPServer, create_lending_tables, worker_env
+from tests.processes import worker_env
+from tests.scenarios import create_lending_tables
+from tests.servers import SMTPServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_jobs")]
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from examples.signup.models import Base, User
 from examples.signup.notifications import AccountNotifier  # noqa: F401 - registers the notifier
-from tests.conftest import HTTPServer
+from tests.servers import HTTPServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_jobs")]
 

@@ -20,7 +20,9 @@ from sqlalchemy.orm import Session
 
 from examples.lending.models import Item, Loan, User
 from examples.lending.notifications import LoanNotifier  # noqa: F401 - registers the notifier
-from tests.conftest import SMTPServer, WorkerCommand, delivery_statuses, free_port, group_members, wait_for, worker_env
+from tests.processes import group_members, wait_for, worker_env, WorkerCommand
+from tests.scenarios import delivery_statuses
+from tests.servers import free_port, SMTPServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_jobs")]
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from workflow import TransitionRecord
 
 from tests.app import Order, Person
-from tests.conftest import paid_orders
+from tests.scenarios import paid_orders
 
 
 class Flaky(MemoryChannel):

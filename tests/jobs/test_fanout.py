@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, object_session
 from workflow import TransitionRecord
 
 from tests.app import Account, Order, Person
-from tests.conftest import paid_orders
+from tests.scenarios import paid_orders
 
 
 def test_one_delivery_per_party_recipient_and_channel(session: Session, order: Order) -> None:

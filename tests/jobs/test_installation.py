@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from workflow import TransitionRecord
 
 from tests.app import Base
-from tests.conftest import paid_orders
+from tests.scenarios import paid_orders
 
 
 @pytest.fixture

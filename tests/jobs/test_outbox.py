@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from workflow import TransitionRecord
 
 from tests.app import Order
-from tests.conftest import ROOT
+from tests.processes import ROOT
 
 
 def enqueued(broker: StubBroker) -> list[tuple[str, tuple[object, ...]]]:

@@ -8,7 +8,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from workflow import Stateful, TransitionRecord, Workflow, load_subject, load_subjects, metadata, read_records
 
 from tests.app import Order
-from tests.conftest import paid_orders
+from tests.scenarios import paid_orders
 
 
 class Base(DeclarativeBase):

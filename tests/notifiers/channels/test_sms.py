@@ -18,7 +18,7 @@ from notifiers import (
     TransientChannelError,
 )
 
-from tests.conftest import HTTPReply, HTTPServer
+from tests.servers import HTTPReply, HTTPServer
 
 CARL = Recipient(addresses={"phone": "+49 30 1234567"}, name="Carl", ref="User:3")
 

@@ -34,7 +34,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from tests.app import Parcel, Person
-from tests.conftest import HTTPReply, HTTPRequest, HTTPServer
+from tests.servers import HTTPReply, HTTPRequest, HTTPServer
 
 SECRET = "whsec-never-shown-4f2a"
 MESSAGE = Email(subject="Order 42 paid", text="Hello Bea", html="<p>Hello Bea</p>")

@@ -24,7 +24,7 @@ from workflow import TransitionRecord
 from examples.lending.models import Base, Item, Loan, User
 from examples.lending.notifications import LoanNotifier  # noqa: F401 - registers the notifier
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 TIDINGS = str(Path(sys.executable).with_name("tidings"))
 
 pytestmark = pytest.mark.usefixtures("restore_jobs")

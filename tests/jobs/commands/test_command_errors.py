@@ -76,7 +76,7 @@ def test_a_database_that_does_not_answer_is_said_in_one_line_with_exit_1(tmp_pat
 
 def test_a_worker_whose_database_does_not_answer_says_so_once_and_exits_1(tmp_path: Path) -> None:
     port = unanswered()
-    done = tidings("worker", "examples.lending.notifications", "--path", str(Path(__file__).parents[2]),
+    done = tidings("worker", "examples.lending.notifications", "--path", str(Path(__file__).parents[3]),
                    env={"TIDINGS_DATABASE_URL": f"postgresql+psycopg://app:db-secret-7@127.0.0.1:{port}/app",
                         "TIDINGS_BROKER_URL": f"redis://127.0.0.1:{unanswered()}/0"}, cwd=tmp_path)
     assert done.returncode == 1
