@@ -30,6 +30,17 @@ def age_everything(session: Session) -> None:
     session.commit()
 
 
+def overdue_deliveries(session: Session, order: Order, cycles: int) -> None:
+    """``cycles`` cancels and reopens of ``order``, fanned out, their deliveries' messages lost and overdue."""
+    for _ in range(cycles):
+        order.cancel()
+        order.reopen()
+    session.commit()
+    for record_id in session.scalars(select(TransitionRecord.id)):
+        fan_out(session, record_id)
+    age_everything(session)
+
+
 def test_a_transition_committed_while_the_broker_was_down_is_delivered_by_the_sweep(
         broker: StubBroker, session: Session, order: Order, mailbox: MemoryChannel,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,13 +97,7 @@ def test_fresh_work_is_not_swept(broker: StubBroker, session: Session, order: Or
 
 def test_two_sweepers_at_once_take_each_delivery_once(broker: StubBroker, engine: object, session: Session,
                                                       order: Order) -> None:
-    for _ in range(20):
-        order.cancel()
-        order.reopen()
-    session.commit()
-    for record_id in session.scalars(select(TransitionRecord.id)):
-        fan_out(session, record_id)
-    age_everything(session)
+    overdue_deliveries(session, order, 20)
     start = threading.Barrier(2)
 
     def one_sweep() -> list[int]:
@@ -178,13 +183,7 @@ def test_one_sweep_takes_at_most_1000_deliveries_and_the_next_one_the_rest(sessi
 
 def test_on_sqlite_a_sweep_started_while_another_is_between_its_reads_and_its_writes_takes_none_of_its_rows(
         broker: StubBroker, engine: Any, session: Session, order: Order) -> None:
-    for _ in range(5):
-        order.cancel()
-        order.reopen()
-    session.commit()
-    for record_id in session.scalars(select(TransitionRecord.id)):
-        fan_out(session, record_id)
-    age_everything(session)
+    overdue_deliveries(session, order, 5)
     first_read, second_read = threading.Event(), threading.Event()
     holder: list[int] = []
 
