@@ -63,7 +63,6 @@ def install(send: Callable[[int | list[int]], Any], *, on_stub: Callable[[StubBr
         event.listen(Session, "detached_to_persistent", _persistent)
         event.listen(Session, "pending_to_persistent", _persistent)
         event.listen(Session, "after_commit", _after_commit)
-        event.listen(Session, "after_soft_rollback", _after_soft_rollback)
         event.listen(Session, "after_transaction_end", _after_transaction_end)
 
 
@@ -143,14 +142,6 @@ def _dispatch(send: Callable[[int | list[int]], Any], transition_ids: int | list
 
 
 
-def _after_soft_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
-    buffers = session.info.get(_KEY)
-    if buffers:
-        buffers.pop(previous_transaction, None)
-        if previous_transaction.parent is None:
-            buffers.clear()
-
-
 def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
     buffers = session.info.get(_KEY)
     if not buffers:
@@ -159,5 +150,6 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
         buffers.clear()
     elif transaction.nested:
         # A released SAVEPOINT handed its buffer up already; one that ends otherwise was rolled
-        # back, possibly with an outer SAVEPOINT that alone gets an after_soft_rollback.
+        # back. Each SAVEPOINT a rollback closes ends here, inner ones included (SQLAlchemy 2
+        # ends them before its after_soft_rollback), so no rollback hook is needed.
         buffers.pop(transaction, None)
