@@ -24,8 +24,9 @@ def test_the_wheel_holds_the_packages_and_their_py_typed_markers(tmp_path: Path)
                    check=True, timeout=300, capture_output=True)
     [wheel] = tmp_path.glob("tidings-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for package in ("workflow", "notifiers", "notifiers/channels", "jobs"):
-        assert f"{package}/__init__.py" in names
+    modules = [p.relative_to(ROOT).as_posix() for package in ("workflow", "notifiers", "jobs")
+               for p in (ROOT / package).rglob("*.py")]
+    assert [m for m in modules if m not in names] == []  # every module, subpackages included
     for package in ("workflow", "notifiers", "jobs"):
         assert f"{package}/py.typed" in names
     assert "tidings_pytest.py" in names  # the pytest plugin the entry point names
