@@ -50,11 +50,17 @@ def _deliver_in_process(stub: StubBroker) -> None:
 outbox.install(actors.fan_out.send, on_stub=_deliver_in_process)
 
 
+#: The periodic tasks that act on due time (timers, deliveries whose time came): every worker
+#: process's schedule runs them after the sweep, and the test kit's ``advance()`` runs each once
+#: after moving the clock.
+due_work: list[schedule.Task] = []
+
+
 def _add_middleware(target: dramatiq.Broker) -> None:
     """The worker-side middleware of Tidings on ``target``, once: the schedule (its first task the sweep), the refusal."""
     if not any(isinstance(m, Schedule) for m in target.middleware):
         sweep = schedule.Task("sweep", actors.sweep, lambda: runtime.current().settings.sweep_interval)
-        target.add_middleware(Schedule([sweep]))
+        target.add_middleware(Schedule([sweep, *due_work]))
     if not any(isinstance(m, notifier_modules.RefuseWithoutNotifiers) for m in target.middleware):
         target.add_middleware(notifier_modules.RefuseWithoutNotifiers())
 

@@ -78,6 +78,7 @@ class Settings:
     lease_seconds: float = 60.0
     sweep_interval: float = 15.0
     sweep_after_seconds: float = 60.0
+    due_interval: float = 5.0
     broker_timeout: float = 5.0
     # `tidings worker`: the process supervisor, recycling, metrics and logs.
     worker_processes: int = 0
@@ -120,7 +121,7 @@ class Settings:
                     f"{self.notifiers!r} is not a comma-separated list of module names")
         self._check(0 <= self.metrics_port <= 65535, "metrics_port", "must be a TCP port, or 0 for no metrics")
         self._check(1 <= self.smtp_port <= 65535, "smtp_port", f"{self.smtp_port} is not a TCP port (1 to 65535)")
-        for name in ("max_retries", "min_backoff_ms", "max_backoff_ms", "sweep_interval",
+        for name in ("max_retries", "min_backoff_ms", "max_backoff_ms", "sweep_interval", "due_interval",
                      "worker_processes", "max_memory_mb", "max_messages"):
             self._check(getattr(self, name) >= 0, name, "must not be negative")
         for name in ("lease_seconds", "smtp_timeout", "broker_timeout", "sweep_after_seconds", "worker_threads",

@@ -36,6 +36,7 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 import dramatiq
+from workflow import utcnow
 
 from .errors import ConfigurationError
 
@@ -109,7 +110,7 @@ def delivery_sent(channel: str, committed_at: dt.datetime) -> None:
     if _worker is not None:
         if committed_at.tzinfo is None:  # SQLite returns naive UTC
             committed_at = committed_at.replace(tzinfo=dt.timezone.utc)
-        seconds = (dt.datetime.now(dt.timezone.utc) - committed_at).total_seconds()
+        seconds = (utcnow() - committed_at).total_seconds()
         _worker.latency.labels(channel).observe(max(seconds, 0.0))
 
 

@@ -6,6 +6,7 @@ The ``tidings`` pytest fixture (:mod:`tidings_pytest`, registered on install) wr
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from queue import Empty
@@ -17,7 +18,7 @@ from notifiers import Channel, MemoryChannel, SMSChannel, registry
 from notifiers.channels import Sent
 from sqlalchemy import Connection, Engine, event, func, select
 from sqlalchemy.orm import Session
-from workflow import TransitionRecord
+from workflow import TransitionRecord, clock
 
 from . import delivery, outbox, runtime
 from .delivery_log import Delivery, Status
@@ -69,6 +70,27 @@ class Kit:
         new = self._describe(self.channel.outbox[before:])
         self.sent.extend(new)
         return new
+
+    def advance(self, delta: dt.timedelta | None = None, **units: float) -> list[Notification]:
+        """Move the clock forward (``advance(days=3)``), run what became due; return what was sent now.
+
+        Queued jobs run first, at the old time; then each of the schedule's time tasks runs once
+        at the new time, and what they enqueue runs too. Nothing sleeps: a test of "expires after
+        7 days" takes milliseconds. The clock goes back to the real time when the test ends.
+
+        Args:
+            delta: how far; or ``units``, the arguments of :class:`datetime.timedelta`.
+        """
+        import jobs
+
+        before = len(self.sent)
+        self.run()
+        clock.advance((delta or dt.timedelta(0)) + dt.timedelta(**units))
+        for task in jobs.due_work:
+            self._use_bind()
+            task.run()
+            self.run()
+        return self.sent[before:]
 
     def _take(self) -> list[Message[Any]]:
         """Every message queued now, removed from the queues."""
@@ -249,6 +271,7 @@ def kit() -> Iterator[Kit]:
             yield new
             new.run()  # what the test left queued runs, as production would: a broken template fails it
     finally:
+        clock.reset()
         delivery.raise_message_errors = raising
         event.remove(Session, "after_commit", remember_bind)
         broker.flush_all()

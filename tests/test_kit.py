@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 from pathlib import Path
@@ -282,3 +283,31 @@ def test_clear_forgets_failed_deliveries_too(session: Session, order: Order, tid
     session.commit()
     tidings.clear()
     assert tidings.failed() == []
+
+
+def test_advance_moves_the_clock_and_runs_what_was_queued_first(session: Session, order: Order,
+                                                                  tidings: Kit) -> None:
+    from workflow import utcnow
+
+    order.pay()
+    session.commit()
+    before = utcnow()
+    sent = tidings.advance(days=3)
+    assert [n.trigger for n in sent] == ["pay"] * len(sent) and sent
+    assert utcnow() - before >= dt.timedelta(days=3)
+
+
+def test_the_clock_is_real_again_after_a_test_that_advanced_it(user_project: pytest.Pytester) -> None:
+    user_project.makepyfile(test_clock="""
+        import datetime as dt
+        from workflow import utcnow
+
+        def test_a_moves_time(tidings):
+            tidings.advance(days=30)
+            assert utcnow() - dt.datetime.now(dt.timezone.utc) > dt.timedelta(days=29)
+
+        def test_b_sees_real_time():
+            assert abs(utcnow() - dt.datetime.now(dt.timezone.utc)) < dt.timedelta(minutes=1)
+    """)
+    result = user_project.runpytest_subprocess("-p", "no:randomly", "test_clock.py")
+    result.assert_outcomes(passed=2)

@@ -6,6 +6,7 @@ only by adding a :class:`TransitionRecord` row to the caller's session.
 
 from __future__ import annotations
 
+from . import clock
 from .definition import Workflow
 from .errors import (
     ConcurrentTransition,
@@ -31,8 +32,8 @@ from .transition_log import (
     read_record,
     read_records,
     register_outbox,
-    utcnow,
 )
+from .clock import utcnow
 
 __all__ = [
     "ConcurrentTransition",
@@ -53,6 +54,7 @@ __all__ = [
     "Workflow",
     "WorkflowError",
     "actor_reference",
+    "clock",
     "did_you_mean",
     "load_subject",
     "load_subjects",

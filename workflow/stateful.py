@@ -23,9 +23,11 @@ from .errors import (
     WorkflowError,
     did_you_mean,
 )
+from .clock import utcnow
 from .parties import resolve_party
 from .subjects import _models
-from .transition_log import TransitionRecord, attach_record, delete_records, insert_record, utcnow
+from .transition_log import TransitionRecord, attach_record, delete_records, insert_record
+
 
 class Trigger(Protocol):
     """The shape of a generated trigger method, e.g. ``loan.accept(actor=user, note="Friday")``."""

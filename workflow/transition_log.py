@@ -24,6 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, make_transient_to_detached, mapped_column
 
+from .clock import utcnow
+
 _log = logging.getLogger("workflow")
 
 #: The MetaData that holds Tidings' own tables (the transition log, and the delivery log once
@@ -33,11 +35,6 @@ metadata = MetaData()
 
 #: An auto-incrementing 64-bit key that SQLite also accepts as its rowid.
 Id = BigInteger().with_variant(Integer(), "sqlite")
-
-
-def utcnow() -> dt.datetime:
-    """The current time, timezone-aware in UTC."""
-    return dt.datetime.now(dt.timezone.utc)
 
 
 class TidingsBase(DeclarativeBase):
