@@ -347,35 +347,6 @@ def test_a_transient_failure_in_a_chunk_retries_that_delivery_alone(broker: Stub
     assert sorted(attempts for _, _, attempts in statuses(session)) == [1] * 40 + [2]
 
 
-@pytest.mark.integration
-def test_on_postgresql_a_claim_and_an_outcome_are_single_statement_transactions(
-        shop: Any, mailbox: MemoryChannel, restore_jobs: None) -> None:
-    stub = StubBroker()
-    stub.emit_after("process_boot")
-    jobs.configure(jobs.Settings(), broker=stub, engine=shop, channels={"email": mailbox}, sweep_interval=0)
-    seen: list[tuple[str, bool]] = []
-
-    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "tidings_deliveries" in statement.split("(")[0]:
-            seen.append((statement.split()[0], conn.connection.dbapi_connection.autocommit))
-
-    with Session(shop) as session:
-        order = Order(buyer=Person(name="Bea", email="bea@example.com"),
-                      seller=Person(name="Sam", email="sam@example.com"))
-        session.add(order)
-        session.commit()
-        record_id = order.pay().id
-        session.commit()
-    event.listen(shop, "before_cursor_execute", note)
-    try:
-        fan_out.fn(record_id)  # writes both deliveries claimed, in its transaction, sends both, records both at once
-        deliver.fn(1)  # already sent: the claim finds nothing to do
-    finally:
-        event.remove(shop, "before_cursor_execute", note)
-    assert seen == [("INSERT", False), ("UPDATE", True), ("UPDATE", True), ("SELECT", False)]
-    assert len(mailbox.outbox) == 2
-
-
 # --- A claim that ran out belongs to whoever took it next ------------------------------------------
 
 

@@ -36,6 +36,8 @@ from sqlalchemy.orm import Session
 from tests.app import Parcel, Person
 from tests.servers import HTTPReply, HTTPRequest, HTTPServer
 
+pytestmark = pytest.mark.integration
+
 SECRET = "whsec-never-shown-4f2a"
 MESSAGE = Email(subject="Order 42 paid", text="Hello Bea", html="<p>Hello Bea</p>")
 BEA = Recipient("bea@example.com", "Bea", "buyer", ref="Person:1", locale="de")

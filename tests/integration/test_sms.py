@@ -20,6 +20,8 @@ from notifiers import (
 
 from tests.servers import HTTPReply, HTTPServer
 
+pytestmark = pytest.mark.integration
+
 CARL = Recipient(addresses={"phone": "+49 30 1234567"}, name="Carl", ref="User:3")
 
 
