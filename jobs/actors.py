@@ -67,7 +67,7 @@ def fan_out(transition_ids: int | list[int], swept: bool = False) -> None:
 @dramatiq.actor(queue_name=_settings.queue, actor_name="tidings.deliver",
                 throws=(PermanentChannelError,), **RetryPolicy.of(_settings).actor_options())
 def deliver(delivery_id: int) -> None:
-    """Send one delivery; transient channel errors raise, so Dramatiq retries with backoff."""
+    """Send one delivery; a transient failure raises ``dramatiq.Retry`` with the retry policy's backoff."""
     runtime = current()
     try:
         with runtime.session() as session:

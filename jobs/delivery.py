@@ -50,13 +50,13 @@ class RetryLater(Exception):
 
     Attributes:
         delivery_id: the delivery.
-        delay_ms: the backoff (or what the channel asked for, when ``asked``).
+        delay_ms: the policy's backoff (what the channel asked for, within the policy, if it did).
         error: the failure.
     """
 
-    def __init__(self, delivery_id: int, delay_ms: int, error: Exception, *, asked: bool) -> None:
+    def __init__(self, delivery_id: int, delay_ms: int, error: Exception) -> None:
         super().__init__(f"Delivery {delivery_id}: {error}")
-        self.delivery_id, self.delay_ms, self.error, self.asked = delivery_id, delay_ms, error, asked
+        self.delivery_id, self.delay_ms, self.error = delivery_id, delay_ms, error
 
 
 def deliver(session: Session, delivery_id: int, *, channel_for: Callable[[str], Channel],
@@ -67,14 +67,15 @@ def deliver(session: Session, delivery_id: int, *, channel_for: Callable[[str], 
     so two workers never send it at once and a sent one is never sent again. Errors end as
     recorded statuses: a broken template or message is ``failed``, a permanent channel error is
     ``failed`` with the server's reply, and so is a deterministic error (encoding, validation,
-    type, data too long); a transient one (or any other exception, such as
-    a service down) goes back to ``pending`` (or ``dead`` once ``retry`` gives up) and is
-    re-raised so that Dramatiq retries with backoff; its
-    lease then covers the longest backoff Dramatiq may choose, so the sweeper leaves it alone.
+    type, data too long); a transient one (or any other exception, such as a service down) goes
+    back to ``pending`` (or ``dead`` once ``retry`` gives up), logged as one warning, and
+    ``dramatiq.Retry`` is raised with ``retry``'s backoff as its delay: the wait is the policy's,
+    not the Retries middleware's own, and Dramatiq logs no traceback. The lease covers that wait,
+    so the sweeper leaves the delivery alone meanwhile.
 
     Raises:
         DeliveryNotFound: no delivery has this id.
-        TransientChannelError: the channel may succeed later; retry.
+        dramatiq.Retry: a transient failure was recorded; the message is tried again after ``delay``.
     """
     held = claims.claim(session, delivery_id, lease_seconds)
     if held is None:
@@ -86,9 +87,7 @@ def deliver(session: Session, delivery_id: int, *, channel_for: Callable[[str], 
     try:
         return send(session, held, channel_for=channel_for, lease_seconds=lease_seconds, retry=retry)
     except RetryLater as later:
-        if later.asked:
-            raise dramatiq.Retry(str(later.error), delay=later.delay_ms) from later.error
-        raise later.error from None
+        raise dramatiq.Retry(str(later.error), delay=later.delay_ms) from later.error
 
 
 def send(session: Session, held: Claim, *, channel_for: Callable[[str], Channel], lease_seconds: float,
@@ -141,7 +140,10 @@ def _retry_later(session: Session, held: Claim, error: Exception, retry: RetryPo
                        lease_until=utcnow() + dt.timedelta(milliseconds=backoff_ms, seconds=lease_seconds))
     if recorded != Status.PENDING:  # the claim was lost meanwhile: whoever holds it now decides
         return recorded
-    raise RetryLater(held.id, backoff_ms, error, asked=asked is not None)
+    _log.warning("Delivery %s on channel %r: attempt %s of %s failed (%s); next try in %s s.", held.id, held.channel,
+                 held.attempts, retry.max_attempts, reason, f"{backoff_ms / 1000:g}",
+                 extra={"delivery_id": held.id, "transition_id": held.transition_id})
+    raise RetryLater(held.id, backoff_ms, error)
 
 
 def _compose(session: Session, held: Claim, loaded: tuple[TransitionRecord, Any] | None,

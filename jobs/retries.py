@@ -1,9 +1,15 @@
 """The retry policy: how often a delivery is tried, how long it waits between tries, and the cap on Retry-After.
 
-One object, built from :class:`~jobs.config.Settings`, answers every retry question: the
-options Dramatiq's ``Retries`` middleware reads on the actors (a backstop for messages that fail
-outside a recorded outcome), and the delay a transient failure of a delivery waits before its
-next try (recorded in the delivery's lease, so the sweeper leaves it alone meanwhile).
+One object, built from :class:`~jobs.config.Settings`, answers every retry question. A transient
+failure of a delivery waits :meth:`RetryPolicy.backoff_ms` before its next try, whichever message
+sent it: a fan-out or a chunk enqueues a ``tidings.deliver`` message with that delay, and a
+``tidings.deliver`` message raises ``dramatiq.Retry(delay=...)`` with it, so Dramatiq's
+``Retries`` middleware waits the policy's backoff rather than its own, and its worker logs no
+traceback (Tidings logs one warning per retry). The wait is also in the delivery's lease, so the
+sweeper leaves it alone meanwhile; the delivery is ``dead`` once :meth:`RetryPolicy.gives_up`.
+The middleware's own options on the actors (:meth:`RetryPolicy.actor_options`; it counts a
+``Retry`` as a retry too) are a backstop for a message that fails outside a recorded outcome,
+such as the database down before the claim.
 """
 
 from __future__ import annotations
