@@ -17,14 +17,17 @@ import os
 import sys
 from collections.abc import Sequence
 
+from dramatiq.brokers.stub import StubBroker
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import actors, notifier_modules, preflight
+from .. import actors, inprocess, notifier_modules, preflight
 from ..errors import ConfigurationError, JobsError
 from ..runtime import current
 from . import check, deliveries, demo, explain, graph, health, preview, refan, resend, worker
 
 __all__ = ["main", "main_exit"]
+
+_STUB_WAIT = 30.0  # seconds a command on the StubBroker waits for what it enqueued (retries included)
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one operator command; return the exit code."""
@@ -98,7 +101,14 @@ def _run(args: argparse.Namespace) -> int:
         found = actors.sweep()
         print(json.dumps({"transitions": found.transitions, "deliveries": found.deliveries}) if args.json else
               f"re-enqueued {len(found.transitions)} transitions and {len(found.deliveries)} deliveries")
+        _run_here_on_stub(args)
         return 0
+    if args.command in ("refan", "resend"):
+        with current().session() as session:
+            code = (refan.run(args, session, actors.deliver_each.send) if args.command == "refan" else
+                    resend.run(args, session, actors.deliver.send))
+        _run_here_on_stub(args)
+        return code
     with current().session() as session:
         if args.command == "status":
             return health.run(args, session)
@@ -108,11 +118,29 @@ def _run(args: argparse.Namespace) -> int:
             entries = explain.explain(session, args.model, args.key)
             print(json.dumps(entries, indent=2) if args.json else explain.render(entries, args.model, args.key))
             return 0
-        if args.command == "deliveries":
-            return deliveries.run(args, session)
-        if args.command == "refan":
-            return refan.run(args, session, actors.deliver_each.send)
-        return resend.run(args, session, actors.deliver.send)
+        return deliveries.run(args, session)
+
+
+def _run_here_on_stub(args: argparse.Namespace) -> None:
+    """On the StubBroker built from ``broker_url=stub``, run here what a command enqueued: it would end with this process.
+
+    With a real broker the workers take it, as they take every message; a StubBroker the caller
+    passed to ``jobs.configure`` (a test's) keeps it for the caller's ``drain()``.
+    """
+    broker = actors.deliver.broker
+    if (not isinstance(broker, StubBroker) or broker not in sys.modules["jobs"]._built
+            or not any(queue.unfinished_tasks for queue in broker.queues.values())):
+        return
+    note = sys.stderr if args.json else sys.stdout
+    try:
+        inprocess.drain(broker, timeout=_STUB_WAIT)
+    except TimeoutError:
+        print(f"note: broker_url=stub: what is still waiting for a retry after {_STUB_WAIT:g} s is left to the "
+              "sweeper of the next process on this database (set TIDINGS_BROKER_URL to hand it to workers).",
+              file=note)
+        return
+    print("delivered in this process: broker_url=stub has no workers to take the messages (set TIDINGS_BROKER_URL "
+          "to hand them to workers).", file=note)
 
 
 def main_exit() -> None:
