@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
+from .commands.cli import main_exit
 
-from .commands.cli import main
-
-sys.exit(main())
+main_exit()

@@ -144,5 +144,15 @@ def _run_here_on_stub(args: argparse.Namespace) -> None:
 
 
 def main_exit() -> None:
-    """The ``tidings`` console script."""
-    sys.exit(main())
+    """The ``tidings`` console script (and ``python -m jobs``).
+
+    Output to a pipe whose reader has gone (``tidings status | head -1``) ends the command
+    quietly, with exit 0 as for ``head`` itself: no BrokenPipeError traceback.
+    """
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the interpreter's last flush is quiet too
+        code = 0
+    sys.exit(code)
