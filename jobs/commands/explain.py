@@ -7,10 +7,11 @@ from typing import Any
 from notifiers import registry
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from workflow import TransitionRecord
+from workflow import TransitionRecord, did_you_mean, stateful_models
 
 from .. import fanout
 from ..delivery_log import Delivery
+from ..errors import ConfigurationError
 
 __all__ = ["explain"]
 
@@ -32,7 +33,22 @@ def explain(session: Session, model: str, key: str) -> list[dict[str, Any]]:
         if not entry["deliveries"]:
             entry["why_none"] = _why_none(session, record)
         timeline.append(entry)
+    if not timeline:
+        _known_model(session, model)
     return timeline
+
+
+def _known_model(session: Session, model: str) -> None:
+    """Refuse a model neither imported here nor in the transition log, naming those that are.
+
+    Raises:
+        ConfigurationError: an unknown model (a typo, or its module not imported), with a did-you-mean.
+    """
+    known = sorted(set(session.scalars(select(TransitionRecord.model).distinct())) | set(stateful_models()))
+    if model not in known:
+        raise ConfigurationError(f"Unknown model {model!r}: no Stateful model of that name is imported and the "
+                                 f"transition log has none; known: {', '.join(known) or 'none'}."
+                                 f"{did_you_mean(model, known)}")
 
 
 def _why_none(session: Session, record: TransitionRecord) -> str:

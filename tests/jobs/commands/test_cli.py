@@ -85,6 +85,21 @@ def test_explain_shows_each_transition_and_who_was_told(broker: StubBroker, sess
     assert lines[-1] == "    nobody told: no notifier is registered for Order.reopen"
 
 
+def test_explain_of_an_unknown_model_says_so_and_lists_the_known_ones(broker: StubBroker,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "Ordr", "1"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: Unknown model 'Ordr': no Stateful model of that name is imported and the "
+                           "transition log has none; known: ")
+    assert ", Order, " in line and line.endswith(". Did you mean 'Order'?")
+
+
+def test_explain_of_a_known_model_with_no_transition_says_only_that(broker: StubBroker,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "Order", "999"]) == 0
+    assert capsys.readouterr().out == "No transition recorded for Order 999.\n"
+
+
 def test_graph_draws_each_transition_with_the_parties_told(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["graph", "--mermaid"]) == 0
     out = capsys.readouterr().out
