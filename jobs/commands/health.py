@@ -18,9 +18,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add ``status`` to the commands."""
     health = commands.add_parser("status", help="backlog and failures; exits 1 past a threshold (a health check)")
     health.add_argument("--json", action="store_true")
-    health.add_argument("--max-pending", type=int, metavar="N", help="fail if more deliveries are pending")
-    health.add_argument("--max-age", type=float, metavar="SECONDS", help="fail if one waits longer")
-    health.add_argument("--max-dead", type=int, metavar="N", help="fail if more deliveries are dead or failed")
+    health.add_argument("--max-pending", type=int, metavar="N", help="fail if more than N deliveries are pending")
+    health.add_argument("--max-age", type=float, metavar="SECONDS",
+                        help="fail if the oldest undelivered (a pending or sending delivery, a transition not fanned "
+                             "out) waits longer")
+    health.add_argument("--max-dead", type=int, metavar="N",
+                        help="fail if more than N deliveries are dead or failed, the two counted together (every one "
+                             "in the table, until re-sent)")
 
 
 def run(args: argparse.Namespace, session: Session) -> int:

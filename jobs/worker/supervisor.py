@@ -36,6 +36,7 @@ from types import FrameType
 from typing import Any
 
 from ..errors import ConfigurationError
+from ..runtime import current
 from .process import EXIT_CODES, EXIT_CRASH, EXIT_MEMORY, EXIT_MESSAGES, EXIT_OK, EXIT_USAGE
 
 __all__ = ["Supervisor"]
@@ -106,7 +107,7 @@ class Supervisor:
             self._start_metrics()
             _log.info("Supervisor %d starts %d worker process(es) x %d threads for %s (shutdown timeout %s s, "
                       "memory limit %s, message limit %s, metrics %s).", os.getpid(), self.processes, self.threads,
-                      ", ".join(self.modules) or "jobs only", self.shutdown_timeout,
+                      self.loaded_modules(), self.shutdown_timeout,
                       f"{self.max_memory_mb} MiB" if self.max_memory_mb else "none", self.max_messages or "none",
                       f"on {self.metrics_host}:{self._exposition.port}" if self._exposition else "off")
             for slot in self.slots:
@@ -163,6 +164,12 @@ class Supervisor:
         if self._exposition is not None:
             self._exposition.supervisor.restarts.labels(reason).inc()
         return code
+
+    def loaded_modules(self) -> str:
+        """The modules each worker process imports, as the start line names them: the module list given, then
+        those of ``TIDINGS_NOTIFIERS`` (marked so); ``jobs only`` when there are none."""
+        from_setting = [name for name in current().settings.notifier_modules() if name not in self.modules]
+        return ", ".join([*self.modules, *(f"{name} (TIDINGS_NOTIFIERS)" for name in from_setting)]) or "jobs only"
 
     def check(self) -> int:
         """Check once, in a process as the workers will be, that they can start; its exit code.

@@ -250,3 +250,15 @@ def test_a_message_still_running_at_the_shutdown_deadline_is_sent_later_not_lost
     assert wait_for(lambda: delivery_statuses(pg_engine) == Counter({Status.SENT: 4}), timeout=90), delivery_statuses(pg_engine)
     arrived = message_ids(smtp_server)
     assert len(arrived) == 4 and sum(arrived.values()) <= 8
+
+
+def test_the_start_line_names_the_notifier_modules_of_tidings_notifiers(
+        pg_url: str, pg_engine: Engine, redis_url: str, queue_name: str, smtp_server: SMTPServer,
+        tidings_worker: Callable[..., WorkerCommand]) -> None:
+    # Given a worker given no module, its notifiers named by TIDINGS_NOTIFIERS (the documented way)
+    env = worker_env(pg_url, redis_url, queue_name, smtp_server, TIDINGS_NOTIFIERS=LENDING)
+    worker = tidings_worker("--processes", "1", "--threads", "1", env=env)
+    # Then the supervisor's start line names the modules its processes load, not "jobs only"
+    assert wait_for(lambda: "worker process(es) x 1 threads for" in worker.output(), timeout=60), worker.output()
+    [line] = [line for line in worker.output().splitlines() if "worker process(es) x 1 threads for" in line]
+    assert f"for {LENDING} (TIDINGS_NOTIFIERS) (shutdown timeout" in line and "jobs only" not in line

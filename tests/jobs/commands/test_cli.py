@@ -12,7 +12,7 @@ from jobs import Delivery
 from jobs.commands.cli import main
 from jobs.testing import drain
 from notifiers import MemoryChannel, TransientChannelError
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord
 
@@ -68,6 +68,15 @@ def test_status_counts_deliveries_and_fails_past_a_threshold(dead: list[int],
     assert figures["failures_by_reason"][0]["count"] == 2
     assert main(["status", "--max-dead", "1"]) == 1
     assert "unhealthy: 2 dead or failed > 1" in capsys.readouterr().err
+
+
+def test_max_dead_counts_the_dead_and_the_failed_deliveries_together(dead: list[int], session: Session,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    session.execute(update(Delivery).where(Delivery.id == dead[0]).values(status="failed", last_error="550 no"))
+    session.commit()  # one dead, one failed
+    assert main(["status", "--max-dead", "2"]) == 0
+    assert main(["status", "--max-dead", "1"]) == 1
+    assert capsys.readouterr().err == "unhealthy: 2 dead or failed > 1\n"
 
 
 def test_explain_shows_each_transition_and_who_was_told(broker: StubBroker, session: Session, order: Order,
