@@ -4,7 +4,8 @@ For CI: no database is needed. Each ``@on`` method is called with a stand-in row
 gives another stand-in, printed as ``‹subject.item.title›``) and a stand-in context (``get``
 gives its default), then its message is rendered for each locale its templates have; every file
 of each templates folder is compiled. A template that is missing, does not compile, includes one
-that is missing or uses a variable that is not there is a problem. A method that cannot run on
+that is missing or uses a variable that is not there is a problem; so is an attribute of the row
+(or of a row it leads to by a many-to-one relationship) that its model does not have. A method that cannot run on
 stand-ins (arithmetic on a value of the row, say) is listed as not checked: preview it on a real
 record with ``tidings preview``.
 """
@@ -19,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from notifiers import Email, Event, Notifier, NotifierError, Recipient, Registration, Templates, registry
-from workflow import model_class, utcnow
+from sqlalchemy import inspect
+from sqlalchemy.orm import Mapper
+from workflow import did_you_mean, model_class, utcnow
 
 from ..errors import ConfigurationError
 
@@ -38,15 +41,27 @@ class Finding:
 
 
 class _StandIn:
-    """Any value of a record: every attribute or item is another stand-in; printed as its path."""
+    """Any value of a record: every attribute or item is another stand-in; printed as its path.
 
-    def __init__(self, path: str) -> None:
-        self._path = path
+    The stand-in of a row knows its model (``model``): an attribute the model does not have is
+    noted in ``misses`` (a misspelling would otherwise pass, as a stand-in accepts anything), and
+    one that is a many-to-one relationship gives a stand-in of the related model.
+    """
+
+    def __init__(self, path: str, model: type | None = None, misses: list[str] | None = None) -> None:
+        self._path, self._model, self._misses = path, model, misses
 
     def __getattr__(self, name: str) -> _StandIn:
         if name.startswith("_"):  # __html__, __iter__...: not pretend to be what it is not
             raise AttributeError(name)
-        return _StandIn(f"{self._path}.{name}")
+        path = f"{self._path}.{name}"
+        if self._model is None or self._misses is None:
+            return _StandIn(path)
+        if not hasattr(self._model, name):
+            known = [attribute for attribute in dir(self._model) if not attribute.startswith("_")]
+            self._misses.append(f"{self._model.__name__} has no attribute {name!r} ({path}).{did_you_mean(name, known)}")
+            return _StandIn(path)
+        return _StandIn(path, _related(self._model, name), self._misses)
 
     def __getitem__(self, key: object) -> _StandIn:
         return _StandIn(f"{self._path}[{key!r}]")
@@ -62,6 +77,13 @@ class _StandIn:
 
     def __iter__(self) -> Iterator[_StandIn]:
         return iter(())
+
+
+def _related(model: type, name: str) -> type | None:
+    """The model a many-to-one relationship ``name`` of ``model`` leads to, else ``None``."""
+    mapper: Mapper[Any] | None = inspect(model, raiseerr=False)
+    relationship = mapper.relationships.get(name) if mapper is not None else None
+    return relationship.mapper.class_ if relationship is not None and not relationship.uselist else None
 
 
 class _Context(dict[str, Any]):
@@ -103,9 +125,10 @@ def _check_registration(registration: Registration, reported: set[tuple[Path, st
     """The registration's message composed for each of its parties and locales on stand-ins; what went wrong."""
     what = f"{registration.notifier.__qualname__}.{registration.method} ({registration.model} {registration.trigger!r})"
     notifier = registration.notifier()
-    found = []
+    found: list[Finding] = []
+    misses: list[str] = []
     for party in registration.parties:
-        event = _event(registration)
+        event = _event(registration, misses)
         recipient = Recipient("recipient@example.com", "Recipient Name", party, ref="tidings-check")
         try:
             message = getattr(notifier, registration.method)(event, recipient)
@@ -120,17 +143,18 @@ def _check_registration(registration: Registration, reported: set[tuple[Path, st
             found = [Finding(what, f"calling it with stand-ins raised {type(error).__name__}: {error}; "
                                    f"try tidings preview {registration.model} KEY {registration.trigger}",
                              problem=False)]
-    return found
+    return [Finding(what, miss, problem=True) for miss in dict.fromkeys(misses)] + found
 
 
-def _event(registration: Registration) -> Event:
-    """A stand-in event of the registration's trigger, from and to the states its workflow declares."""
-    declared = next(t for t in model_class(registration.model).workflow.transitions
-                    if t["trigger"] == registration.trigger)
+def _event(registration: Registration, misses: list[str]) -> Event:
+    """A stand-in event of the registration's trigger, from and to the states its workflow declares; the
+    attributes its row is asked for that the model does not have are noted in ``misses``."""
+    model = model_class(registration.model)
+    declared = next(t for t in model.workflow.transitions if t["trigger"] == registration.trigger)
     source = declared["source"] if isinstance(declared["source"], str) else declared["source"][0]
     dest = declared["dest"] if declared["dest"] not in (None, "=") else source
     return Event(0, registration.model, "1", registration.trigger, source, dest, "tidings-check", _Context(),
-                 utcnow(), _StandIn("subject"))
+                 utcnow(), _StandIn("subject", model, misses))
 
 
 def _locales(templates: Templates | None, message: object) -> list[str | None]:
