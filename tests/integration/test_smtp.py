@@ -10,6 +10,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from notifiers import Email, PermanentChannelError, Recipient, SMTPChannel, TransientChannelError
 
+pytestmark = pytest.mark.integration
+
 
 class Reply:
     """An SMTP handler that answers DATA with a chosen reply and keeps what it accepted."""

@@ -29,6 +29,8 @@ from sqlalchemy.orm import Session
 
 from tests.app import Order, Person
 
+pytestmark = pytest.mark.integration
+
 
 class Offering:
     """An SMTP handler that offers only some extensions, and keeps every envelope it accepts."""
