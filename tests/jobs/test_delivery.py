@@ -98,7 +98,7 @@ def retry_delays(broker: StubBroker, engine: object, session: Session, order: Or
     """The delays of the retries after a channel asked twice to wait ``retry_after`` seconds (max backoff: 40 ms).
 
     The first attempt is the fan-out's own (one recipient): its retry is a delayed ``deliver``
-    message. The second is that message's: its retry is Dramatiq's, with the delay asked for.
+    message. The second is that message's: it raises ``dramatiq.Retry`` with the delay asked for.
     """
     use_channel(broker, engine, Flaky(TransientChannelError("429 slow down", channel="webhook",
                                                             retry_after=retry_after), failures=2))
