@@ -38,6 +38,7 @@ class Runtime:
         self._given: dict[str, Channel] = dict(channels or {})
         self._channels: dict[str, Channel] = dict(self._given)
         self._sessions: sessionmaker[Session] | None = None
+        self._attached: set[str] = set()  # the kinds whose channel was given the database (Channel.attach)
         self._lock = threading.Lock()
 
     @property
@@ -79,6 +80,9 @@ class Runtime:
             channel = self._channels.get(kind)
             if channel is None:
                 channel = self._channels[kind] = self._build(kind)
+            if kind not in self._attached:
+                channel.attach(self._engine_held())
+                self._attached.add(kind)
             return channel
 
     def check_channels(self) -> None:
@@ -127,6 +131,7 @@ class Runtime:
         with self._lock:
             channels = [c for kind, c in self._channels.items() if self._given.get(kind) is not c]
             self._channels = dict(self._given)
+            self._attached.clear()
             engine = self._engine
             if self._owns_engine:  # an engine given by the caller stays theirs, and in use
                 self._engine, self._sessions = None, None

@@ -27,10 +27,14 @@ from .channels import (
     SMTPChannel,
     WebhookChannel,
     verify_signature,
+    verify_standard,
 )
+from .endpoints import DisabledEndpoint, disabled_endpoints, enable_endpoint
 from .errors import (
     ChannelConfigurationError,
     ChannelError,
+    EndpointDisabled,
+    EndpointGone,
     MessageError,
     NotifierError,
     PermanentChannelError,
@@ -53,7 +57,10 @@ __all__ = [
     "ChannelConfigurationError",
     "ChannelError",
     "ConsoleChannel",
+    "DisabledEndpoint",
     "Email",
+    "EndpointDisabled",
+    "EndpointGone",
     "Event",
     "FileChannel",
     "Found",
@@ -80,6 +87,8 @@ __all__ = [
     "Text",
     "TransientChannelError",
     "WebhookChannel",
+    "disabled_endpoints",
+    "enable_endpoint",
     "message_id",
     "on",
     "opt_in",
@@ -91,4 +100,5 @@ __all__ = [
     "registry",
     "skip_reasons",
     "verify_signature",
+    "verify_standard",
 ]

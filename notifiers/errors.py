@@ -11,6 +11,8 @@ The tree::
      +-- ChannelError             raised by channels
           +-- TransientChannelError   worth retrying later (connection refused, SMTP 4xx, timeout)
           +-- PermanentChannelError   retrying will not help (SMTP 5xx, refused recipient)
+          |    +-- EndpointGone           a webhook endpoint answered 410 Gone: it is disabled from then on
+          +-- EndpointDisabled        the endpoint answered 410 earlier: the delivery is skipped, not sent
 """
 
 from __future__ import annotations
@@ -89,3 +91,19 @@ class TransientChannelError(ChannelError):
 
 class PermanentChannelError(ChannelError):
     """Sending failed for a reason that will not pass: do not retry."""
+
+
+class EndpointGone(PermanentChannelError):
+    """A webhook endpoint answered 410 Gone: this delivery failed, and the endpoint is disabled.
+
+    Attributes:
+        endpoint: the endpoint's URL as configured (it may carry a token: never shown).
+    """
+
+    def __init__(self, message: str, *, channel: str = "", endpoint: str = "") -> None:
+        super().__init__(message, channel=channel)
+        self.endpoint = endpoint
+
+
+class EndpointDisabled(ChannelError):
+    """The endpoint answered 410 Gone before and stays disabled until re-enabled: the delivery is skipped."""

@@ -1,4 +1,4 @@
-"""The ``tidings`` command: ``worker | status | explain | graph | deliveries | resend | refan | preview | check | sweep | demo``.
+"""The ``tidings`` command: ``worker | status | explain | graph | deliveries | resend | refan | preview | check | sweep | webhooks | demo``.
 
 (``python -m jobs`` is the same.) Configuration comes from the ``TIDINGS_*`` variables, as for
 the workers; options given on the command line win. Exit codes: 0 done; 1 a threshold of
@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .. import actors, notifier_modules, preflight
 from ..errors import ConfigurationError, JobsError
 from ..runtime import current
-from . import check, deliveries, demo, explain, graph, health, preview, refan, resend, worker
+from . import check, deliveries, demo, explain, graph, health, preview, refan, resend, webhooks, worker
 
 __all__ = ["main", "main_exit"]
 
@@ -83,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     refan.add_command(commands)
     preview.add_parser(commands)
     check.add_parser(commands)
+    webhooks.add_parser(commands)
     worker.add_parser(commands)
     demo.add_parser(commands)
     return parser
@@ -110,6 +111,8 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         if args.command == "deliveries":
             return deliveries.run(args, session)
+        if args.command == "webhooks":
+            return webhooks.run(args, session)
         if args.command == "refan":
             return refan.run(args, session, actors.deliver_each.send)
         return resend.run(args, session, actors.deliver.send)
