@@ -155,7 +155,7 @@ def _compose(session: Session, held: Claim, loaded: tuple[TransitionRecord, Any]
         raise WorkflowError(f"{record.model} {record.key} no longer exists.")
     recipient = held.recipient(address_kind)
     event = Event.of(record, subject)
-    return Notifier.compose_for(held.notifier, event, recipient), recipient, event
+    return Notifier.compose_for(held.notifier, event, recipient, channel=held.channel), recipient, event
 
 
 def load(session: Session, transition_id: int) -> tuple[TransitionRecord, Any]:

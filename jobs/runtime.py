@@ -8,7 +8,20 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
-from notifiers import Channel, ConsoleChannel, Email, FileChannel, InAppChannel, SMSChannel, SMTPChannel, registry
+from notifiers import (
+    Channel,
+    ChannelConfigurationError,
+    ConsoleChannel,
+    DKIMSigner,
+    Email,
+    FileChannel,
+    InAppChannel,
+    SMSChannel,
+    SMTPChannel,
+    UnsubscribeLinks,
+    registry,
+    use_links,
+)
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,12 +40,16 @@ class Runtime:
         engine: an engine to use instead of one built from ``settings.database_url``, or a
             connection (sessions then join its transaction through SAVEPOINTs, as tests do).
         channels: channels by kind (``"email"``...) to use instead of those built from settings.
+
+    Raises:
+        ConfigurationError: the DKIM key does not sign, or the unsubscribe links cannot be made.
     """
 
     def __init__(self, settings: Settings, *, engine: Engine | Connection | None = None,
                  channels: Mapping[str, Channel] | None = None) -> None:
         self.settings = settings
         self.retry = RetryPolicy.of(settings)  # how deliveries are retried: the actors' options and the backoff
+        self.dkim, self.unsubscribe = _deliverability(settings)  # checked now: a bad key stops the start
         self._engine = engine
         self._owns_engine = engine is None
         self._given: dict[str, Channel] = dict(channels or {})
@@ -121,10 +138,11 @@ class Runtime:
             )
         if s.email_channel == "smtp":
             return SMTPChannel(s.smtp_host, s.smtp_port, sender=s.sender, starttls=s.smtp_starttls, ssl=s.smtp_ssl,
-                               username=s.smtp_username, password=s.smtp_password, timeout=s.smtp_timeout)
+                               username=s.smtp_username, password=s.smtp_password, timeout=s.smtp_timeout,
+                               reply_to=s.reply_to, dkim=self.dkim)
         if s.email_channel == "console":
             return ConsoleChannel()
-        return FileChannel(s.mail_dir, sender=s.sender)
+        return FileChannel(s.mail_dir, sender=s.sender, reply_to=s.reply_to, dkim=self.dkim)
 
     def close(self) -> None:
         """Close the channels and dispose of the engine this runtime created (not those it was given)."""
@@ -139,6 +157,34 @@ class Runtime:
             channel.close()
         if self._owns_engine and isinstance(engine, Engine):
             engine.dispose()
+
+
+def _deliverability(settings: Settings) -> tuple[DKIMSigner | None, UnsubscribeLinks | None]:
+    """The DKIM signer and the unsubscribe links the settings ask for, each checked.
+
+    Raises:
+        ConfigurationError: naming the setting (a key that does not sign, a bad Reply-To or URL).
+    """
+    s = settings
+    try:
+        dkim = None if s.dkim_selector is None or s.dkim_domain is None else DKIMSigner(
+            s.dkim_selector, s.dkim_domain, key_path=s.dkim_key_path)
+        links = None if s.unsubscribe_url is None or s.unsubscribe_secret is None else UnsubscribeLinks(
+            s.unsubscribe_url, s.unsubscribe_secret.encode(), s.unsubscribe_days)
+    except ChannelConfigurationError as error:
+        raise ConfigurationError(f"Deliverability settings: {error}") from None
+    return dkim, links
+
+
+def _runtime_from_env() -> Runtime:
+    """The runtime of the ``TIDINGS_*`` settings (in the ``tidings`` command, a bad one exits 2: see below)."""
+    try:
+        return Runtime(_settings_from_env())
+    except ConfigurationError as error:
+        if not _in_command():
+            raise
+        sys.stderr.write(f"error: {error}\n")
+        raise SystemExit(2) from None
 
 
 def _settings_from_env() -> Settings:
@@ -163,8 +209,9 @@ def _in_command() -> bool:
         a == "-m" and b in ("jobs", "jobs.commands.cli") for a, b in zip(argv, argv[1:]))
 
 
-_current = Runtime(_settings_from_env())
+_current = _runtime_from_env()
 _current.check_channels()
+use_links(_current.unsubscribe)
 
 
 def current() -> Runtime:
@@ -176,8 +223,9 @@ def install(runtime: Runtime) -> Runtime:
     """Make ``runtime`` the process-wide one and return the one it replaces (not closed: the caller's to close).
 
     :func:`jobs.configure` is the usual writer; the test kit installs one on the test's connection
-    and puts the previous one back on exit.
+    and puts the previous one back on exit. Its unsubscribe links become those messages carry.
     """
     global _current
     previous, _current = _current, runtime
+    use_links(runtime.unsubscribe)  # composed messages carry this runtime's unsubscribe links
     return previous

@@ -8,6 +8,7 @@ The tree::
      +-- MessageError             CR/LF in a subject or header, or a message with no body
      +-- TemplateError            a template is missing or does not compile or render
      +-- ChannelConfigurationError  a channel built with a bad argument (a webhook URL, a timeout)
+     +-- UnsubscribeError         an unsubscribe link that is malformed, tampered with or expired
      +-- ChannelError             raised by channels
           +-- TransientChannelError   worth retrying later (connection refused, SMTP 4xx, timeout)
           +-- PermanentChannelError   retrying will not help (SMTP 5xx, refused recipient)
@@ -62,6 +63,10 @@ class ChannelConfigurationError(NotifierError):
 
     It is not a :class:`ChannelError`: nothing was sent, and retrying will not help.
     """
+
+
+class UnsubscribeError(NotifierError):
+    """An unsubscribe token is malformed, its signature does not match, or it has expired; nothing was changed."""
 
 
 class ChannelError(NotifierError):
