@@ -98,7 +98,8 @@ class Runtime:
             if channel is None:
                 channel = self._channels[kind] = self._build(kind)
             if kind not in self._attached:
-                channel.attach(self._engine_held())
+                if type(channel).attach is not Channel.attach:  # only a channel keeping state needs the engine
+                    channel.attach(self._engine_held())
                 self._attached.add(kind)
             return channel
 
