@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -17,11 +18,12 @@ from urllib.parse import parse_qs, quote
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from .errors import UnsubscribeError
+from .errors import RegistrationError, UnsubscribeError
 from .unsubscribe_links import unsubscribe
 
 __all__ = ["UnsubscribeEndpoint"]
 
+_log = logging.getLogger(__name__)
 _PAGE = ('<!doctype html><html><head><meta charset="utf-8"><title>{title}</title></head>'
          '<body><h1>{title}</h1>{body}</body></html>')
 Answer = tuple[str, bytes]
@@ -55,6 +57,10 @@ class UnsubscribeEndpoint:
                     session.commit()
             except UnsubscribeError as error:
                 return "400 Bad Request", _page("Not unsubscribed", f"<p>{html.escape(str(error))}</p>")
+            except RegistrationError as error:  # the serving process did not import the notifiers
+                _log.error("Unsubscribe refused: %s", error)
+                return "500 Internal Server Error", _page("Not unsubscribed", "<p>This notification is not known "
+                                                          "here (its notifier module is not imported).</p>")
             return "200 OK", _page("Unsubscribed", "<p>You will not receive these notifications any more.</p>")
         if method in ("GET", "HEAD"):
             form = (f'<form method="post" action="?token={html.escape(quote(token))}">'

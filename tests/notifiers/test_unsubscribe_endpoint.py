@@ -152,3 +152,12 @@ def test_the_asgi_application_opts_out_on_a_one_click_post(engine: Engine, sessi
 def test_the_asgi_application_refuses_a_bad_token_with_400(engine: Engine, session: Session, order: Order) -> None:
     status, _ = asgi_call(UnsubscribeEndpoint(engine, SECRET), "POST", "garbage")
     assert status == 400 and opted_out(session, f"Person:{order.buyer.id}") == []
+
+
+def test_a_token_for_a_notifier_this_process_does_not_know_answers_500_and_changes_nothing(
+        served: WSGIServer, session: Session, order: Order) -> None:
+    ref = f"Person:{order.buyer.id}"
+    token = make_token(SECRET, ref, "elsewhere.Notices.paid", "email", expires=workflow.utcnow() + dt.timedelta(days=1))
+    status, page = request(served, "POST", token)
+    assert status == 500 and "notifier module is not imported" in page
+    assert opted_out(session, ref) == []

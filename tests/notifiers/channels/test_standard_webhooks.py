@@ -99,3 +99,9 @@ def test_an_unknown_signing_scheme_is_refused_when_the_channel_is_built() -> Non
 
 def test_the_secret_never_appears_in_the_repr() -> None:
     assert SECRET not in repr(WebhookChannel("https://hooks.example.com/in", secret=SECRET))
+
+
+def test_verify_standard_accepts_one_matching_signature_among_several(server: HTTPServer) -> None:
+    request = received(server)
+    rotated = {**request.headers, "webhook-signature": f"v1,c29tZW9uZSBlbHNl {request.headers['webhook-signature']}"}
+    assert verify_standard(request.body, rotated, SECRET)
