@@ -16,6 +16,7 @@ from notifiers import (
     Email,
     FileChannel,
     InAppChannel,
+    MessageError,
     SMSChannel,
     SMTPChannel,
     UnsubscribeLinks,
@@ -167,6 +168,11 @@ def _deliverability(settings: Settings) -> tuple[DKIMSigner | None, UnsubscribeL
         ConfigurationError: naming the setting (a key that does not sign, a bad Reply-To or URL).
     """
     s = settings
+    try:
+        if s.reply_to is not None:  # parsed as the mail will parse it, so a bad one stops the start too
+            Email(subject="Reply-To", text="", headers={"Reply-To": s.reply_to})
+    except MessageError as error:
+        raise ConfigurationError(f"Setting reply_to (environment variable TIDINGS_REPLY_TO): {error}") from None
     try:
         dkim = None if s.dkim_selector is None or s.dkim_domain is None else DKIMSigner(
             s.dkim_selector, s.dkim_domain, key_path=s.dkim_key_path)

@@ -72,3 +72,8 @@ def test_the_reply_to_setting_reaches_the_email_channel(tmp_path: Path) -> None:
 def test_a_reply_to_setting_without_an_address_is_refused() -> None:
     with pytest.raises(jobs.ConfigurationError, match="reply_to.*is not an address"):
         jobs.Settings(reply_to="nobody")
+
+
+def test_a_reply_to_setting_that_does_not_parse_stops_the_runtime_at_start() -> None:
+    with pytest.raises(jobs.ConfigurationError, match="TIDINGS_REPLY_TO.*missing trailing '>'"):
+        Runtime(jobs.Settings(reply_to="Support <support@example.com"))
