@@ -6,7 +6,14 @@ import base64
 from collections.abc import Iterator
 
 import pytest
-from notifiers import ChannelConfigurationError, Email, Recipient, TransientChannelError, WebhookChannel, verify_standard
+from notifiers import (
+    ChannelConfigurationError,
+    Email,
+    Recipient,
+    TransientChannelError,
+    WebhookChannel,
+    verify_standard,
+)
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
