@@ -16,13 +16,14 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from sqlalchemy.exc import SQLAlchemyError
 from workflow import utcnow
 
 from .. import endpoints
-from ..errors import ChannelConfigurationError, EndpointDisabled, EndpointGone, MessageError
+from ..errors import ChannelConfigurationError, EndpointDisabled, EndpointGone, MessageError, TransientChannelError
 from ..messages import Email, Message
 from ..recipients import Recipient
 from .base import Channel
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["WebhookChannel"]
 
 _log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 _RESERVED = frozenset({"content-type", "content-length", "host", "idempotency-key", "tidings-signature",
                        "tidings-timestamp", "webhook-id", "webhook-timestamp", "webhook-signature"})
@@ -47,8 +49,9 @@ class WebhookChannel(Channel):
 
     A 2xx answer means sent. 408, 429, 5xx, connection failures and timeouts are transient
     (``retry_after`` from a ``Retry-After`` header, in seconds or as an HTTP date); any other
-    answer is permanent, with the status and the start of the body. Redirects are not followed.
-    One connection is kept per worker thread and re-opened when the server has closed it.
+    answer is permanent, with the status and the start of the body; a ``410 Gone`` also disables
+    the endpoint (with :meth:`attach`, in the database), so later deliveries are skipped. Redirects
+    are not followed. One connection is kept per worker thread and re-opened when the server has closed it.
 
     Args:
         url: the endpoint, ``http://`` or ``https://``; the query string is kept but never shown.
@@ -114,7 +117,7 @@ class WebhookChannel(Channel):
             PermanentChannelError: any other answer, e.g. 400, 401, 404 or 422.
             MessageError: the message has no body, or the transition's context is not JSON.
         """
-        gone_at = self._gone_at if self._bind is None else endpoints.disabled_at(self._bind, self.url)
+        gone_at = self._gone_at if self._bind is None else self._stored(endpoints.disabled_at, self._bind, self.url)
         if gone_at is not None:
             raise EndpointDisabled(f"{self!r} is disabled: it answered 410 Gone at {gone_at:%Y-%m-%d %H:%M:%S} UTC; "
                                    f"re-enable it with `tidings webhooks enable {self.shown_url}`.", channel=self.kind)
@@ -135,7 +138,20 @@ class WebhookChannel(Channel):
         if self._bind is None:
             self._gone_at = utcnow()
         else:
-            endpoints.disable_endpoint(self._bind, self.url, shown=self.shown_url, channel=self.kind)
+            self._stored(endpoints.disable_endpoint, self._bind, self.url, shown=self.shown_url, channel=self.kind)
+
+    def _stored(self, action: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """``action`` on ``tidings_disabled_endpoints``; a database error is transient, as for the in-app channel.
+
+        Raises:
+            TransientChannelError: the database refused (down, or the table missing: create it with
+                ``workflow.metadata.create_all(engine)``).
+        """
+        try:
+            return action(*args, **kwargs)
+        except SQLAlchemyError as error:
+            raise TransientChannelError(f"{self!r}: tidings_disabled_endpoints failed: {type(error).__name__}: "
+                                        f"{error}", channel=self.kind) from error
 
     def close(self) -> None:
         """Close every thread's connection."""

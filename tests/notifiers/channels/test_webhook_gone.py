@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import jobs
 import pytest
@@ -10,8 +11,16 @@ from dramatiq.brokers.stub import StubBroker
 from jobs import Delivery
 from jobs.commands.cli import main
 from jobs.testing import drain
-from notifiers import Email, EndpointDisabled, EndpointGone, MemoryChannel, Recipient, WebhookChannel
-from sqlalchemy import Engine, select
+from notifiers import (
+    Email,
+    EndpointDisabled,
+    EndpointGone,
+    MemoryChannel,
+    Recipient,
+    TransientChannelError,
+    WebhookChannel,
+)
+from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.orm import Session
 
 from tests.app import Parcel, Person
@@ -98,3 +107,14 @@ def test_a_channel_without_a_database_stays_disabled_in_its_process(server: HTTP
         with pytest.raises(EndpointDisabled, match="is disabled: it answered 410 Gone at"):
             channel.send(MESSAGE, CY, key="k-2")
     assert len(server.requests) == 1
+
+
+def test_a_database_without_the_disabled_endpoints_table_is_a_transient_error_naming_it(server: HTTPServer,
+                                                                                       tmp_path: Path) -> None:
+    bare = create_engine(f"sqlite:///{tmp_path / 'bare.db'}")
+    with WebhookChannel(server.url, secret=SECRET) as channel:
+        channel.attach(bare)
+        with pytest.raises(TransientChannelError, match="tidings_disabled_endpoints failed: OperationalError"):
+            channel.send(MESSAGE, CY, key="k-1")
+    bare.dispose()
+    assert server.requests == []
