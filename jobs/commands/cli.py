@@ -2,7 +2,8 @@
 
 (``python -m jobs`` is the same.) Configuration comes from the ``TIDINGS_*`` variables, as for
 the workers; options given on the command line win. Exit codes: 0 done; 1 a threshold of
-``status`` was passed, ``resend`` or ``refan`` named an id that is not there, the database (or
+``status`` was passed, ``resend`` or ``refan`` named an id that is not there, ``webhooks enable``
+an endpoint that is not disabled, the database (or
 the worker's broker) did not answer, or a worker process had to be killed at the shutdown
 deadline; 2 bad arguments, an application module that does not import, a setting that is
 invalid, a database without Tidings' tables, or a worker with no notifier or refused credentials.
