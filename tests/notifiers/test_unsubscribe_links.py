@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jobs.testing import drain
 from notifiers import Email, MemoryChannel, UnsubscribeError, UnsubscribeLinks, make_token, read_token
-from notifiers.unsubscribe_links import with_link
+from notifiers.unsubscribe_links import links_in_use, with_link
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -26,10 +26,13 @@ PAID = "tests.app.OrderNotifier.paid"
 
 
 @pytest.fixture
-def links(broker: StubBroker, engine: Engine, mailbox: MemoryChannel) -> None:
-    """The workers compose messages with unsubscribe links."""
-    jobs.configure(broker=broker, engine=engine, channels={"email": mailbox}, unsubscribe_url=BASE,
-                   unsubscribe_secret=SECRET.decode())
+def links(broker: StubBroker, engine: Engine, mailbox: MemoryChannel) -> Iterator[None]:
+    """The workers compose messages with unsubscribe links (none again after the test)."""
+    settings = jobs.configure(broker=broker, engine=engine, channels={"email": mailbox}, unsubscribe_url=BASE,
+                              unsubscribe_secret=SECRET.decode())
+    yield
+    jobs.configure(settings.replace(unsubscribe_url=None, unsubscribe_secret=None), broker=broker, engine=engine,
+                   channels={"email": mailbox})
 
 
 @pytest.fixture
@@ -168,3 +171,14 @@ def test_an_email_with_its_own_list_unsubscribe_keeps_it() -> None:
     linked = with_link(own, f"{BASE}?token=abc")
     assert isinstance(linked, Email)
     assert linked.headers["List-Unsubscribe"] == "<mailto:leave@example.com>"
+
+
+def test_the_links_in_use_are_those_of_the_runtime_configured_last(broker: StubBroker, engine: Engine,
+                                                                   mailbox: MemoryChannel) -> None:
+    settings = jobs.configure(broker=broker, engine=engine, channels={"email": mailbox}, unsubscribe_url=BASE,
+                              unsubscribe_secret="s")
+    in_use = links_in_use()
+    assert in_use is not None and in_use.base_url == BASE
+    jobs.configure(settings.replace(unsubscribe_url=None, unsubscribe_secret=None), broker=broker, engine=engine,
+                   channels={"email": mailbox})
+    assert links_in_use() is None
