@@ -26,7 +26,7 @@ _BROKER_SCHEMES = ("stub", "redis://", "rediss://", "amqp://", "amqps://")
 _EMAIL_CHANNELS = ("files", "smtp", "console")
 _LOG_FORMATS = ("text", "json")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-_SECRETS = ("smtp_password", "sms_password", "sms_token")
+_SECRETS = ("smtp_password", "sms_password", "sms_token", "unsubscribe_secret")
 _SMS_BODIES = ("form", "json")
 _URLS = ("database_url", "broker_url")
 _REFERENCE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")  # module:attribute
@@ -72,6 +72,14 @@ class Settings:
     sms_password: str | None = dataclasses.field(default=None, repr=False)
     sms_token: str | None = dataclasses.field(default=None, repr=False)
     sms_body: str = "form"
+    # Deliverability (docs/deliverability.md): one-click unsubscribe links, Reply-To, DKIM signing.
+    unsubscribe_url: str | None = None
+    unsubscribe_secret: str | None = dataclasses.field(default=None, repr=False)
+    unsubscribe_days: int = 60
+    reply_to: str | None = None
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
+    dkim_key_path: str | None = None
     max_retries: int = 8
     min_backoff_ms: int = 1_000
     max_backoff_ms: int = 600_000
@@ -119,6 +127,7 @@ class Settings:
         self._check(isinstance(self.notifiers, str) and all(_MODULE.fullmatch(m) for m in self.notifier_modules()),
                     "notifiers",
                     f"{self.notifiers!r} is not a comma-separated list of module names")
+        self._check_deliverability()
         self._check(0 <= self.metrics_port <= 65535, "metrics_port", "must be a TCP port, or 0 for no metrics")
         self._check(1 <= self.smtp_port <= 65535, "smtp_port", f"{self.smtp_port} is not a TCP port (1 to 65535)")
         for name in ("max_retries", "min_backoff_ms", "max_backoff_ms", "sweep_interval", "due_interval",
@@ -127,6 +136,23 @@ class Settings:
         for name in ("lease_seconds", "smtp_timeout", "broker_timeout", "sweep_after_seconds", "worker_threads",
                      "shutdown_timeout"):
             self._check(getattr(self, name) > 0, name, "must be positive")
+
+    def _check_deliverability(self) -> None:
+        """The unsubscribe, Reply-To and DKIM settings: each complete, and of the right shape."""
+        url = self.unsubscribe_url
+        self._check(url is None or url.startswith("https://"), "unsubscribe_url",
+                    f"{url!r} is not an https:// URL (RFC 8058 one-click links are HTTPS)")
+        self._check(url is None or bool(self.unsubscribe_secret), "unsubscribe_secret",
+                    "the unsubscribe links need a secret to sign their tokens (TIDINGS_UNSUBSCRIBE_URL is set)")
+        self._check(1 <= self.unsubscribe_days <= 3650, "unsubscribe_days", "must be 1 to 3650 days")
+        self._check(self.reply_to is None or "@" in self.reply_to, "reply_to",
+                    f"{self.reply_to!r} is not an address such as 'Support <support@example.com>'")
+        dkim = {"dkim_selector": self.dkim_selector, "dkim_domain": self.dkim_domain,
+                "dkim_key_path": self.dkim_key_path}
+        given = [name for name, value in dkim.items() if value]
+        for name in dkim:
+            self._check(not given or name in given, name,
+                        f"DKIM signing needs dkim_selector, dkim_domain and dkim_key_path; {', '.join(given)} given")
 
     def notifier_modules(self) -> list[str]:
         """The modules of :attr:`notifiers`, in order."""

@@ -13,6 +13,7 @@ from typing import Any
 import dramatiq
 from notifiers import (
     Channel,
+    EndpointDisabled,
     Event,
     Notifier,
     NotifierError,
@@ -111,6 +112,8 @@ def send(session: Session, held: Claim, *, channel_for: Callable[[str], Channel]
             raise RegistrationError(f"{held.notifier} returned {type(message).__name__}; channel {held.channel!r} "
                                     f"accepts {' or '.join(k.__name__ for k in channel.accepts)}.")
         channel.send(message, recipient, key=held.key, event=event)
+    except EndpointDisabled as error:  # a webhook endpoint that answered 410 Gone earlier
+        return claims.finish(session, held, Status.SKIPPED, str(error))
     except PermanentChannelError as error:
         return claims.finish(session, held, Status.FAILED, str(error))
     except TransientChannelError as error:
@@ -154,7 +157,7 @@ def _compose(session: Session, held: Claim, loaded: tuple[TransitionRecord, Any]
         raise WorkflowError(f"{record.model} {record.key} no longer exists.")
     recipient = held.recipient(address_kind)
     event = Event.of(record, subject)
-    return Notifier.compose_for(held.notifier, event, recipient), recipient, event
+    return Notifier.compose_for(held.notifier, event, recipient, channel=held.channel), recipient, event
 
 
 def load(session: Session, transition_id: int) -> tuple[TransitionRecord, Any]:

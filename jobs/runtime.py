@@ -8,7 +8,21 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
-from notifiers import Channel, ConsoleChannel, Email, FileChannel, InAppChannel, SMSChannel, SMTPChannel, registry
+from notifiers import (
+    Channel,
+    ChannelConfigurationError,
+    ConsoleChannel,
+    DKIMSigner,
+    Email,
+    FileChannel,
+    InAppChannel,
+    MessageError,
+    SMSChannel,
+    SMTPChannel,
+    UnsubscribeLinks,
+    registry,
+    use_links,
+)
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,17 +41,22 @@ class Runtime:
         engine: an engine to use instead of one built from ``settings.database_url``, or a
             connection (sessions then join its transaction through SAVEPOINTs, as tests do).
         channels: channels by kind (``"email"``...) to use instead of those built from settings.
+
+    Raises:
+        ConfigurationError: the DKIM key does not sign, or the unsubscribe links cannot be made.
     """
 
     def __init__(self, settings: Settings, *, engine: Engine | Connection | None = None,
                  channels: Mapping[str, Channel] | None = None) -> None:
         self.settings = settings
         self.retry = RetryPolicy.of(settings)  # how deliveries are retried: the actors' options and the backoff
+        self.dkim, self.unsubscribe = _deliverability(settings)  # checked now: a bad key stops the start
         self._engine = engine
         self._owns_engine = engine is None
         self._given: dict[str, Channel] = dict(channels or {})
         self._channels: dict[str, Channel] = dict(self._given)
         self._sessions: sessionmaker[Session] | None = None
+        self._attached: set[str] = set()  # the kinds whose channel was given the database (Channel.attach)
         self._lock = threading.Lock()
 
     @property
@@ -79,6 +98,10 @@ class Runtime:
             channel = self._channels.get(kind)
             if channel is None:
                 channel = self._channels[kind] = self._build(kind)
+            if kind not in self._attached:
+                if type(channel).attach is not Channel.attach:  # only a channel keeping state needs the engine
+                    channel.attach(self._engine_held())
+                self._attached.add(kind)
             return channel
 
     def check_channels(self) -> None:
@@ -117,16 +140,18 @@ class Runtime:
             )
         if s.email_channel == "smtp":
             return SMTPChannel(s.smtp_host, s.smtp_port, sender=s.sender, starttls=s.smtp_starttls, ssl=s.smtp_ssl,
-                               username=s.smtp_username, password=s.smtp_password, timeout=s.smtp_timeout)
+                               username=s.smtp_username, password=s.smtp_password, timeout=s.smtp_timeout,
+                               reply_to=s.reply_to, dkim=self.dkim)
         if s.email_channel == "console":
             return ConsoleChannel()
-        return FileChannel(s.mail_dir, sender=s.sender)
+        return FileChannel(s.mail_dir, sender=s.sender, reply_to=s.reply_to, dkim=self.dkim)
 
     def close(self) -> None:
         """Close the channels and dispose of the engine this runtime created (not those it was given)."""
         with self._lock:
             channels = [c for kind, c in self._channels.items() if self._given.get(kind) is not c]
             self._channels = dict(self._given)
+            self._attached.clear()
             engine = self._engine
             if self._owns_engine:  # an engine given by the caller stays theirs, and in use
                 self._engine, self._sessions = None, None
@@ -134,6 +159,39 @@ class Runtime:
             channel.close()
         if self._owns_engine and isinstance(engine, Engine):
             engine.dispose()
+
+
+def _deliverability(settings: Settings) -> tuple[DKIMSigner | None, UnsubscribeLinks | None]:
+    """The DKIM signer and the unsubscribe links the settings ask for, each checked.
+
+    Raises:
+        ConfigurationError: naming the setting (a key that does not sign, a bad Reply-To or URL).
+    """
+    s = settings
+    try:
+        if s.reply_to is not None:  # parsed as the mail will parse it, so a bad one stops the start too
+            Email(subject="Reply-To", text="", headers={"Reply-To": s.reply_to})
+    except MessageError as error:
+        raise ConfigurationError(f"Setting reply_to (environment variable TIDINGS_REPLY_TO): {error}") from None
+    try:
+        dkim = None if s.dkim_selector is None or s.dkim_domain is None else DKIMSigner(
+            s.dkim_selector, s.dkim_domain, key_path=s.dkim_key_path)
+        links = None if s.unsubscribe_url is None or s.unsubscribe_secret is None else UnsubscribeLinks(
+            s.unsubscribe_url, s.unsubscribe_secret.encode(), s.unsubscribe_days)
+    except ChannelConfigurationError as error:
+        raise ConfigurationError(f"Deliverability settings: {error}") from None
+    return dkim, links
+
+
+def _runtime_from_env() -> Runtime:
+    """The runtime of the ``TIDINGS_*`` settings (in the ``tidings`` command, a bad one exits 2: see below)."""
+    try:
+        return Runtime(_settings_from_env())
+    except ConfigurationError as error:
+        if not _in_command():
+            raise
+        sys.stderr.write(f"error: {error}\n")
+        raise SystemExit(2) from None
 
 
 def _settings_from_env() -> Settings:
@@ -158,8 +216,9 @@ def _in_command() -> bool:
         a == "-m" and b in ("jobs", "jobs.commands.cli") for a, b in zip(argv, argv[1:]))
 
 
-_current = Runtime(_settings_from_env())
+_current = _runtime_from_env()
 _current.check_channels()
+use_links(_current.unsubscribe)
 
 
 def current() -> Runtime:
@@ -171,8 +230,9 @@ def install(runtime: Runtime) -> Runtime:
     """Make ``runtime`` the process-wide one and return the one it replaces (not closed: the caller's to close).
 
     :func:`jobs.configure` is the usual writer; the test kit installs one on the test's connection
-    and puts the previous one back on exit.
+    and puts the previous one back on exit. Its unsubscribe links become those messages carry.
     """
     global _current
     previous, _current = _current, runtime
+    use_links(runtime.unsubscribe)  # composed messages carry this runtime's unsubscribe links
     return previous

@@ -27,10 +27,14 @@ from .channels import (
     SMTPChannel,
     WebhookChannel,
     verify_signature,
+    verify_standard,
 )
+from .endpoints import DisabledEndpoint, disabled_endpoints, enable_endpoint
 from .errors import (
     ChannelConfigurationError,
     ChannelError,
+    EndpointDisabled,
+    EndpointGone,
     MessageError,
     NotifierError,
     PermanentChannelError,
@@ -38,22 +42,29 @@ from .errors import (
     RegistrationError,
     TemplateError,
     TransientChannelError,
+    UnsubscribeError,
 )
 from .inbox import Inbox, InboxItem
-from .messages import Email, Message, Text, message_id
+from .messages import DKIMSigner, Email, Message, Text, message_id
 from .event import Event
 from .notifier import Notifier, on
 from .preferences import Preference, opt_in, opt_out, preferences_of, skip_reasons
 from .recipients import Recipient, recipients_of
 from .registry import Registration, registry
 from .templates import Templates
+from .unsubscribe_links import Unsubscription, UnsubscribeLinks, make_token, read_token, unsubscribe, use_links
+from .unsubscribe_app import UnsubscribeEndpoint
 
 __all__ = [
     "Channel",
     "ChannelConfigurationError",
     "ChannelError",
     "ConsoleChannel",
+    "DKIMSigner",
+    "DisabledEndpoint",
     "Email",
+    "EndpointDisabled",
+    "EndpointGone",
     "Event",
     "FileChannel",
     "Found",
@@ -79,7 +90,14 @@ __all__ = [
     "Templates",
     "Text",
     "TransientChannelError",
+    "UnsubscribeEndpoint",
+    "UnsubscribeError",
+    "UnsubscribeLinks",
+    "Unsubscription",
     "WebhookChannel",
+    "disabled_endpoints",
+    "enable_endpoint",
+    "make_token",
     "message_id",
     "on",
     "opt_in",
@@ -87,8 +105,12 @@ __all__ = [
     "parties_of",
     "plan",
     "preferences_of",
+    "read_token",
     "recipients_of",
     "registry",
     "skip_reasons",
+    "unsubscribe",
+    "use_links",
     "verify_signature",
+    "verify_standard",
 ]

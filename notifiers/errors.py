@@ -8,9 +8,12 @@ The tree::
      +-- MessageError             CR/LF in a subject or header, or a message with no body
      +-- TemplateError            a template is missing or does not compile or render
      +-- ChannelConfigurationError  a channel built with a bad argument (a webhook URL, a timeout)
+     +-- UnsubscribeError         an unsubscribe link that is malformed, tampered with or expired
      +-- ChannelError             raised by channels
           +-- TransientChannelError   worth retrying later (connection refused, SMTP 4xx, timeout)
           +-- PermanentChannelError   retrying will not help (SMTP 5xx, refused recipient)
+          |    +-- EndpointGone           a webhook endpoint answered 410 Gone: it is disabled from then on
+          +-- EndpointDisabled        the endpoint answered 410 earlier: the delivery is skipped, not sent
 """
 
 from __future__ import annotations
@@ -62,6 +65,10 @@ class ChannelConfigurationError(NotifierError):
     """
 
 
+class UnsubscribeError(NotifierError):
+    """An unsubscribe token is malformed, its signature does not match, or it has expired; nothing was changed."""
+
+
 class ChannelError(NotifierError):
     """A channel could not hand the message over.
 
@@ -89,3 +96,19 @@ class TransientChannelError(ChannelError):
 
 class PermanentChannelError(ChannelError):
     """Sending failed for a reason that will not pass: do not retry."""
+
+
+class EndpointGone(PermanentChannelError):
+    """A webhook endpoint answered 410 Gone: this delivery failed, and the endpoint is disabled.
+
+    Attributes:
+        endpoint: the endpoint's URL as configured (it may carry a token: never shown).
+    """
+
+    def __init__(self, message: str, *, channel: str = "", endpoint: str = "") -> None:
+        super().__init__(message, channel=channel)
+        self.endpoint = endpoint
+
+
+class EndpointDisabled(ChannelError):
+    """The endpoint answered 410 Gone before and stays disabled until re-enabled: the delivery is skipped."""

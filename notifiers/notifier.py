@@ -10,6 +10,7 @@ from typing import Any, ClassVar, TypeVar
 
 from workflow import Stateful, Workflow, did_you_mean
 
+from . import unsubscribe_links as unsubscribe
 from .errors import RegistrationError
 from .event import Event
 from .messages import Message
@@ -137,20 +138,23 @@ class Notifier:
         return templates_in(folder) if folder is not None else None
 
     @staticmethod
-    def compose_for(name: str, event: Event, recipient: Recipient) -> Message | None:
+    def compose_for(name: str, event: Event, recipient: Recipient, *, channel: str | None = None) -> Message | None:
         """The message the notifier registered as ``name`` for ``event``'s transition gives ``recipient``, rendered.
 
-        ``None`` when the notifier returned ``None`` (nothing for that recipient).
+        ``None`` when the notifier returned ``None`` (nothing for that recipient). Sent on ``channel``,
+        a notifier that is not ``required`` carries an unsubscribe link (:mod:`notifiers.unsubscribe_links`).
 
         Raises:
             RegistrationError: no notifier ``name`` answers that transition (its module not imported).
             TemplateError, MessageError: the message cannot be built.
         """
         registration = registry.named(name, event.model, event.trigger)
-        return registration.notifier().compose(registration.method, event, recipient)
+        link = unsubscribe.link_for(registration, recipient, channel)
+        return registration.notifier().compose(registration.method, event, recipient, unsubscribe_url=link)
 
-    def compose(self, method: str, event: Event, recipient: Recipient) -> Message | None:
-        """Call ``method`` and render what it returns.
+    def compose(self, method: str, event: Event, recipient: Recipient, *,
+                unsubscribe_url: str | None = None) -> Message | None:
+        """Call ``method`` and render what it returns (with ``unsubscribe_url``, for templates and headers).
 
         Raises:
             TemplateError, MessageError: the message cannot be built.
@@ -163,5 +167,7 @@ class Notifier:
                 f"{type(self).__qualname__}.{method} returned {type(message).__name__}; return an Email, a Text "
                 f"or None."
             )
-        variables = {"event": event, "recipient": recipient, "subject": event.subject}
-        return message.rendered(self.template_set(), variables, recipient.locale)
+        variables = {"event": event, "recipient": recipient, "subject": event.subject,
+                     "unsubscribe_url": unsubscribe_url}
+        rendered = message.rendered(self.template_set(), variables, recipient.locale)
+        return unsubscribe.with_link(rendered, unsubscribe_url)

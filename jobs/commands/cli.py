@@ -1,8 +1,9 @@
-"""The ``tidings`` command: ``worker | status | explain | graph | deliveries | resend | refan | preview | check | sweep | demo``.
+"""The ``tidings`` command: ``worker | status | explain | graph | deliveries | resend | refan | preview | check | sweep | webhooks | demo``.
 
 (``python -m jobs`` is the same.) Configuration comes from the ``TIDINGS_*`` variables, as for
 the workers; options given on the command line win. Exit codes: 0 done; 1 a threshold of
-``status`` was passed, ``resend`` or ``refan`` named an id that is not there, the database (or
+``status`` was passed, ``resend`` or ``refan`` named an id that is not there, ``webhooks enable``
+an endpoint that is not disabled, the database (or
 the worker's broker) did not answer, or a worker process had to be killed at the shutdown
 deadline; 2 bad arguments, an application module that does not import, a setting that is
 invalid, a database without Tidings' tables, or a worker with no notifier or refused credentials.
@@ -23,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .. import actors, inprocess, notifier_modules, preflight
 from ..errors import ConfigurationError, JobsError
 from ..runtime import current
-from . import check, deliveries, demo, explain, graph, health, preview, refan, resend, worker
+from . import check, deliveries, demo, explain, graph, health, preview, refan, resend, webhooks, worker
 
 __all__ = ["main", "main_exit"]
 
@@ -86,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     refan.add_command(commands)
     preview.add_parser(commands)
     check.add_parser(commands)
+    webhooks.add_parser(commands)
     worker.add_parser(commands)
     demo.add_parser(commands)
     return parser
@@ -118,6 +120,8 @@ def _run(args: argparse.Namespace) -> int:
             entries = explain.explain(session, args.model, args.key)
             print(json.dumps(entries, indent=2) if args.json else explain.render(entries, args.model, args.key))
             return 0
+        if args.command == "webhooks":
+            return webhooks.run(args, session)
         return deliveries.run(args, session)
 
 

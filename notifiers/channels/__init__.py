@@ -9,7 +9,8 @@ from .inapp import InAppChannel
 from .memory import MemoryChannel, Sent
 from .smtp import SMTPChannel
 from .sms import SMSChannel
-from .webhook import WebhookChannel, verify_signature
+from .signing import verify_signature, verify_standard
+from .webhook import WebhookChannel
 
 __all__ = [
     "Channel",
@@ -22,4 +23,5 @@ __all__ = [
     "Sent",
     "WebhookChannel",
     "verify_signature",
+    "verify_standard",
 ]

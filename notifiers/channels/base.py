@@ -9,6 +9,8 @@ from ..messages import Message
 from ..recipients import Recipient
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
     from ..event import Event
 
 __all__ = ["Channel"]
@@ -38,6 +40,10 @@ class Channel:
     def send(self, message: Any, to: Recipient, *, key: str, event: Event | None = None) -> None:
         """Send ``message`` to ``to``."""
         raise NotImplementedError(f"{type(self).__name__} must implement send(message, to, *, key, event=None).")
+
+    def attach(self, bind: Engine | Connection) -> None:
+        """Called by the worker runtime with the application's database before the first send, for a
+        channel that keeps state there (a webhook's disabled endpoint); the default keeps none."""
 
     def close(self) -> None:
         """Release connections or files; the default has nothing to release."""

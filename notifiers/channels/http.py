@@ -18,7 +18,7 @@ from functools import cache
 from importlib import metadata
 from urllib.parse import SplitResult, urlsplit
 
-from ..errors import ChannelConfigurationError, PermanentChannelError, TransientChannelError
+from ..errors import ChannelConfigurationError, EndpointGone, PermanentChannelError, TransientChannelError
 from .connections import ThreadConnections
 
 __all__ = ["HTTPEndpoint", "parse_url", "shown_url", "user_agent"]
@@ -65,7 +65,8 @@ class HTTPEndpoint:
 
         Raises:
             TransientChannelError: 408, 429 or 5xx answers, connection failures and timeouts.
-            PermanentChannelError: any other answer, e.g. 400, 401, 404, 410 or 422.
+            EndpointGone: a 410 answer: the endpoint says it is gone for good.
+            PermanentChannelError: any other answer, e.g. 400, 401, 404 or 422.
         """
         status, reason, answer, excerpt = self._post(body, headers, who, channel)
         if 200 <= status < 300:
@@ -73,6 +74,8 @@ class HTTPEndpoint:
         text = f"{who} answered {status} {reason}".rstrip() + (f": {excerpt}" if excerpt else "")
         if status in (408, 429) or status >= 500:
             raise TransientChannelError(text, channel=channel, retry_after=retry_after(answer.get("Retry-After")))
+        if status == 410:
+            raise EndpointGone(text, channel=channel, endpoint=self.parts.geturl())
         if 300 <= status < 400:
             text += f" (redirects are not followed; Location: {answer.get('Location', 'none')})"
         raise PermanentChannelError(text, channel=channel)

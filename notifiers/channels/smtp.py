@@ -7,9 +7,9 @@ import smtplib
 import ssl as _ssl
 from typing import TYPE_CHECKING, ClassVar
 
-from ..addresses import needs_smtputf8, one_mailbox, wire_address
+from ..addresses import needs_smtputf8, one_mailbox, parse_mailboxes, wire_address
 from ..errors import ChannelConfigurationError, MessageError, PermanentChannelError, TransientChannelError
-from ..messages import Email, Message
+from ..messages import DKIMSigner, Email, Message
 from ..recipients import Recipient
 from .base import Channel
 from .connections import ThreadConnections
@@ -36,9 +36,11 @@ class SMTPChannel(Channel):
         ssl: connect with implicit TLS (SMTPS, usually port 465).
         username, password: log in when given.
         timeout: seconds for connecting and for each command.
+        reply_to: the Reply-To of every email that gives none (``None``: replies go to the sender).
+        dkim: signs each message's bytes (DKIM) as they are sent.
 
     Raises:
-        ChannelConfigurationError: ``sender`` is not one good address.
+        ChannelConfigurationError: ``sender`` or ``reply_to`` is not a good address.
     """
 
     accepts: ClassVar[tuple[type[Message], ...]] = (Email,)
@@ -54,12 +56,12 @@ class SMTPChannel(Channel):
         username: str | None = None,
         password: str | None = None,
         timeout: float = 10.0,
+        reply_to: str | None = None,
+        dkim: DKIMSigner | None = None,
     ) -> None:
-        try:
-            one_mailbox(sender)
-        except MessageError as error:
-            raise ChannelConfigurationError(f"SMTPChannel sender: {error}") from None
+        checked_addresses("SMTPChannel", sender, reply_to)
         self.host, self.port, self.sender = host, port, sender
+        self.reply_to, self.dkim = reply_to, dkim
         self.starttls, self.ssl, self.timeout = starttls, ssl, timeout
         self.username, self._password = username, password
         self._connections: ThreadConnections[smtplib.SMTP] = ThreadConnections(_quietly_close)
@@ -112,7 +114,9 @@ class SMTPChannel(Channel):
         """
         connection.ehlo_or_helo_if_needed()
         eight_bit = connection.has_extn("8bitmime")
-        data = message.to_bytes(to, sender=self.sender, key=key, eight_bit=eight_bit)
+        data = message.to_bytes(to, sender=self.sender, key=key, eight_bit=eight_bit, reply_to=self.reply_to)
+        if self.dkim is not None:
+            data = self.dkim.sign(data)
         needing = [address for address in (to.address, envelope_from) if needs_smtputf8(address)]
         utf8 = bool(needing) or not data.partition(b"\r\n\r\n")[0].isascii()
         if utf8 and not connection.has_extn("smtputf8"):
@@ -152,6 +156,23 @@ class SMTPChannel(Channel):
     def close(self) -> None:
         """Close every thread's connection."""
         self._connections.close()
+
+
+def checked_addresses(owner: str, sender: str, reply_to: str | None) -> None:
+    """Refuse a sender that is not one good address, or a Reply-To that is not good addresses.
+
+    Raises:
+        ChannelConfigurationError: naming the argument.
+    """
+    try:
+        one_mailbox(sender)
+    except MessageError as error:
+        raise ChannelConfigurationError(f"{owner} sender: {error}") from None
+    try:
+        if reply_to is not None:
+            parse_mailboxes("Reply-To", reply_to)
+    except MessageError as error:
+        raise ChannelConfigurationError(f"{owner} reply_to: {error}") from None
 
 
 def _quietly_close(connection: smtplib.SMTP) -> None:

@@ -1,44 +1,47 @@
 """``WebhookChannel``: POSTs each notification as signed JSON to an HTTP endpoint.
 
-The signature scheme (Stripe's): the channel sends ``Tidings-Signature: t=<unix>,v1=<hex>``,
-where ``<unix>`` is the time of the attempt in whole seconds and ``<hex>`` is the lowercase
-HMAC-SHA256, keyed with the shared secret, of ``<unix>`` + ``"."`` + the raw request body.
-``Tidings-Timestamp`` repeats ``<unix>``. A receiver recomputes the HMAC over the bytes it
-received and refuses a timestamp outside its replay window; :func:`verify_signature` does both.
-Each attempt is signed afresh, so a retry hours later is not stale; ``Idempotency-Key`` (the
-delivery key, also ``"key"`` in the signed body) is the same on every attempt, so the receiver
-can drop a duplicate.
+Signed by default as Standard Webhooks specify (``webhook-id``: the delivery key, the same on
+every attempt; ``webhook-timestamp``; ``webhook-signature: v1,<base64>``), so receivers verify
+with a reference library; ``signing="tidings"`` keeps the older ``Tidings-Signature`` for
+receivers written against it (see :mod:`notifiers.channels.signing`). Each attempt is signed
+afresh, so a retry hours later is not stale; the delivery key (also ``"key"`` in the signed body)
+lets the receiver drop a duplicate. An endpoint answering ``410 Gone`` is disabled: later
+deliveries to it are skipped (see :mod:`notifiers.endpoints`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import json
 import logging
-import re
 import ssl
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from ..errors import ChannelConfigurationError, MessageError
+from sqlalchemy.exc import SQLAlchemyError
+from workflow import utcnow
+
+from .. import endpoints
+from ..errors import ChannelConfigurationError, EndpointDisabled, EndpointGone, MessageError, TransientChannelError
 from ..messages import Email, Message
 from ..recipients import Recipient
 from .base import Channel
 from .http import HTTPEndpoint, shown_url, user_agent
+from .signing import SIGNING_SCHEMES, secret_key, signed_headers
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
     from ..event import Event
 
-__all__ = ["WebhookChannel", "verify_signature"]
+__all__ = ["WebhookChannel"]
 
 _log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 _RESERVED = frozenset({"content-type", "content-length", "host", "idempotency-key", "tidings-signature",
-                       "tidings-timestamp"})
-_TIMESTAMP = re.compile(r"[0-9]{1,15}")  # Unix seconds; more digits would be past the year 30 million
+                       "tidings-timestamp", "webhook-id", "webhook-timestamp", "webhook-signature"})
 
 
 class WebhookChannel(Channel):
@@ -46,22 +49,26 @@ class WebhookChannel(Channel):
 
     A 2xx answer means sent. 408, 429, 5xx, connection failures and timeouts are transient
     (``retry_after`` from a ``Retry-After`` header, in seconds or as an HTTP date); any other
-    answer is permanent, with the status and the start of the body. Redirects are not followed.
-    One connection is kept per worker thread and re-opened when the server has closed it.
+    answer is permanent, with the status and the start of the body; a ``410 Gone`` also disables
+    the endpoint (with :meth:`attach`, in the database), so later deliveries are skipped. Redirects
+    are not followed. One connection is kept per worker thread and re-opened when the server has closed it.
 
     Args:
         url: the endpoint, ``http://`` or ``https://``; the query string is kept but never shown.
-        secret: the key of the HMAC-SHA256 signature; never shown in reprs or errors.
+        secret: the key of the HMAC-SHA256 signature, ``whsec_<base64>`` as Standard Webhooks write
+            it, or a raw string or bytes; never shown in reprs or errors.
+        signing: ``"standard"`` (Standard Webhooks, the default) or ``"tidings"`` (``Tidings-Signature``).
         kind: the channel name used in ``@on(..., channels=[...])``, sent as ``"channel"``.
         connect_timeout: seconds to wait for the TCP (and TLS) connection.
         read_timeout: seconds to wait for each read of the answer.
         headers: more headers to send, such as ``Authorization``; those the channel sets itself
-            (``Content-Type``, ``Idempotency-Key``, ``Tidings-*``) cannot be replaced.
+            (``Content-Type``, the signature's) cannot be replaced.
         ssl_context: for ``https://``, a context to use instead of the default (a private CA).
 
     Raises:
         ChannelConfigurationError: a URL that is not http(s), has no host, a bad port or
-            credentials in it; an empty secret; a timeout that is not positive; a bad header.
+            credentials in it; an empty or malformed secret; an unknown signing scheme; a timeout
+            that is not positive; a bad header.
     """
 
     accepts: ClassVar[tuple[type[Message], ...]] = (Email,)
@@ -71,6 +78,7 @@ class WebhookChannel(Channel):
         url: str,
         *,
         secret: str | bytes,
+        signing: str = "standard",
         kind: str = "webhook",
         connect_timeout: float = 5.0,
         read_timeout: float = 10.0,
@@ -80,67 +88,74 @@ class WebhookChannel(Channel):
         self._endpoint = HTTPEndpoint(url, owner="WebhookChannel", credentials_hint="headers={'Authorization': ...}",
                                       connect_timeout=connect_timeout, read_timeout=read_timeout,
                                       ssl_context=ssl_context)
-        if not secret:
-            raise ChannelConfigurationError(
-                f"WebhookChannel {shown_url(self._endpoint.parts)!r} needs a non-empty secret: receivers verify "
-                f"the signature with it.")
-        self.url, self.kind = url, kind
+        shown = shown_url(self._endpoint.parts)
+        if signing not in SIGNING_SCHEMES:
+            raise ChannelConfigurationError(f"WebhookChannel {shown!r} signing={signing!r} is not one of "
+                                            f"{', '.join(map(repr, SIGNING_SCHEMES))}.")
+        self.url, self.kind, self.signing, self.shown_url = url, kind, signing, shown
         self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
-        self._secret = secret.encode() if isinstance(secret, str) else bytes(secret)
+        self._secret = secret_key(secret, owner=f"WebhookChannel {shown!r}")
         self._headers = {"User-Agent": user_agent(), **_checked(headers or {})}
+        self._bind: Engine | Connection | None = None
+        self._gone_at: dt.datetime | None = None  # without a database: disabled for this process only
 
     def __repr__(self) -> str:
         kind = "" if self.kind == "webhook" else f", kind={self.kind!r}"
         return f"WebhookChannel({shown_url(self._endpoint.parts)!r}{kind})"
 
+    def attach(self, bind: Engine | Connection) -> None:
+        """Keep the disabled state of the endpoint in ``bind``'s ``tidings_disabled_endpoints``."""
+        self._bind = bind
+
     def send(self, message: Email, to: Recipient, *, key: str, event: Event | None = None) -> None:
-        """POST ``message`` for ``to`` with ``key`` as its idempotency key; return on a 2xx answer.
+        """POST ``message`` for ``to`` with ``key`` as its delivery id; return on a 2xx answer.
 
         Raises:
+            EndpointDisabled: the endpoint answered 410 Gone earlier; nothing is sent.
+            EndpointGone: it answers 410 Gone now; it is disabled from then on.
             TransientChannelError: 408, 429 or 5xx answers, connection failures and timeouts.
-            PermanentChannelError: any other answer, e.g. 400, 401, 404, 410 or 422.
+            PermanentChannelError: any other answer, e.g. 400, 401, 404 or 422.
             MessageError: the message has no body, or the transition's context is not JSON.
         """
+        gone_at = self._gone_at if self._bind is None else self._stored(endpoints.disabled_at, self._bind, self.url)
+        if gone_at is not None:
+            raise EndpointDisabled(f"{self!r} is disabled: it answered 410 Gone at {gone_at:%Y-%m-%d %H:%M:%S} UTC; "
+                                   f"re-enable it with `tidings webhooks enable {self.shown_url}`.", channel=self.kind)
         body = _body(message, to, key=key, event=event, kind=self.kind)
-        self._endpoint.post(body, self._signed_headers(body, key), who=repr(self), channel=self.kind)
+        headers = {**self._headers, "Content-Type": "application/json",
+                   **signed_headers(self.signing, self._secret, body, key, int(time.time()))}
+        try:
+            self._endpoint.post(body, headers, who=repr(self), channel=self.kind)
+        except EndpointGone as error:
+            self._disable()
+            raise EndpointGone(f"{error}; the endpoint is disabled: later deliveries to it are skipped until "
+                               f"`tidings webhooks enable {self.shown_url}`.", channel=self.kind,
+                               endpoint=self.url) from None
 
-    def _signed_headers(self, body: bytes, key: str) -> dict[str, str]:
-        timestamp = int(time.time())
-        return {**self._headers, "Content-Type": "application/json", "Idempotency-Key": key,
-                "Tidings-Timestamp": str(timestamp),
-                "Tidings-Signature": f"t={timestamp},v1={_sign(self._secret, timestamp, body)}"}
+    def _disable(self) -> None:
+        """Record the 410: in the database when attached, else in this channel."""
+        _log.warning("%r answered 410 Gone: disabled.", self)
+        if self._bind is None:
+            self._gone_at = utcnow()
+        else:
+            self._stored(endpoints.disable_endpoint, self._bind, self.url, shown=self.shown_url, channel=self.kind)
+
+    def _stored(self, action: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """``action`` on ``tidings_disabled_endpoints``; a database error is transient, as for the in-app channel.
+
+        Raises:
+            TransientChannelError: the database refused (down, or the table missing: create it with
+                ``workflow.metadata.create_all(engine)``).
+        """
+        try:
+            return action(*args, **kwargs)
+        except SQLAlchemyError as error:
+            raise TransientChannelError(f"{self!r}: tidings_disabled_endpoints failed: {type(error).__name__}: "
+                                        f"{error}", channel=self.kind) from error
 
     def close(self) -> None:
         """Close every thread's connection."""
         self._endpoint.close()
-
-
-def verify_signature(body: bytes, header: str | None, secret: str | bytes, *, tolerance: float = 300,
-                     now: float | None = None) -> bool:
-    """Whether ``header`` (a ``Tidings-Signature`` value) signs ``body`` with ``secret``, recently.
-
-    For receivers: pass the raw request body, before any JSON parsing. A timestamp more than
-    ``tolerance`` seconds from ``now`` (default: the current time), either way, is refused, so a
-    captured request cannot be replayed later. Several ``v1=`` signatures may be given (while a
-    secret is rotated); one match is enough. A missing or malformed header is simply ``False``.
-    """
-    if not header or not isinstance(header, str):
-        return False
-    fields = [part.strip().partition("=") for part in header.split(",")]
-    stamps = [value for name, _, value in fields if name == "t"]
-    signatures = [value.encode() for name, _, value in fields if name == "v1" and value.isascii()]
-    if len(stamps) != 1 or not _TIMESTAMP.fullmatch(stamps[0]) or not signatures:
-        return False
-    timestamp = int(stamps[0])  # at most 15 digits: a float holds it, however hostile the header
-    if not abs((time.time() if now is None else now) - timestamp) <= tolerance:
-        return False
-    key = secret.encode() if isinstance(secret, str) else secret
-    expected = _sign(key, timestamp, body).encode()
-    return any(hmac.compare_digest(expected, signature) for signature in signatures)
-
-
-def _sign(secret: bytes, timestamp: int, body: bytes) -> str:
-    return hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
 def _body(message: Email, to: Recipient, *, key: str, event: Event | None, kind: str) -> bytes:

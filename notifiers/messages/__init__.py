@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from .base import Message
+from .dkim import DKIMSigner
 from .email import Email, message_id
 from .text import Text
 
-__all__ = ["Email", "Message", "Text", "message_id"]
+__all__ = ["DKIMSigner", "Email", "Message", "Text", "message_id"]

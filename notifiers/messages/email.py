@@ -41,7 +41,9 @@ _BODIES = (".txt", ".html")
 _FIELD_NAME = re.compile(r"[!-9;-~]+")
 _OWN = frozenset({"subject", "from", "to", "date", "message-id", "mime-version", "content-type",
                   "content-transfer-encoding"})
-_STRUCTURED = frozenset(HeaderRegistry().registry) - ADDRESS_FIELDS - _OWN  # Resent-Date and the like: as given
+# Resent-Date and the like, and the fields receivers parse (RFC 8058, RFC 3834): written as given, printable ASCII.
+_STRUCTURED = (frozenset(HeaderRegistry().registry) - ADDRESS_FIELDS - _OWN
+               | {"list-unsubscribe", "list-unsubscribe-post", "auto-submitted"})
 _BODY_LINE = 998
 _PART = {subtype: f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: 7bit\r\n\r\n'
          .encode("ascii") for subtype in ("plain", "html")}
@@ -125,26 +127,32 @@ class Email(Message):
             raise MessageError(f"Template {name!r} rendered an empty subject.")
         return subject
 
-    def _fields(self, to: Recipient, sender: str, key: str) -> Iterator[tuple[str, str]]:
+    def _fields(self, to: Recipient, sender: str, key: str, reply_to: str | None) -> Iterator[tuple[str, str]]:
         """The header fields, folded and encoded (see notifiers.addresses): Subject, From, To, Date,
-        Message-ID, then ``headers``."""
+        Message-ID, ``Auto-Submitted: auto-generated`` (RFC 3834: auto-responders stay quiet), the
+        channel's Reply-To, then ``headers`` (which may replace the last two)."""
         name, address = one_mailbox(self.sender or sender)
+        own = {field.lower() for field in self.headers}
         yield "Subject", text_field("Subject", self.subject)
         yield "From", address_field("From", [(name, address)])
         yield "To", address_field("To", [(to.name, to.address)])
         yield "Date", format_datetime(datetime.now(timezone.utc))  # "+0000": RFC 5322 makes "GMT" obsolete
         yield "Message-ID", message_id(key, wire_address(address))
+        if "auto-submitted" not in own:
+            yield "Auto-Submitted", "auto-generated"
+        if reply_to and "reply-to" not in own:
+            yield "Reply-To", address_field("Reply-To", parse_mailboxes("Reply-To", reply_to))
         for field, value in self.headers.items():
             kind = field.lower()
             yield field, (address_field(field, parse_mailboxes(field, value)) if kind in ADDRESS_FIELDS
                           else value if kind in _STRUCTURED else text_field(field, value))
 
-    def to_mime(self, to: Recipient, *, sender: str, key: str) -> EmailMessage:
+    def to_mime(self, to: Recipient, *, sender: str, key: str, reply_to: str | None = None) -> EmailMessage:
         """The MIME message for ``to``, with a Message-ID derived from the delivery ``key``.
 
         Its header fields are those :meth:`to_bytes` writes; the email package reads them back as they are.
         """
-        fields = list(self._fields(to, sender, key))
+        fields = list(self._fields(to, sender, key, reply_to))
         return self._mime(fields, _POLICY[not all(value.isascii() for _, value in fields)])
 
     def _mime(self, fields: Iterable[tuple[str, str]], policy: email.policy.EmailPolicy[EmailMessage]) -> EmailMessage:
@@ -161,15 +169,17 @@ class Email(Message):
             raise MessageError(f"Email {self.subject!r} has no body; render it first.")
         return mime
 
-    def to_bytes(self, to: Recipient, *, sender: str, key: str, eight_bit: bool = True) -> bytes:
+    def to_bytes(self, to: Recipient, *, sender: str, key: str, eight_bit: bool = True,
+                 reply_to: str | None = None) -> bytes:
         """The message for ``to`` as SMTP carries it (CRLF line endings, no Bcc), for ``smtplib.SMTP.sendmail``.
 
         Header fields are ASCII, except a non-ASCII local part of an address (a message that needs
         SMTPUTF8). A body that is not 7bit is written 8bit where ``eight_bit`` (a server offering
         8BITMIME), else quoted-printable or base64. 7bit bodies are written directly, an order of
-        magnitude faster than building and flattening :meth:`to_mime`.
+        magnitude faster than building and flattening :meth:`to_mime`. ``reply_to`` is the
+        channel's Reply-To, for an email that gives none in its headers.
         """
-        fields = [(name, value) for name, value in self._fields(to, sender, key)
+        fields = [(name, value) for name, value in self._fields(to, sender, key, reply_to)
                   if name.lower() not in ("bcc", "resent-bcc")]  # smtplib.SMTP.send_message leaves them out too
         utf8 = not all(value.isascii() for _, value in fields)
         data = self._plain_bytes(fields)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from notifiers import verify_signature
-from notifiers.channels.webhook import _sign
+from notifiers.channels.signing import _hex as _sign
 
 SECRET = b"whsec-4f2a"
 BODY = b'{"key":"k-1"}'
