@@ -10,7 +10,7 @@ from dramatiq.brokers.stub import StubBroker
 from jobs import dispatcher as dispatching
 from jobs.dispatcher import Dispatcher
 
-from tests.jobs.test_outbox import Remote, remote  # noqa: F401  (the fixture)
+from tests.jobs.test_outbox import Remote, enqueued, remote  # noqa: F401  (the fixture)
 
 
 def test_a_dispatcher_whose_sender_is_not_installed_yet_sends_nothing_and_still_flushes(
@@ -30,6 +30,16 @@ def test_with_a_network_broker_the_hook_for_the_stub_broker_is_never_called(
     dispatcher.submit(remote, [1])
     assert dispatcher.flush(5)
     assert len(remote.sent) == 1 and handed == []
+
+
+def test_what_the_thread_sent_to_the_stub_broker_is_handed_to_the_hook_for_it(
+        broker: StubBroker, monkeypatch: pytest.MonkeyPatch) -> None:
+    handed: list[StubBroker] = []
+    monkeypatch.setattr(dispatching, "_on_stub", handed.append)
+    dispatcher = Dispatcher()
+    dispatcher.submit(broker, [1])  # as at a connection's COMMIT: the thread sends, whatever the broker
+    assert dispatcher.flush(5)
+    assert enqueued(broker) == [("tidings.fan_out", (1,))] and handed == [broker]
 
 
 def test_past_the_limit_one_warning_is_written_however_many_more_are_left_to_the_sweeper(
@@ -94,6 +104,7 @@ class Clock:
 
     def sleep(self, seconds: float) -> None:
         self.pauses.append(seconds)
+        assert len(self.pauses) < 10_000, "the wait never ends (30 s at 10 ms take 3,000 pauses)"
         self.now += seconds
 
 
