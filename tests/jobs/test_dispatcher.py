@@ -1,4 +1,4 @@
-"""The outbox's thread: what it sends, to whom, what it says, and how it waits for a COMMIT and for the exit."""
+"""The outbox's thread: what it sends before jobs is set up, which broker its hook gets, how it waits for a COMMIT and at exit."""
 
 from __future__ import annotations
 
@@ -40,30 +40,6 @@ def test_what_the_thread_sent_to_the_stub_broker_is_handed_to_the_hook_for_it(
     dispatcher.submit(broker, [1])  # as at a connection's COMMIT: the thread sends, whatever the broker
     assert dispatcher.flush(5)
     assert enqueued(broker) == [("tidings.fan_out", (1,))] and handed == [broker]
-
-
-def test_past_the_limit_one_warning_is_written_however_many_more_are_left_to_the_sweeper(
-        remote: Remote, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
-    dispatcher = Dispatcher(limit=2)
-    remote.gate.clear()
-    dispatcher.submit(remote, [1, 2])
-    for left in range(3, 6):
-        dispatcher.submit(remote, [left])
-    remote.gate.set()
-    assert dispatcher.flush(5)
-    assert caplog.text.count("more are left to the sweeper") == 1
-
-
-def test_once_the_queue_emptied_a_new_excess_is_warned_about_again(
-        remote: Remote, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
-    dispatcher = Dispatcher(limit=2)
-    for first in (1, 4):
-        remote.gate.clear()
-        dispatcher.submit(remote, [first, first + 1])
-        dispatcher.submit(remote, [first + 2])  # left to the sweeper
-        remote.gate.set()
-        assert dispatcher.flush(5)
-    assert caplog.text.count("more are left to the sweeper") == 2
 
 
 def test_at_exit_the_fan_outs_still_waiting_after_the_timeout_are_left_to_the_sweeper_and_said_so(
