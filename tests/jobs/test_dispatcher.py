@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 
@@ -40,6 +41,15 @@ def test_what_the_thread_sent_to_the_stub_broker_is_handed_to_the_hook_for_it(
     dispatcher.submit(broker, [1])  # as at a connection's COMMIT: the thread sends, whatever the broker
     assert dispatcher.flush(5)
     assert enqueued(broker) == [("tidings.fan_out", (1,))] and handed == [broker]
+
+
+def test_fan_outs_sent_to_the_broker_they_were_committed_for_are_not_logged_as_left_to_the_sweeper(
+        remote: Remote, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
+    caplog.set_level(logging.INFO, logger="jobs.outbox")
+    dispatcher = Dispatcher()
+    dispatcher.submit(remote, [1])
+    assert dispatcher.flush(5)
+    assert len(remote.sent) == 1 and "since replaced" not in caplog.text
 
 
 def test_at_exit_the_fan_outs_still_waiting_after_the_timeout_are_left_to_the_sweeper_and_said_so(
