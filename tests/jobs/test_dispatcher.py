@@ -1,4 +1,4 @@
-"""The outbox's thread: what it sends before jobs is set up, which broker its hook gets, how it waits for a COMMIT and at exit."""
+"""The outbox's thread: before it has a sender, its hook for the StubBroker, its waits for a COMMIT and at exit."""
 
 from __future__ import annotations
 
