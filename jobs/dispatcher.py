@@ -162,7 +162,9 @@ def _wait_until_ended(commit: Transaction, timeout: float = 30.0) -> None:
     """Wait for the COMMIT of a connection's transaction, under way in another thread, to return.
 
     A connection's ``commit`` event fires just before its COMMIT, and SQLAlchemy has no event
-    after it: its transaction object turns inactive once the COMMIT returned (or failed).
+    after it: its transaction object turns inactive once the COMMIT returned (or failed). It is
+    looked at after 0.1 ms, then twice as late each time up to every 10 ms (a quick COMMIT is
+    noticed at once, a slow one costs little), for ``timeout`` seconds at most.
     """
     deadline, pause = time.monotonic() + timeout, 0.0001
     while commit.is_active and time.monotonic() < deadline:

@@ -85,7 +85,7 @@ def _after_commit(session: Session) -> None:
     nested = session.get_nested_transaction()
     if nested is not None:  # RELEASE SAVEPOINT: the outer transaction may still roll back
         moved = buffers.pop(nested, [])
-        if moved and nested.parent is not None:
+        if nested.parent is not None:  # always, for a SAVEPOINT
             buffers.setdefault(nested.parent, []).extend(moved)
         return
     ids = [id_ for batch in buffers.values() for id_ in batch]
@@ -130,14 +130,14 @@ def session_commits_suffice() -> Iterator[None]:
         _session_commits_suffice -= 1
 
 
-def _dispatch(send: Callable[[int | list[int]], Any], transition_ids: int | list[int]) -> bool:
+def _dispatch(send: Callable[[int | list[int]], Any], transition_id: int) -> None:
+    """Enqueue one fan-out with the StubBroker; a failure is counted, never raised into the request."""
     try:
-        send(transition_ids)
+        send(transition_id)
     except Exception as error:  # the transaction is committed; never raise into the request
-        outage.failed(error, len(transition_ids) if isinstance(transition_ids, list) else 1)
-        return False
-    outage.ended()
-    return True
+        outage.failed(error, 1)
+    else:
+        outage.ended()
 
 
 

@@ -126,6 +126,15 @@ def test_several_transitions_in_one_commit_enqueue_one_message_each(broker: Stub
     assert enqueued(broker) == [("tidings.fan_out", (first.id,)), ("tidings.fan_out", (second.id,))]
 
 
+def test_after_a_commit_enqueued_on_the_stub_broker_its_hook_gets_the_broker(
+        broker: StubBroker, session: Session, order: Order, monkeypatch: pytest.MonkeyPatch) -> None:
+    handed: list[StubBroker] = []  # jobs' hook starts the in-process worker of broker_url=stub there
+    monkeypatch.setattr(outbox, "_on_stub", handed.append)
+    record = order.pay()
+    session.commit()
+    assert enqueued(broker) == [("tidings.fan_out", (record.id,))] and handed == [broker]
+
+
 def test_a_failed_enqueue_does_not_raise_into_the_request(broker: StubBroker, session: Session, order: Order,
                                                           monkeypatch: object) -> None:
     def refuse(*args: object, **kwargs: object) -> None:

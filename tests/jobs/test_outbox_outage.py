@@ -53,6 +53,11 @@ def in_the_clear(session: Session) -> None:
     commit_each(session, 1)
 
 
+def refuse(*args: object, **kwargs: object) -> None:
+    """An enqueue of a broker that is down."""
+    raise ConnectionError("broker down")
+
+
 def test_a_broker_down_for_many_commits_logs_one_warning_and_no_traceback(
         remote: Remote, session: Session, outbox_log: pytest.LogCaptureFixture) -> None:
     in_the_clear(session)
@@ -81,13 +86,22 @@ def test_a_stub_broker_that_refuses_enqueues_logs_one_warning_for_many_commits(
         monkeypatch: pytest.MonkeyPatch) -> None:
     in_the_clear(session)
     outbox_log.clear()
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise ConnectionError("broker down")
-
     monkeypatch.setattr(broker, "enqueue", refuse)
     commit_each(session, 10)
     assert [(r.levelname, r.exc_info) for r in logged(outbox_log)] == [("WARNING", None)]
+
+
+def test_with_a_stub_broker_the_first_enqueue_after_an_outage_counts_each_refused_fan_out(
+        broker: StubBroker, session: Session, outbox_log: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    in_the_clear(session)
+    monkeypatch.setattr(broker, "enqueue", refuse)
+    commit_each(session, 5)
+    outbox_log.clear()
+    monkeypatch.undo()  # the broker takes enqueues again
+    commit_each(session, 3)
+    assert [r.message for r in logged(outbox_log)] == [
+        "Enqueueing works again; 5 fan-out(s) that failed meanwhile are left to the sweeper."]
 
 
 def test_a_redis_that_refuses_connections_logs_one_warning_for_many_commits(

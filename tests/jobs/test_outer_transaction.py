@@ -135,3 +135,15 @@ def test_with_a_network_broker_the_ids_are_enqueued_only_once_the_connections_co
     outer.commit()
     assert outbox.dispatcher.flush(5)
     assert seen == [False] and len(broker.sent) == 1
+
+
+def test_a_connection_that_handed_on_ids_at_one_commit_commits_its_next_transactions_too(
+        broker: StubBroker, connection: Connection) -> None:
+    first = connection.begin()
+    earlier = paid_inside(connection)
+    first.commit()  # hands the ids on; the connection's listeners stay
+    connection.begin().commit()  # nothing waits for this one
+    last = connection.begin()
+    later = paid_inside(connection)
+    last.commit()
+    assert sent(broker) == [("tidings.fan_out", (earlier,)), ("tidings.fan_out", (later,))]
