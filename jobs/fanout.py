@@ -167,12 +167,12 @@ def _plan_many(session: Session, records: dict[int, TransitionRecord], missing: 
     lease_until = now + dt.timedelta(seconds=lease_seconds)
     to_claim: list[dict[str, Any]] = []
     for transition_id, rows in rows_of.items():
-        pending = [row for row in rows if row["status"] == Status.PENDING]
+        pending = [row for row in rows if _now_due(row, now)]
         if (records[transition_id].fanned_out_at is None and len(pending) <= claim_up_to
                 and len(to_claim) + len(pending) <= claim_total):
             to_claim += pending
     for row in to_claim:
-        row.update(status=Status.SENDING, attempts=1, lease_until=lease_until)
+        row.update(status=Status.SENDING, attempts=1, lease_until=lease_until, claimed_at=now)
     rows = [row for transition_rows in rows_of.values() for row in transition_rows]
     first = [record.id for record in records.values() if record.fanned_out_at is None]
     # The rows and the markers commit together, so a first run (no marker) finds no rows to skip.
@@ -189,8 +189,13 @@ def _plan_many(session: Session, records: dict[int, TransitionRecord], missing: 
             _log.info("Transition %s fanned out to %d new deliveries.", transition_id, len(transition_rows),
                       extra={"transition_id": transition_id})
     return Planned(claimed=[_claim_of(ids[row["key"]], row) for row in to_claim],
-                   pending=[ids[row["key"]] for row in rows if row["status"] == Status.PENDING],
+                   pending=[ids[row["key"]] for row in rows if _now_due(row, now)],
                    loaded={i: (records[i], subjects.get(i)) for i, r in rows_of.items() if r}, missing=missing)
+
+
+def _now_due(row: dict[str, Any], now: dt.datetime) -> bool:
+    """Whether a planned row is to be sent now: pending, and due (one held for later waits for the ``due`` task)."""
+    return row["status"] == Status.PENDING and (row["due_at"] is None or row["due_at"] <= now)
 
 
 def missing_deliveries(session: Session, records: dict[int, TransitionRecord]) -> dict[int, list[dict[str, Any]]]:

@@ -86,7 +86,7 @@ class Kit:
         before = len(self.sent)
         self.run()
         clock.advance((delta or dt.timedelta(0)) + dt.timedelta(**units))
-        for task in jobs.due_work:
+        for task in jobs.due_work if self._bind is not None else ():  # nothing committed: nothing is due
             self._use_bind()
             task.run()
             self.run()

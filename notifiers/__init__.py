@@ -42,11 +42,12 @@ from .errors import (
 from .inbox import Inbox, InboxItem
 from .messages import Email, Message, Text, message_id
 from .event import Event
-from .notifier import Notifier, on
+from .notifier import Notifier, on, remind
 from .preferences import Preference, opt_in, opt_out, preferences_of, skip_reasons
 from .recipients import Recipient, recipients_of
 from .registry import Registration, registry
 from .templates import Templates
+from .timing import LEFT, MAX_REMINDERS, Left, Timing, Window, after_window, zone
 
 __all__ = [
     "Channel",
@@ -61,6 +62,9 @@ __all__ = [
     "Inbox",
     "InboxItem",
     "Intent",
+    "LEFT",
+    "Left",
+    "MAX_REMINDERS",
     "MemoryChannel",
     "Message",
     "MessageError",
@@ -78,8 +82,11 @@ __all__ = [
     "TemplateError",
     "Templates",
     "Text",
+    "Timing",
     "TransientChannelError",
     "WebhookChannel",
+    "Window",
+    "after_window",
     "message_id",
     "on",
     "opt_in",
@@ -89,6 +96,8 @@ __all__ = [
     "preferences_of",
     "recipients_of",
     "registry",
+    "remind",
     "skip_reasons",
     "verify_signature",
+    "zone",
 ]
