@@ -1,7 +1,9 @@
 """Backlog and health: deliveries by status, the oldest undelivered one, recent rate, failures by reason.
 
 Undelivered means a delivery pending or sending, or a transition not fanned out yet (held
-transitions among them, with why), so ``--max-age`` fails on either.
+transitions among them, with why), so ``--max-age`` fails on either. A delivery held for a
+time (``due_at``) is not undelivered before it is due: it is counted ``scheduled``, and its
+age counts from its due time.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from .delivery_log import Delivery, Status
 __all__ = ["status"]
 
 
-def status(session: Session) -> dict[str, Any]:
-    """The figures ``tidings status`` prints (and checks against thresholds)."""
+def status(session: Session, *, grace_seconds: float = 60.0) -> dict[str, Any]:
+    """The figures ``tidings status`` prints (and checks against thresholds); ``grace_seconds``: the sweep's."""
     now = utcnow()
     by_status = dict(session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
-    oldest = session.scalar(select(func.min(Delivery.created_at))
-                            .where(Delivery.status.in_([Status.PENDING, Status.SENDING])))
+    undelivered = Delivery.status.in_([Status.PENDING, Status.SENDING])
+    oldest = session.scalar(select(func.min(Delivery.created_at)).where(undelivered, Delivery.due_at.is_(None)))
+    oldest_due = session.scalar(select(func.min(Delivery.due_at)).where(undelivered, Delivery.due_at <= now))
+    oldest = min((t for t in (oldest, oldest_due) if t is not None), key=_aware, default=None)
     unfanned, unfanned_since = session.execute(select(func.count(), func.min(TransitionRecord.created_at))
                                                .where(TransitionRecord.fanned_out_at.is_(None))).one()
     oldest = min((t for t in (oldest, unfanned_since) if t is not None), key=_aware, default=None)
@@ -46,7 +50,18 @@ def status(session: Session) -> dict[str, Any]:
         "oldest_undelivered_seconds": round(_age(now, oldest), 1) if oldest else 0.0,
         "sent_per_minute_last_5": round(sent_5m / 5, 1),
         "failures_by_reason": [{"reason": reason or "", "count": int(count)} for reason, count in failures],
+        "timed": _timed(session, now, grace_seconds),
     }
+
+
+def _timed(session: Session, now: dt.datetime, grace_seconds: float) -> dict[str, int]:
+    """Pending deliveries held for a time: due later, due now and not taken yet, due longer than the grace."""
+    pending = (Delivery.status == Status.PENDING, Delivery.due_at.is_not(None))
+    late = now - dt.timedelta(seconds=grace_seconds)
+    scheduled, due, overdue = session.execute(select(
+        func.count().filter(Delivery.due_at > now), func.count().filter(Delivery.due_at <= now),
+        func.count().filter(Delivery.due_at < late)).where(*pending)).one()
+    return {"scheduled": int(scheduled), "due": int(due), "overdue": int(overdue)}
 
 
 def _aware(then: dt.datetime) -> dt.datetime:

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from .. import status
+from .. import runtime, status
 
 __all__ = ["add_parser", "render", "run"]
 
@@ -18,14 +18,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add ``status`` to the commands."""
     health = commands.add_parser("status", help="backlog and failures; exits 1 past a threshold (a health check)")
     health.add_argument("--json", action="store_true")
-    health.add_argument("--max-pending", type=int, metavar="N", help="fail if more deliveries are pending")
+    health.add_argument("--max-pending", type=int, metavar="N",
+                        help="fail if more deliveries are pending (not counting those scheduled for later)")
     health.add_argument("--max-age", type=float, metavar="SECONDS", help="fail if one waits longer")
     health.add_argument("--max-dead", type=int, metavar="N", help="fail if more deliveries are dead or failed")
 
 
 def run(args: argparse.Namespace, session: Session) -> int:
     """Print the figures; 1 if a threshold is passed, else 0."""
-    figures = status.status(session)
+    figures = status.status(session, grace_seconds=runtime.current().settings.sweep_after_seconds)
     print(json.dumps(figures, indent=2) if args.json else render(figures))
     return 1 if _past_thresholds(args, figures) else 0
 
@@ -33,8 +34,9 @@ def run(args: argparse.Namespace, session: Session) -> int:
 def _past_thresholds(args: argparse.Namespace, figures: dict[str, object]) -> bool:
     counts: dict[str, int] = figures["deliveries"]  # type: ignore[assignment]
     passed = []
-    if args.max_pending is not None and counts["pending"] > args.max_pending:
-        passed.append(f"{counts['pending']} pending > {args.max_pending}")
+    pending = counts["pending"] - figures["timed"]["scheduled"]  # type: ignore[index]
+    if args.max_pending is not None and pending > args.max_pending:
+        passed.append(f"{pending} pending > {args.max_pending}")
     if args.max_age is not None and float(figures["oldest_undelivered_seconds"]) > args.max_age:  # type: ignore[arg-type]
         passed.append(f"oldest undelivered {figures['oldest_undelivered_seconds']} s > {args.max_age} s")
     if args.max_dead is not None and counts["dead"] + counts["failed"] > args.max_dead:
@@ -52,6 +54,7 @@ def render(figures: dict[str, Any]) -> str:
              + (f" ({figures['transitions_held']} held back)" if figures["transitions_held"] else ""),
              *(f"  held: {held['count']} x {held['reason']}" for held in figures["held_by_reason"]),
              f"oldest undelivered: {figures['oldest_undelivered_seconds']} s",
+             "held for a time: {scheduled} scheduled, {due} due, {overdue} overdue".format(**figures["timed"]),
              f"sent per minute (last 5 min): {figures['sent_per_minute_last_5']}"]
     for failure in figures["failures_by_reason"]:
         lines.append(f"  {failure['count']} x {failure['reason']}")
