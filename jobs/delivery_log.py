@@ -13,8 +13,13 @@ __all__ = ["Delivery", "Status", "delivery_key"]
 
 
 class Status:
-    """The statuses of a delivery: pending -> sending -> sent, or failed, dead or skipped."""
+    """The statuses of a delivery: (scheduled ->) pending -> sending -> sent, or failed, dead or skipped.
 
+    ``scheduled``: held until its ``due_at`` (docs/time.md); the ``due`` task makes it ``pending``
+    once due. Out of ``pending``, it costs nothing to what looks for work to do now.
+    """
+
+    SCHEDULED = "scheduled"
     PENDING = "pending"
     SENDING = "sending"
     SENT = "sent"

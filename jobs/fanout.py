@@ -167,7 +167,7 @@ def _plan_many(session: Session, records: dict[int, TransitionRecord], missing: 
     lease_until = now + dt.timedelta(seconds=lease_seconds)
     to_claim: list[dict[str, Any]] = []
     for transition_id, rows in rows_of.items():
-        pending = [row for row in rows if _now_due(row, now)]
+        pending = [row for row in rows if row["status"] == Status.PENDING]
         if (records[transition_id].fanned_out_at is None and len(pending) <= claim_up_to
                 and len(to_claim) + len(pending) <= claim_total):
             to_claim += pending
@@ -189,13 +189,8 @@ def _plan_many(session: Session, records: dict[int, TransitionRecord], missing: 
             _log.info("Transition %s fanned out to %d new deliveries.", transition_id, len(transition_rows),
                       extra={"transition_id": transition_id})
     return Planned(claimed=[_claim_of(ids[row["key"]], row) for row in to_claim],
-                   pending=[ids[row["key"]] for row in rows if _now_due(row, now)],
+                   pending=[ids[row["key"]] for row in rows if row["status"] == Status.PENDING],
                    loaded={i: (records[i], subjects.get(i)) for i, r in rows_of.items() if r}, missing=missing)
-
-
-def _now_due(row: dict[str, Any], now: dt.datetime) -> bool:
-    """Whether a planned row is to be sent now: pending, and due (one held for later waits for the ``due`` task)."""
-    return row["status"] == Status.PENDING and (row["due_at"] is None or row["due_at"] <= now)
 
 
 def missing_deliveries(session: Session, records: dict[int, TransitionRecord]) -> dict[int, list[dict[str, Any]]]:

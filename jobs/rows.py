@@ -64,6 +64,8 @@ def _row(record: TransitionRecord, key: str, intent: Intent) -> dict[str, Any]:
     """The row to insert; ``failed``, with values its columns hold, when one of its values cannot be stored."""
     now, recipient, transition_id = utcnow(), intent.recipient, record.id
     status = Status.FAILED if intent.failure else Status.SKIPPED if intent.skip_reason else Status.PENDING
+    if status == Status.PENDING and intent.due_at is not None and intent.due_at > now:
+        status = Status.SCHEDULED
     row = {
         "key": key, "transition_id": transition_id, "notifier": intent.registration.name, "party": intent.party,
         "channel": intent.channel, "address": intent.address,

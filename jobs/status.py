@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
 
@@ -26,7 +26,8 @@ def status(session: Session, *, grace_seconds: float = 60.0) -> dict[str, Any]:
     by_status = dict(session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
     undelivered = Delivery.status.in_([Status.PENDING, Status.SENDING])
     oldest = session.scalar(select(func.min(Delivery.created_at)).where(undelivered, Delivery.due_at.is_(None)))
-    oldest_due = session.scalar(select(func.min(Delivery.due_at)).where(undelivered, Delivery.due_at <= now))
+    oldest_due = session.scalar(select(func.min(Delivery.due_at)).where(
+        or_(undelivered, Delivery.status == Status.SCHEDULED), Delivery.due_at.is_not(None), Delivery.due_at <= now))
     oldest = min((t for t in (oldest, oldest_due) if t is not None), key=_aware, default=None)
     unfanned, unfanned_since = session.execute(select(func.count(), func.min(TransitionRecord.created_at))
                                                .where(TransitionRecord.fanned_out_at.is_(None))).one()
@@ -42,8 +43,8 @@ def status(session: Session, *, grace_seconds: float = 60.0) -> dict[str, Any]:
                                .where(Delivery.status.in_([Status.FAILED, Status.DEAD]))
                                .group_by(Delivery.last_error).order_by(func.count().desc()).limit(5)).all()
     return {
-        "deliveries": {s: int(by_status.get(s, 0)) for s in (Status.PENDING, Status.SENDING, Status.SENT,
-                                                             Status.FAILED, Status.DEAD, Status.SKIPPED)},
+        "deliveries": {s: int(by_status.get(s, 0)) for s in (Status.SCHEDULED, Status.PENDING, Status.SENDING,
+                                                             Status.SENT, Status.FAILED, Status.DEAD, Status.SKIPPED)},
         "transitions_not_fanned_out": int(unfanned),
         "transitions_held": int(held_count),
         "held_by_reason": [{"reason": reason, "count": int(count)} for reason, count in held],
@@ -55,8 +56,8 @@ def status(session: Session, *, grace_seconds: float = 60.0) -> dict[str, Any]:
 
 
 def _timed(session: Session, now: dt.datetime, grace_seconds: float) -> dict[str, int]:
-    """Pending deliveries held for a time: due later, due now and not taken yet, due longer than the grace."""
-    pending = (Delivery.status == Status.PENDING, Delivery.due_at.is_not(None))
+    """Deliveries held for a time: due later, due now and not taken yet, due longer than the grace."""
+    pending = (Delivery.status == Status.SCHEDULED, Delivery.due_at.is_not(None))
     late = now - dt.timedelta(seconds=grace_seconds)
     scheduled, due, overdue = session.execute(select(
         func.count().filter(Delivery.due_at > now), func.count().filter(Delivery.due_at <= now),

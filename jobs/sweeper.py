@@ -42,7 +42,7 @@ def sweep(session: Session, *, grace_seconds: float, limit: int = 1000) -> Sweep
     Overdue means: a transition not fanned out ``grace_seconds`` after it was committed; a
     ``pending`` delivery untouched for ``grace_seconds`` and not waiting for a retry; a
     ``sending`` delivery whose lease has run out. The caller enqueues what is returned. A
-    delivery held for a time (``due_at``) is not lost before it is due: the ``due`` task sends
+    delivery held for a time (``scheduled``) is not lost before it is due: the ``due`` task sends
     it then; the sweeper takes it only once it has been due for ``grace_seconds`` too.
     """
     if session.get_bind().dialect.name == "sqlite":
@@ -59,8 +59,8 @@ def sweep(session: Session, *, grace_seconds: float, limit: int = 1000) -> Sweep
                 .limit(limit))))
     overdue = or_(
         and_(Delivery.status == Status.PENDING, Delivery.updated_at < cutoff,
-             or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
-             or_(Delivery.due_at.is_(None), Delivery.due_at < cutoff)),
+             or_(Delivery.lease_until.is_(None), Delivery.lease_until < now)),
+        and_(Delivery.status == Status.SCHEDULED, Delivery.due_at.is_not(None), Delivery.due_at < cutoff),
         and_(Delivery.status == Status.SENDING, Delivery.lease_until < now),
     )
     deliveries = list(session.scalars(

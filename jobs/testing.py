@@ -182,7 +182,7 @@ class Kit:
         """
         exact = {"trigger": trigger, "model": model, "party": party, "channel": channel}
         found = [Scheduled(**fields_of(d, t), due_at=aware(d.due_at or utcnow()))
-                 for d, t in self._rows(Delivery.status == Status.PENDING, Delivery.due_at > utcnow())]
+                 for d, t in self._rows(Delivery.status == Status.SCHEDULED, Delivery.due_at > utcnow())]
         return sorted((s for s in found if s._matches(to, exact)), key=lambda s: s.due_at)
 
     def _recorded(self, status: str, kind: type[_R]) -> list[_R]:

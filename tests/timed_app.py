@@ -23,7 +23,7 @@ class Member(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
 
 
-class Ticket(Stateful, Base):
+class Case(Stateful, Base):
     __tablename__ = "desk_tickets"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -47,26 +47,26 @@ class Ticket(Stateful, Base):
 
 
 class TicketNotifier(Notifier):
-    @on(Ticket, "open", to="author", delay=dt.timedelta(minutes=10), superseded_by=LEFT)
+    @on(Case, "open", to="author", delay=dt.timedelta(minutes=10), superseded_by=LEFT)
     def survey(self, event: Event, recipient: Recipient) -> Email:
         return Email(subject=f"Ticket {event.key}: did we help?", text="Tell us.")
 
-    @on(Ticket, "answer", to="author", delay=dt.timedelta(hours=1))
+    @on(Case, "answer", to="author", delay=dt.timedelta(hours=1))
     def answered(self, event: Event, recipient: Recipient) -> Email:
         return Email(subject=f"Ticket {event.key} answered", text="See the answer.")
 
-    @on(Ticket, "answer", to="agent", delay=dt.timedelta(hours=2), superseded_by=["close"])
+    @on(Case, "answer", to="agent", delay=dt.timedelta(hours=2), superseded_by=["close"])
     def follow_up(self, event: Event, recipient: Recipient) -> Email:
         return Email(subject=f"Ticket {event.key}: follow up", text="Still open?")
 
-    @remind(Ticket, "open", after=dt.timedelta(days=2), every=dt.timedelta(days=1), times=3, to="agent")
+    @remind(Case, "open", after=dt.timedelta(days=2), every=dt.timedelta(days=1), times=3, to="agent")
     def waiting(self, event: Event, recipient: Recipient) -> Email:
         return Email(subject=f"Ticket {event.key} still waits", text="Please answer.")
 
-    @on(Ticket, "close", to="author", quiet_hours=("22:00", "08:00"))
+    @on(Case, "close", to="author", quiet_hours=("22:00", "08:00"))
     def closed(self, event: Event, recipient: Recipient) -> Email:
         return Email(subject=f"Ticket {event.key} closed", text="Bye.")
 
-    @on(Ticket, "close", to="agent", quiet_hours=("22:00", "08:00"), required=True)
+    @on(Case, "close", to="agent", quiet_hours=("22:00", "08:00"), required=True)
     def closed_for_agent(self, event: Event, recipient: Recipient) -> Email:
         return Email(subject=f"Ticket {event.key} closed (agent)", text="Done.")

@@ -161,7 +161,7 @@ def test_a_delay_of_hours_survives_a_worker_restart_and_a_broker_that_lost_its_m
         session.execute(update(Delivery).values(created_at=Delivery.created_at - older,
                                                 updated_at=Delivery.updated_at - older, due_at=Delivery.due_at - older))
         session.commit()
-    assert [status for _, _, status, _, _ in pick_ups(pg_engine)] == [Status.PENDING]
+    assert [status for _, _, status, _, _ in pick_ups(pg_engine)] == [Status.SCHEDULED]
     worker_process("examples.lending.notifications", env=env)
 
     # Then the nudge arrives, once

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from workflow import clock
 
-from tests.timed_app import Base, Member, Ticket
+from tests.timed_app import Base, Member, Case
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def answered(broker: StubBroker, engine: Engine) -> Iterator[Session]:
     now = clock.utcnow()
     clock.advance((now.replace(hour=12, minute=0, second=0, microsecond=0) - now) % dt.timedelta(days=1))
     with Session(engine) as session:
-        ticket = Ticket(author=Member(name="Ann", email="ann@example.com"),
+        ticket = Case(author=Member(name="Ann", email="ann@example.com"),
                         agent=Member(name="Al", email="al@example.com"))
         session.add(ticket)
         session.commit()

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from notifiers import (MAX_REMINDERS, Notifier, Recipient, RecipientError, Registration, RegistrationError, Timing,
                        Window, after_window, plan, remind)
 
-from tests.timed_app import Ticket
+from tests.timed_app import Case
 
 UTC = dt.timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -24,7 +24,7 @@ class Notes(Notifier):
 
 
 def timed(timing: Timing, required: bool = False) -> Registration:
-    return Registration(Notes, "later", "Ticket", "open", ("author",), ("email",), required, timing=timing)
+    return Registration(Notes, "later", "Case", "open", ("author",), ("email",), required, timing=timing)
 
 
 def due(timing: Timing, recipient: Recipient, at: dt.datetime = AT, required: bool = False) -> list[dt.datetime | None]:
@@ -94,18 +94,18 @@ def test_quiet_hours_that_are_not_two_different_times_are_refused(value: tuple[s
 
 def test_a_reminder_of_an_unknown_state_names_the_known_ones() -> None:
     with pytest.raises(RegistrationError, match="has no state 'opened'; its states: new, open, answered, closed"):
-        remind(Ticket, "opened", after=dt.timedelta(days=1), to="agent")
+        remind(Case, "opened", after=dt.timedelta(days=1), to="agent")
 
 
 def test_a_reminder_repeated_more_than_the_cap_is_refused() -> None:
     with pytest.raises(RegistrationError, match=f"from 1 to {MAX_REMINDERS}"):
-        remind(Ticket, "open", after=dt.timedelta(days=1), every=dt.timedelta(days=1), times=MAX_REMINDERS + 1,
+        remind(Case, "open", after=dt.timedelta(days=1), every=dt.timedelta(days=1), times=MAX_REMINDERS + 1,
                to="agent")
 
 
 def test_a_repeated_reminder_without_an_interval_is_refused() -> None:
     with pytest.raises(RegistrationError, match="every=None"):
-        remind(Ticket, "open", after=dt.timedelta(days=1), times=2, to="agent")
+        remind(Case, "open", after=dt.timedelta(days=1), times=2, to="agent")
 
 
 ZONES = st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata",
