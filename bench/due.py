@@ -3,7 +3,8 @@
 Run: ``python -m bench.due`` (part of ``make bench``). A scratch schema holds 1,000,000
 transitions and 1,000,000 pending deliveries not due yet (due over the next two years, half of
 them with a supersession rule), plus ``DUE`` that became due. Shown: the plans of the due task's
-SELECT and UPDATE and of a claim checking a rule against the transition log
+SELECT and UPDATE, of a claim checking a rule against the transition log and of the sweeper's
+search for lost deliveries
 (``EXPLAIN (ANALYZE, BUFFERS)``, rolled back); timed: the due task taking the ``DUE`` rows, and
 claiming ``CHUNK`` deliveries without a rule with today's claim statement against the statement
 before deliveries had a due time and a rule (interleaved).
@@ -18,6 +19,7 @@ from typing import Any, cast
 from jobs import Delivery, Status
 from jobs.claims import claim, claim_many
 from jobs.due import take_due
+from jobs.sweeper import sweep
 from sqlalchemy import Engine, Table, and_, bindparam, create_engine, event, or_, text, update
 from sqlalchemy.orm import Session
 from workflow import metadata as tidings_metadata
@@ -28,7 +30,7 @@ from .common import Figure, fmt_seconds, header, interleaved, quiet_logs, reacha
 ROWS = 1_000_000
 DUE = 100
 CHUNK = 50
-ITERATIONS = 40
+ITERATIONS = 100
 _table = cast(Table, Delivery.__table__)
 # The claim statement as it was before deliveries had a due time and a supersession rule.
 _BEFORE = (update(_table)
@@ -53,7 +55,8 @@ def fill(engine: Engine) -> float:
             INSERT INTO tidings_deliveries (key, transition_id, notifier, party, channel, address, recipient_ref,
                                             status, attempts, created_at, updated_at, due_at, void_unless_in)
             SELECT md5(i::text), i, 'bench.Reminder', 'watchers', 'email', 'w' || i || '@example.com', '',
-                   'pending', 0, now() - interval '1 day', now() - interval '1 day',
+                   CASE WHEN i <= {ROWS + DUE} THEN 'scheduled' ELSE 'pending' END, 0, now() - interval '1 day',
+                   now() - interval '1 day',
                    CASE WHEN i <= {ROWS} THEN now() + i * interval '1 minute'
                         WHEN i <= {ROWS + DUE} THEN now() - interval '1 minute' END,
                    CASE WHEN i % 2 = 0 AND i <= {ROWS + DUE} THEN 'open' END
@@ -64,9 +67,9 @@ def fill(engine: Engine) -> float:
     return time.perf_counter() - start
 
 
-def _reset(session: Session, ids: list[int]) -> None:
-    """Put deliveries back as they were: pending, untouched since a day."""
-    values: dict[str, Any] = {"status": Status.PENDING, "lease_until": None, "attempts": 0,
+def _reset(session: Session, ids: list[int], status: str = Status.SCHEDULED) -> None:
+    """Put deliveries back as they were: ``status``, untouched since a day."""
+    values: dict[str, Any] = {"status": status, "lease_until": None, "attempts": 0,
                               "updated_at": utcnow() - dt.timedelta(days=1)}
     session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(**values))
     session.commit()
@@ -74,21 +77,32 @@ def _reset(session: Session, ids: list[int]) -> None:
 
 def plans(engine: Engine) -> list[str]:
     """Run the due task and a claim with a rule once, then EXPLAIN ANALYZE what they ran; the plans' lines."""
-    seen: list[tuple[str, Any]] = []
+    seen: dict[tuple[str, str], tuple[str, Any]] = {}
+    step = [""]
 
     def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
-        if statement.split()[0] in ("SELECT", "UPDATE") and "tidings_deliveries" in statement:
-            seen.append((statement, parameters))
+        if "FROM tidings_deliveries" in statement or statement.startswith("UPDATE tidings_deliveries"):
+            seen.setdefault((step[0], statement.split()[0]), (statement, parameters))
 
     event.listen(engine, "before_cursor_execute", capture)
     with Session(engine) as session:
-        taken = take_due(session)
-        claim(session, taken[1], 60)  # an even id: one with a rule
-        _reset(session, taken)
+        step[0] = "the due task"
+        _reset(session, take_due(session))
+        _reset(session, [ROWS + 2], Status.PENDING)
+        step[0] = "a claim of a delivery with a rule"
+        claim(session, ROWS + 2, 60)  # an even id: one with a rule
+        step[0] = "the sweeper"  # what looks for lost work must not read the rows held for later
+        sweep(session, grace_seconds=60)
+        _reset(session, list(range(ROWS + 1, ROWS + DUE + 1)))
+        _reset(session, [ROWS + 2], Status.PENDING)  # for its claim's plan
     event.remove(engine, "before_cursor_execute", capture)
+    chosen = {key: found for key, found in seen.items() if key in (
+        ("the due task", "SELECT"), ("the due task", "UPDATE"), ("a claim of a delivery with a rule", "UPDATE"),
+        ("the sweeper", "SELECT"))}
     lines: list[str] = []
     with engine.connect() as connection:
-        for statement, parameters in seen[:3]:  # the due SELECT, its re-stamp, the claim
+        for (where, verb), (statement, parameters) in chosen.items():
+            print(f"**{where}, {verb}**: ", end="")
             transaction = connection.begin()
             try:
                 plan = [row[0] for row in connection.exec_driver_sql(
@@ -109,7 +123,8 @@ def timings(engine: Engine) -> list[Figure]:
         before, now = ids[:CHUNK], ids[CHUNK:]
 
         def settle() -> None:
-            _reset(session, due + ids)
+            _reset(session, due)
+            _reset(session, ids, Status.PENDING)
 
         def old() -> None:
             moment = utcnow()

@@ -35,13 +35,15 @@ _COLUMNS = ("id", "key", "transition_id", "notifier", "party", "channel", "addre
 
 # Core statements, built once: claiming and recording run once per delivery, and an ORM
 # statement costs several times their Python work (see docs/PERFORMANCE.md).
-# Never before its due time, never once a later transition voided it (jobs.supersession): for a
-# delivery with neither, two NULL checks more.
+# Never before its due time. A delivery without a supersession rule is claimed by a statement as
+# simple as before rules existed (two NULL checks more); one with a rule by a second statement,
+# which claims it only if no later transition voided it (jobs.supersession), in that same UPDATE.
 _CLAIMING = (
     update(_table)
     .where(or_(_table.c.status == Status.PENDING,
                and_(_table.c.status == Status.SENDING, _table.c.lease_until < bindparam("claim_now"))),
-           or_(_table.c.due_at.is_(None), _table.c.due_at <= bindparam("claim_now")), supersession.NOT_VOID)
+           or_(_table.c.due_at.is_(None), _table.c.due_at <= bindparam("claim_now")),
+           _table.c.id.in_(bindparam("claim_ids", expanding=True)))
     .values(status=Status.SENDING, attempts=_table.c.attempts + 1, updated_at=bindparam("claim_now"),
             lease_until=bindparam("claim_lease"), claimed_at=bindparam("claim_now"))
     .returning(*(_table.c[name] for name in _COLUMNS))
@@ -74,8 +76,8 @@ _RECORD_SENT = (
             sent_at=bindparam("sent_now"))
     .returning(_table.c.id)
 )
-_CLAIM = _CLAIMING.where(_table.c.id == bindparam("claim_id"))
-_CLAIM_MANY = _CLAIMING.where(_table.c.id.in_(bindparam("claim_ids", expanding=True)))
+_CLAIM_UNRULED = _CLAIMING.where(supersession.UNRULED)
+_CLAIM_STANDING = _CLAIMING.where(supersession.STANDING)
 
 
 @dataclass(frozen=True)
@@ -117,28 +119,25 @@ def single_statement(session: Session) -> None:
 
 def claim(session: Session, delivery_id: int, lease_seconds: float) -> Claim | None:
     """pending -> sending (or sending past its lease -> sending), committed; the claim, or None."""
-    now = utcnow()
-    single_statement(session)
-    row = session.connection().execute(
-        _CLAIM, {"claim_id": delivery_id, "claim_now": now, "claim_lease": now + dt.timedelta(seconds=lease_seconds)}
-    ).one_or_none()
-    session.commit()
-    if row is None:
-        _void(supersession.void(session, [delivery_id]))
-    return None if row is None else Claim(*row)
+    return next(iter(claim_many(session, [delivery_id], lease_seconds)), None)
 
 
 def claim_many(session: Session, delivery_ids: list[int], lease_seconds: float) -> list[Claim]:
-    """:func:`claim` for several deliveries in one statement; the claims taken, in the order asked."""
+    """:func:`claim` for several deliveries in one statement (two with supersession rules); the claims, in the order asked.
+
+    Those not taken were sent already, are not due yet, or are void: the void ones are recorded ``skipped``.
+    """
     now = utcnow()
-    single_statement(session)
-    rows = session.connection().execute(_CLAIM_MANY, {
-        "claim_ids": delivery_ids, "claim_now": now, "claim_lease": now + dt.timedelta(seconds=lease_seconds)}).all()
-    session.commit()
-    found = {held.id: held for held in (Claim(*row) for row in rows)}
-    if len(found) < len(delivery_ids):  # sent already, not due yet, or void: only the last is written
-        left = [i for i in delivery_ids if i not in found]
-        _void(supersession.void(session, left))
+    params = {"claim_ids": delivery_ids, "claim_now": now, "claim_lease": now + dt.timedelta(seconds=lease_seconds)}
+    found: dict[int, Claim] = {}
+    for statement in (_CLAIM_UNRULED, _CLAIM_STANDING):
+        single_statement(session)
+        found.update((held.id, held) for held in (Claim(*row) for row in session.connection().execute(
+            statement, {**params, "claim_ids": [i for i in delivery_ids if i not in found]})))
+        session.commit()
+        if len(found) == len(delivery_ids):
+            return [found[i] for i in delivery_ids]
+    _void(supersession.void(session, [i for i in delivery_ids if i not in found]))
     return [found[i] for i in delivery_ids if i in found]
 
 

@@ -21,7 +21,7 @@ from workflow import TransitionRecord, utcnow
 
 from .delivery_log import Delivery, Status
 
-__all__ = ["NOT_VOID", "columns", "superseding", "void"]
+__all__ = ["STANDING", "UNRULED", "columns", "reason", "superseding", "void"]
 
 _deliveries = cast(Table, Delivery.__table__)
 _transitions = cast(Table, TransitionRecord.__table__)
@@ -49,9 +49,10 @@ def _superseding() -> ColumnElement[bool]:
     )
 
 
-#: True for a delivery that is not void: it has no rule (two NULL checks), or no later transition voids it.
-NOT_VOID = or_(and_(_deliveries.c.void_unless_in.is_(None), _deliveries.c.void_on.is_(None)),
-               not_(exists().where(_superseding())))
+#: A delivery without a rule: nothing can void it.
+UNRULED = and_(_deliveries.c.void_unless_in.is_(None), _deliveries.c.void_on.is_(None))
+#: A delivery with a rule that no later transition has voided (yet).
+STANDING = and_(not_(UNRULED), not_(exists().where(_superseding())))
 
 
 def superseding(session: Session, delivery_ids: Sequence[int]) -> dict[int, tuple[str, dt.datetime]]:
