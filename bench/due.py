@@ -82,7 +82,8 @@ def plans(engine: Engine) -> list[str]:
 
     def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
         if "FROM tidings_deliveries" in statement or statement.startswith("UPDATE tidings_deliveries"):
-            seen.setdefault((step[0], statement.split()[0]), (statement, parameters))
+            if step[0].startswith("a claim") or (step[0], statement.split()[0]) not in seen:  # a claim: its last UPDATE
+                seen[(step[0], statement.split()[0])] = (statement, parameters)
 
     event.listen(engine, "before_cursor_execute", capture)
     with Session(engine) as session:
