@@ -149,7 +149,7 @@ def recipients_of(value: Any, party: str | None = None) -> list[Recipient]:
         found = {kind: getattr(value, kind) for kind in ("phone",) if getattr(value, kind, None)}
         return [Recipient(getattr(value, "email", None) or "", getattr(value, "name", None), party,
                           ref=_row_ref(value), locale=_locale(value), addresses=found,
-                          timezone=getattr(value, "timezone", None) or None)]
+                          timezone=_zone_name(getattr(value, "timezone", None)))]
     raise RecipientError(
         f"Party {party!r} gave {value!r}, which is not a recipient: give an object with an 'email' "
         f"or 'phone' attribute, an address string, or a list of them.",
@@ -177,6 +177,11 @@ def ref_of(recipient: object) -> str:
 def _row_ref(value: object) -> str:
     """``"Model:key"`` for a mapped row, ``""`` for anything else."""
     return (actor_reference(value) or "") if inspect(value, raiseerr=False) is not None else ""
+
+
+def _zone_name(value: object) -> str | None:
+    """A row's time zone as its IANA name: a string, or a ``ZoneInfo`` (its key); ``None`` when it has none."""
+    return str(value) if value else None
 
 
 def _locale(value: object) -> str | None:

@@ -189,3 +189,14 @@ def test_a_delivery_is_not_claimed_before_its_due_time(session: Session, ticket:
     delivery_id = session.scalars(select(Delivery.id).where(Delivery.notifier.endswith(".answered"))).one()
     assert claim(session, delivery_id, lease_seconds=60) is None
     assert session.get(Delivery, delivery_id).status == Status.SCHEDULED  # type: ignore[union-attr]
+
+
+def test_each_repetition_of_a_reminder_has_its_own_key_and_other_keys_are_unchanged() -> None:
+    import hashlib
+
+    from jobs.delivery_log import delivery_key
+
+    plain = hashlib.sha256(b"inst|42|n|ann@example.com|email").hexdigest()[:32]
+    assert delivery_key(42, "n", "Ann@example.com", "email", installation="inst") == plain
+    repeated = {delivery_key(42, "n", "ann@example.com", "email", installation="inst", repetition=k) for k in (1, 2, 3)}
+    assert len(repeated) == 3 and plain not in repeated

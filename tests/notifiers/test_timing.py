@@ -127,3 +127,14 @@ def test_after_the_window_is_never_inside_it_never_earlier_and_at_most_one_windo
     assert moved >= asked
     # A change of the clocks inside the window may lengthen it by the change (at most an hour).
     assert moved - asked <= window.length + dt.timedelta(hours=1)
+
+
+def test_a_row_gives_its_time_zone_by_name_or_as_a_zoneinfo() -> None:
+    from notifiers import recipients_of
+
+    class Member:
+        email = "bea@example.com"
+        timezone = BERLIN
+
+    [recipient] = recipients_of(Member())
+    assert recipient.timezone == "Europe/Berlin"
