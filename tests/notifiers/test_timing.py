@@ -138,3 +138,8 @@ def test_a_row_gives_its_time_zone_by_name_or_as_a_zoneinfo() -> None:
 
     [recipient] = recipients_of(Member())
     assert recipient.timezone == "Europe/Berlin"
+
+
+def test_a_reminder_of_a_state_no_transition_enters_is_refused() -> None:
+    with pytest.raises(RegistrationError, match="no transition of Case goes to 'new'; nothing would plan it"):
+        remind(Case, "new", after=dt.timedelta(days=1), to="agent")
