@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import dkim, fanout, request, rows, rss, scale, throughput
+from . import dkim, due, fanout, request, rows, rss, scale, throughput
 from .common import REPORTED, machine, reachable, table
 
 
@@ -36,6 +36,7 @@ def main() -> None:
         with scale.filled() as full_url:
             scale.main(full_url)
             throughput.main(full_url)
+    due.main()
     rss.main()
     dkim.main()
     minutes = (time.perf_counter() - start) / 60

@@ -54,6 +54,7 @@ outbox.install(actors.fan_out.send, on_stub=_deliver_in_process)
 #: process's schedule runs them after the sweep, and the test kit's ``advance()`` runs each once
 #: after moving the clock.
 due_work: list[schedule.Task] = []
+due_work.append(schedule.Task("due", actors.send_due, lambda: runtime.current().settings.due_interval))
 
 
 def _add_middleware(target: dramatiq.Broker) -> None:

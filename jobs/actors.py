@@ -19,12 +19,12 @@ from notifiers import PermanentChannelError
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, WorkflowError, load_subjects, read_records
 
-from . import batches, claims, delivery, fanout, sweeper
+from . import batches, claims, delivery, due, fanout, sweeper
 from .errors import DeliveryNotFound
 from .retries import RetryPolicy
 from .runtime import current
 
-__all__ = ["ACTORS", "BATCH", "CHUNK", "INLINE", "deliver", "deliver_each", "fan_out", "sweep"]
+__all__ = ["ACTORS", "BATCH", "CHUNK", "INLINE", "deliver", "deliver_each", "fan_out", "send_due", "sweep"]
 
 _log = logging.getLogger(__name__)
 _settings = current().settings
@@ -176,6 +176,18 @@ def sweep() -> sweeper.Sweep:
     for delivery_id in found.deliveries:
         deliver.send(delivery_id)
     return found
+
+
+def send_due(limit: int = 1000) -> int:
+    """Enqueue the deliveries that became due, in chunks, until none is left (the ``due`` task calls this); how many."""
+    total = 0
+    while True:
+        with current().session() as session:
+            found = due.take_due(session, limit=limit)
+        _enqueue(found)
+        total += len(found)
+        if len(found) < limit:
+            return total
 
 
 #: The actors, listed once: :func:`jobs.configure` sets their queue and retry options and binds them to the broker.

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Failed", "Notification", "Skipped", "check_count", "listing"]
+__all__ = ["Failed", "Notification", "Scheduled", "Skipped", "aware", "check_count", "fields_of", "listing"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,27 @@ class Skipped(_Recorded):
 @dataclass(frozen=True)
 class Failed(_Recorded):
     """One delivery recorded ``failed``, and why: a party that gave no usable address, a channel that refused it."""
+
+
+@dataclass(frozen=True)
+class Scheduled(_Delivery):
+    """One delivery held until its due time (a delay, a reminder, quiet hours), not sent yet."""
+
+    due_at: dt.datetime
+
+    def __str__(self) -> str:
+        return f"{self._heading()}: due {self.due_at:%Y-%m-%d %H:%M} UTC"
+
+
+def fields_of(delivery: Any, record: Any) -> dict[str, Any]:
+    """The fields every captured delivery has, from its delivery row and its transition."""
+    return {"to": delivery.address, "name": delivery.name, "party": delivery.party, "channel": delivery.channel,
+            "model": record.model, "key": record.key, "trigger": record.trigger, "notifier": delivery.notifier}
+
+
+def aware(moment: dt.datetime) -> dt.datetime:
+    """``moment`` with its zone: SQLite returns naive UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
 def check_count(what: str, found: list[Any], count: int | None, to: str | None, match: dict[str, str],

@@ -172,7 +172,7 @@ def _plan_many(session: Session, records: dict[int, TransitionRecord], missing: 
                 and len(to_claim) + len(pending) <= claim_total):
             to_claim += pending
     for row in to_claim:
-        row.update(status=Status.SENDING, attempts=1, lease_until=lease_until)
+        row.update(status=Status.SENDING, attempts=1, lease_until=lease_until, claimed_at=now)
     rows = [row for transition_rows in rows_of.values() for row in transition_rows]
     first = [record.id for record in records.values() if record.fanned_out_at is None]
     # The rows and the markers commit together, so a first run (no marker) finds no rows to skip.

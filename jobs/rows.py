@@ -9,6 +9,7 @@ told all the same.
 
 from __future__ import annotations
 
+import datetime as dt
 import reprlib
 from collections.abc import Mapping
 from typing import Any, cast
@@ -18,7 +19,7 @@ from sqlalchemy import String, Table
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
 
-from . import runtime
+from . import runtime, supersession
 from .delivery_log import Delivery, Status, delivery_key
 from .installation import installation_id
 
@@ -36,39 +37,43 @@ def plan_rows(session: Session, records: Mapping[int, TransitionRecord],
 
     The preferences of every recipient of every transition are read in one query.
     """
-    resolved: list[tuple[int, list[Registration], dict[str, Found]]] = []
+    resolved: list[tuple[TransitionRecord, list[Registration], dict[str, Found]]] = []
     for record in records.values():
         subject = subjects.get(record.id)
         if subject is None:  # no notifier for it, or its row is gone
             continue
         registrations = registry.for_transition(record.model, record.trigger)
-        resolved.append((record.id, registrations,
+        resolved.append((record, registrations,
                          parties_of(subject, registrations, model=record.model, key=record.key)))
     refs = (r.ref for *_, parties in resolved for found in parties.values() for r in found if isinstance(r, Recipient))
     skip = skip_reasons(session, (ref for ref in refs if _problem({"recipient_ref": ref}) is None))
     rows: dict[int, dict[str, dict[str, Any]]] = {record_id: {} for record_id in records}
     installation = installation_id(session) if resolved else ""
     kinds = runtime.current().address_kinds(registry.channel_kinds()) if resolved else {}
-    for record_id, registrations, parties in resolved:
-        planned = rows[record_id]
-        for intent in plan(registrations, parties, skip, kinds):
-            key = delivery_key(record_id, intent.registration.name, intent.target, intent.channel,
-                               installation=installation)
-            planned.setdefault(key, _row(record_id, key, intent))
+    for record, registrations, parties in resolved:
+        planned = rows[record.id]
+        at = record.created_at if record.created_at.tzinfo else record.created_at.replace(tzinfo=dt.timezone.utc)
+        for intent in plan(registrations, parties, skip, kinds, at=at, self_loop=record.source == record.dest):
+            key = delivery_key(record.id, intent.registration.name, intent.target, intent.channel,
+                               installation=installation, repetition=intent.repetition)
+            planned.setdefault(key, _row(record, key, intent))
     return {record_id: list(planned.values()) for record_id, planned in rows.items()}
 
 
-def _row(transition_id: int, key: str, intent: Intent) -> dict[str, Any]:
+def _row(record: TransitionRecord, key: str, intent: Intent) -> dict[str, Any]:
     """The row to insert; ``failed``, with values its columns hold, when one of its values cannot be stored."""
-    now, recipient = utcnow(), intent.recipient
+    now, recipient, transition_id = utcnow(), intent.recipient, record.id
     status = Status.FAILED if intent.failure else Status.SKIPPED if intent.skip_reason else Status.PENDING
+    if status == Status.PENDING and intent.due_at is not None and intent.due_at > now:
+        status = Status.SCHEDULED
     row = {
         "key": key, "transition_id": transition_id, "notifier": intent.registration.name, "party": intent.party,
         "channel": intent.channel, "address": intent.address,
         "name": recipient.name if recipient else None, "recipient_ref": recipient.ref if recipient else "",
         "locale": recipient.locale if recipient else None, "status": status, "attempts": 0,
         "last_error": _safe(intent.failure or intent.skip_reason, _TEXT["last_error"]), "created_at": now,
-        "updated_at": now, "lease_until": None,
+        "updated_at": now, "lease_until": None, **supersession.columns(intent.registration.timing, record.dest),
+        "due_at": intent.due_at, "claimed_at": None,
     }
     problem = _problem(row)
     if problem is not None:

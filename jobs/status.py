@@ -1,7 +1,9 @@
 """Backlog and health: deliveries by status, the oldest undelivered one, recent rate, failures by reason.
 
 Undelivered means a delivery pending or sending, or a transition not fanned out yet (held
-transitions among them, with why), so ``--max-age`` fails on either.
+transitions among them, with why), so ``--max-age`` fails on either. A delivery held for a
+time (``due_at``) is not undelivered before it is due: it is counted ``scheduled``, and its
+age counts from its due time.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
 
@@ -18,12 +20,15 @@ from .delivery_log import Delivery, Status
 __all__ = ["status"]
 
 
-def status(session: Session) -> dict[str, Any]:
-    """The figures ``tidings status`` prints (and checks against thresholds)."""
+def status(session: Session, *, grace_seconds: float = 60.0) -> dict[str, Any]:
+    """The figures ``tidings status`` prints (and checks against thresholds); ``grace_seconds``: the sweep's."""
     now = utcnow()
     by_status = dict(session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
-    oldest = session.scalar(select(func.min(Delivery.created_at))
-                            .where(Delivery.status.in_([Status.PENDING, Status.SENDING])))
+    undelivered = Delivery.status.in_([Status.PENDING, Status.SENDING])
+    oldest = session.scalar(select(func.min(Delivery.created_at)).where(undelivered, Delivery.due_at.is_(None)))
+    oldest_due = session.scalar(select(func.min(Delivery.due_at)).where(
+        or_(undelivered, Delivery.status == Status.SCHEDULED), Delivery.due_at.is_not(None), Delivery.due_at <= now))
+    oldest = min((t for t in (oldest, oldest_due) if t is not None), key=_aware, default=None)
     unfanned, unfanned_since = session.execute(select(func.count(), func.min(TransitionRecord.created_at))
                                                .where(TransitionRecord.fanned_out_at.is_(None))).one()
     oldest = min((t for t in (oldest, unfanned_since) if t is not None), key=_aware, default=None)
@@ -38,15 +43,26 @@ def status(session: Session) -> dict[str, Any]:
                                .where(Delivery.status.in_([Status.FAILED, Status.DEAD]))
                                .group_by(Delivery.last_error).order_by(func.count().desc()).limit(5)).all()
     return {
-        "deliveries": {s: int(by_status.get(s, 0)) for s in (Status.PENDING, Status.SENDING, Status.SENT,
-                                                             Status.FAILED, Status.DEAD, Status.SKIPPED)},
+        "deliveries": {s: int(by_status.get(s, 0)) for s in (Status.SCHEDULED, Status.PENDING, Status.SENDING,
+                                                             Status.SENT, Status.FAILED, Status.DEAD, Status.SKIPPED)},
         "transitions_not_fanned_out": int(unfanned),
         "transitions_held": int(held_count),
         "held_by_reason": [{"reason": reason, "count": int(count)} for reason, count in held],
         "oldest_undelivered_seconds": round(_age(now, oldest), 1) if oldest else 0.0,
         "sent_per_minute_last_5": round(sent_5m / 5, 1),
         "failures_by_reason": [{"reason": reason or "", "count": int(count)} for reason, count in failures],
+        "timed": _timed(session, now, grace_seconds),
     }
+
+
+def _timed(session: Session, now: dt.datetime, grace_seconds: float) -> dict[str, int]:
+    """Deliveries held for a time: due later, due now and not taken yet, due longer than the grace."""
+    pending = (Delivery.status == Status.SCHEDULED, Delivery.due_at.is_not(None))
+    late = now - dt.timedelta(seconds=grace_seconds)
+    scheduled, due, overdue = session.execute(select(
+        func.count().filter(Delivery.due_at > now), func.count().filter(Delivery.due_at <= now),
+        func.count().filter(Delivery.due_at < late)).where(*pending)).one()
+    return {"scheduled": int(scheduled), "due": int(due), "overdue": int(overdue)}
 
 
 def _aware(then: dt.datetime) -> dt.datetime:

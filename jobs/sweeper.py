@@ -41,7 +41,9 @@ def sweep(session: Session, *, grace_seconds: float, limit: int = 1000) -> Sweep
 
     Overdue means: a transition not fanned out ``grace_seconds`` after it was committed; a
     ``pending`` delivery untouched for ``grace_seconds`` and not waiting for a retry; a
-    ``sending`` delivery whose lease has run out. The caller enqueues what is returned.
+    ``sending`` delivery whose lease has run out. The caller enqueues what is returned. A
+    delivery held for a time (``scheduled``) is not lost before it is due: the ``due`` task sends
+    it then; the sweeper takes it only once it has been due for ``grace_seconds`` too.
     """
     if session.get_bind().dialect.name == "sqlite":
         # SQLite has no row locks: take its write lock first (an UPDATE of no row does), so that
@@ -58,6 +60,7 @@ def sweep(session: Session, *, grace_seconds: float, limit: int = 1000) -> Sweep
     overdue = or_(
         and_(Delivery.status == Status.PENDING, Delivery.updated_at < cutoff,
              or_(Delivery.lease_until.is_(None), Delivery.lease_until < now)),
+        and_(Delivery.status == Status.SCHEDULED, Delivery.due_at.is_not(None), Delivery.due_at < cutoff),
         and_(Delivery.status == Status.SENDING, Delivery.lease_until < now),
     )
     deliveries = list(session.scalars(

@@ -18,14 +18,14 @@ from notifiers import Channel, MemoryChannel, SMSChannel, registry
 from notifiers.channels import Sent
 from sqlalchemy import Connection, Engine, event, func, select
 from sqlalchemy.orm import Session
-from workflow import TransitionRecord, clock
+from workflow import TransitionRecord, clock, utcnow
 
 from . import delivery, outbox, runtime
 from .delivery_log import Delivery, Status
-from .captured import Failed, Notification, Skipped, check_count, listing
+from .captured import Failed, Notification, Scheduled, Skipped, aware, check_count, fields_of, listing
 from .inprocess import drain, stop_workers
 
-__all__ = ["Failed", "Kit", "Notification", "Skipped", "drain", "kit", "memory_channels", "stop_workers"]
+__all__ = ["Failed", "Kit", "Notification", "Scheduled", "Skipped", "drain", "kit", "memory_channels", "stop_workers"]
 
 _R = TypeVar("_R", Skipped, Failed)
 
@@ -86,7 +86,7 @@ class Kit:
         before = len(self.sent)
         self.run()
         clock.advance((delta or dt.timedelta(0)) + dt.timedelta(**units))
-        for task in jobs.due_work:
+        for task in jobs.due_work if self._bind is not None else ():  # nothing committed: nothing is due
             self._use_bind()
             task.run()
             self.run()
@@ -174,19 +174,32 @@ class Kit:
         exact = {"trigger": trigger, "model": model, "party": party, "channel": channel}
         return [f for f in self._recorded(Status.FAILED, Failed) if f._matches_reason(to, exact, reason)]
 
+    def scheduled(self, to: str | None = None, *, trigger: str | None = None, model: str | None = None,
+                  party: str | None = None, channel: str | None = None) -> list[Scheduled]:
+        """The deliveries pending and not due yet (by the clock), with their due times, soonest first.
+
+        Queued jobs are run first. :meth:`advance` sends them once their time has come.
+        """
+        exact = {"trigger": trigger, "model": model, "party": party, "channel": channel}
+        found = [Scheduled(**fields_of(d, t), due_at=aware(d.due_at or utcnow()))
+                 for d, t in self._rows(Delivery.status == Status.SCHEDULED, Delivery.due_at > utcnow())]
+        return sorted((s for s in found if s._matches(to, exact)), key=lambda s: s.due_at)
+
     def _recorded(self, status: str, kind: type[_R]) -> list[_R]:
         """Every delivery recorded with ``status`` since the last :meth:`clear`, as ``kind``, oldest first."""
+        return [kind(**fields_of(d, t), reason=d.last_error or "") for d, t in self._rows(Delivery.status == status)]
+
+    def _rows(self, *where: Any) -> list[tuple[Delivery, TransitionRecord]]:
+        """The deliveries (and their transitions) matching ``where``, since the last :meth:`clear`, oldest first."""
         self.run()
         if self._bind is None:  # nothing was ever committed, so nothing was planned
             return []
         self._use_bind()
         query = (select(Delivery, TransitionRecord)
                  .join(TransitionRecord, Delivery.transition_id == TransitionRecord.id)
-                 .where(Delivery.status == status, Delivery.id > self._forgotten_up_to).order_by(Delivery.id))
+                 .where(*where, Delivery.id > self._forgotten_up_to).order_by(Delivery.id))
         with runtime.current().session() as session:
-            return [kind(to=d.address, name=d.name, party=d.party, channel=d.channel, model=t.model, key=t.key,
-                         trigger=t.trigger, notifier=d.notifier, reason=d.last_error or "")
-                    for d, t in session.execute(query)]
+            return [(d, t) for d, t in session.execute(query)]
 
     def assert_skipped(self, to: str | None = None, *, count: int | None = None, **match: str) -> list[Skipped]:
         """Assert that deliveries matching ``to`` and ``match`` were skipped (exactly ``count``, if given).

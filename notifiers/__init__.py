@@ -47,13 +47,14 @@ from .errors import (
 from .inbox import Inbox, InboxItem
 from .messages import DKIMSigner, Email, Message, Text, message_id
 from .event import Event
-from .notifier import Notifier, on
+from .notifier import Notifier, on, remind
 from .preferences import Preference, opt_in, opt_out, preferences_of, skip_reasons
 from .recipients import Recipient, recipients_of
 from .registry import Registration, registry
 from .templates import Templates
 from .unsubscribe_links import Unsubscription, UnsubscribeLinks, make_token, read_token, unsubscribe, use_links
 from .unsubscribe_app import UnsubscribeEndpoint
+from .timing import LEFT, MAX_REMINDERS, Left, Timing, Window, after_window, zone
 
 __all__ = [
     "Channel",
@@ -72,6 +73,9 @@ __all__ = [
     "Inbox",
     "InboxItem",
     "Intent",
+    "LEFT",
+    "Left",
+    "MAX_REMINDERS",
     "MemoryChannel",
     "Message",
     "MessageError",
@@ -89,12 +93,15 @@ __all__ = [
     "TemplateError",
     "Templates",
     "Text",
+    "Timing",
     "TransientChannelError",
     "UnsubscribeEndpoint",
     "UnsubscribeError",
     "UnsubscribeLinks",
     "Unsubscription",
     "WebhookChannel",
+    "Window",
+    "after_window",
     "disabled_endpoints",
     "enable_endpoint",
     "make_token",
@@ -108,9 +115,11 @@ __all__ = [
     "read_token",
     "recipients_of",
     "registry",
+    "remind",
     "skip_reasons",
     "unsubscribe",
     "use_links",
     "verify_signature",
     "verify_standard",
+    "zone",
 ]

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import reprlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+import datetime as dt
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,6 +21,7 @@ from workflow import resolve_party
 from .errors import RecipientError
 from .recipients import Recipient, recipients_of
 from .registry import Registration
+from .timing import zone
 
 __all__ = ["Found", "Intent", "SkipReason", "parties_of", "plan"]
 
@@ -44,6 +46,8 @@ class Intent:
             ``"!ref"`` for a recipient without an address for the channel.
         skip_reason: why it is not sent (the recipient opted out), or ``None``.
         failure: why it cannot be sent (a bad recipient), or ``None``.
+        due_at: when it is due (UTC), or ``None`` for at once (see :class:`~notifiers.Timing`).
+        repetition: which of a reminder's deliveries it is (1, 2...), or ``None`` for a notification.
     """
 
     registration: Registration
@@ -54,6 +58,8 @@ class Intent:
     address: str = ""
     skip_reason: str | None = None
     failure: str | None = None
+    due_at: dt.datetime | None = None
+    repetition: int | None = None
 
 
 def parties_of(subject: Any, registrations: Iterable[Registration], *, model: str, key: str) -> dict[str, Found]:
@@ -71,7 +77,8 @@ def parties_of(subject: Any, registrations: Iterable[Registration], *, model: st
 
 
 def plan(registrations: Sequence[Registration], parties: Mapping[str, Found], skip: SkipReason | None = None,
-         address_kinds: Mapping[str, str] | None = None) -> list[Intent]:
+         address_kinds: Mapping[str, str] | None = None, *, at: dt.datetime | None = None,
+         self_loop: bool = False) -> list[Intent]:
     """The intents of one transition: each registration's parties x recipients x channels.
 
     A recipient met twice for the same registration and channel (two parties naming the same
@@ -81,18 +88,38 @@ def plan(registrations: Sequence[Registration], parties: Mapping[str, Found], sk
     ``"email"`` for a channel it does not name): a recipient without one is skipped on that
     channel, with the reason. Skipped, not failed: the recipient is valid and reached on the
     channels they have an address for; nothing is wrong that someone must fix.
+
+    ``at`` is the transition's time: a registration with a :class:`~notifiers.Timing` gets its
+    intents' due times from it (a reminder, one intent per repetition), moved out of the
+    recipient's quiet hours. A ``self_loop`` (the row stayed in its state) plans no reminder:
+    the row did not enter the state again.
     """
     kinds = address_kinds or {}
-    intents: dict[tuple[str, str, str], Intent] = {}
+    intents: dict[tuple[str, str, str, int | None], Intent] = {}
     for registration in registrations:
+        timing = registration.timing
+        if self_loop and timing is not None and timing.reminder is not None:
+            continue
         for party in registration.parties:
             found = parties.get(party, [])
             for channel in registration.channels:
                 for n, recipient in enumerate(found):
                     intent = _intent(registration, party, channel, kinds.get(channel, "email"), recipient,
                                      n if len(found) > 1 else None, skip)
-                    intents.setdefault((registration.name, channel, intent.target), intent)
+                    for timed in _timed(intent, at):
+                        intents.setdefault((registration.name, channel, intent.target, timed.repetition), timed)
     return list(intents.values())
+
+
+def _timed(intent: Intent, at: dt.datetime | None) -> list[Intent]:
+    """``intent`` with its due time, or one per repetition of a reminder; as it is without a timing."""
+    timing = intent.registration.timing
+    if timing is None or at is None:
+        return [intent]
+    recipient = intent.recipient
+    tz = zone(recipient.timezone) if recipient is not None and recipient.timezone else None
+    return [replace(intent, repetition=k, due_at=timing.due(due_at, at, tz, intent.registration.required))
+            for k, due_at in timing.due_times(at)]
 
 
 def _intent(registration: Registration, party: str, channel: str, kind: str,

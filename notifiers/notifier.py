@@ -1,7 +1,8 @@
-"""``Notifier`` and ``@on``: who is told what when a transition happens."""
+"""``Notifier``, ``@on`` and ``@remind``: who is told what when a transition happens, or when a row stays."""
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import typing
 from collections.abc import Callable, Sequence
@@ -17,8 +18,9 @@ from .messages import Message
 from .recipients import Recipient
 from .registry import Registration, registry
 from .templates import Templates, templates_in
+from .timing import MAX_REMINDERS, Left, Timing, Window, checked_span
 
-__all__ = ["Notifier", "on"]
+__all__ = ["Notifier", "on", "remind"]
 
 _MARK = "__tidings_on__"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -26,45 +28,112 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def on(model: type[Stateful], trigger: str, *, to: str | Sequence[str],
        channels: Sequence[str] = ("email",), required: bool = False,
-       message: type[Message] | Sequence[type[Message]] | None = None) -> Callable[[F], F]:
+       message: type[Message] | Sequence[type[Message]] | None = None, delay: dt.timedelta | None = None,
+       superseded_by: Left | Sequence[str] | None = None,
+       quiet_hours: Window | tuple[str, str] | None = None) -> Callable[[F], F]:
     """Register a notifier method for ``trigger`` on ``model``, sent to the party or parties ``to``.
 
     The method is called as ``method(self, event, recipient)`` once per recipient and channel and
     returns the message (an :class:`Email` or a :class:`Text`), or ``None`` to send nothing to that recipient.
     Decorators stack: one method may answer several transitions. ``required=True`` (security or
-    legal mail) sends it even to recipients who opted out. The kind of message it returns
+    legal mail) sends it even to recipients who opted out, and in their quiet hours. The kind of message it returns
     (``message=Text``, else the method's return annotation) is checked against what each channel
     accepts (:attr:`Channel.accepts`) once both are known.
 
+    Time (docs/time.md): ``delay`` holds the deliveries until that long after the transition;
+    ``superseded_by=LEFT`` voids those still pending once the row has left the transition's
+    destination state, ``superseded_by=["hand_over", "cancel"]`` once it fired one of those
+    triggers; ``quiet_hours=("22:00", "08:00")`` moves a delivery due inside that window of the
+    recipient's time zone to its end.
+
     Raises:
-        RegistrationError: ``model`` is not a Stateful model, or the trigger or a party is unknown;
-            raised at import, naming what is known.
+        RegistrationError: ``model`` is not a Stateful model, or the trigger, a party or a
+            superseding trigger is unknown, or a time is not one; raised at import, naming what is known.
     """
-    parties = (to,) if isinstance(to, str) else tuple(to)
-    workflow = _workflow_of(model)
-    name = workflow.name or model.__name__
+    workflow, name = _workflow_of(model), _name_of(model)
+    _check_trigger(workflow, f"@on({name}, {trigger!r})", trigger)
+    timing = _timing(workflow, f"@on({name}, {trigger!r})", superseded_by, quiet_hours,
+                     delay=checked_span(delay or dt.timedelta(0), "delay", zero=True))
+    return _mark([(name, trigger)], f"@on({name}, {trigger!r})", workflow, to, channels, required, message, timing)
+
+
+def remind(model: type[Stateful], state: str, *, after: dt.timedelta, to: str | Sequence[str],
+           every: dt.timedelta | None = None, times: int = 1, channels: Sequence[str] = ("email",),
+           required: bool = False, message: type[Message] | Sequence[type[Message]] | None = None,
+           superseded_by: Sequence[str] = (), quiet_hours: Window | tuple[str, str] | None = None) -> Callable[[F], F]:
+    """Register a reminder: sent to ``to`` if the row is still in ``state`` ``after`` it got there.
+
+    Repeated ``times`` in all (at most :data:`MAX_REMINDERS`), ``every`` apart. Each entry into
+    ``state`` (not a self-loop) plans them; once the row has left ``state`` (or fired one of
+    ``superseded_by``), those still pending are recorded ``skipped`` instead of sent. The method
+    is called as for :func:`on`, with the event of the transition into ``state``.
+
+    Raises:
+        RegistrationError: an unknown state, no transition into it, a party unknown, or a bad time or count.
+    """
+    workflow, name = _workflow_of(model), _name_of(model)
+    where = f"@remind({name}, {state!r})"
+    if state not in workflow.states:
+        raise RegistrationError(f"{where}: {name} has no state {state!r}; its states: {', '.join(workflow.states)}."
+                                f"{did_you_mean(state, workflow.states)}")
+    into = list(dict.fromkeys(t["trigger"] for t in workflow.transitions if t["dest"] == state))
+    if not into:
+        raise RegistrationError(f"{where}: no transition of {name} goes to {state!r}; nothing would plan it.")
+    if isinstance(times, bool) or not isinstance(times, int) or not 1 <= times <= MAX_REMINDERS:
+        raise RegistrationError(f"{where}: times={times!r}: give a whole number from 1 to {MAX_REMINDERS}.")
+    repeat = checked_span(every, "every") if times > 1 or every is not None else dt.timedelta(0)
+    timing = _timing(workflow, where, superseded_by, quiet_hours, left=True,
+                     reminder=(checked_span(after, "after"), repeat, times))
+    return _mark([(name, trigger) for trigger in into], where, workflow, to, channels, required, message, timing)
+
+
+def _name_of(model: type[Stateful]) -> str:
+    return model.workflow.name or model.__name__
+
+
+def _check_trigger(workflow: Workflow, where: str, trigger: str) -> None:
     if trigger not in workflow.triggers:
+        name = workflow.name or getattr(workflow.model, "__name__", "?")
         raise RegistrationError(
-            f"@on({name}, {trigger!r}): {name} has no trigger {trigger!r}; its triggers: "
+            f"{where}: {name} has no trigger {trigger!r}; its triggers: "
             f"{', '.join(workflow.triggers)}.{did_you_mean(trigger, workflow.triggers)}"
         )
+
+
+def _timing(workflow: Workflow, where: str, superseded_by: Left | Sequence[str] | None,
+            quiet_hours: Window | tuple[str, str] | None, **given: Any) -> Timing | None:
+    """The registration's :class:`Timing`, checked; ``None`` when it has nothing to say about time."""
+    left = isinstance(superseded_by, Left) or given.pop("left", False)
+    triggers = () if isinstance(superseded_by, Left) or superseded_by is None else tuple(superseded_by)
+    if isinstance(superseded_by, str):
+        raise RegistrationError(f"{where}: superseded_by= is LEFT or a list of triggers, not the string "
+                                f"{superseded_by!r}.")
+    for trigger in triggers:
+        _check_trigger(workflow, f"{where} superseded_by", trigger)
+    timing = Timing(quiet_hours=None if quiet_hours is None else Window.of(quiet_hours), left=left,
+                    superseded_by=triggers, **given)
+    return None if timing == Timing() else timing
+
+
+def _mark(transitions: list[tuple[str, str]], where: str, workflow: Workflow, to: str | Sequence[str],
+          channels: Sequence[str], required: bool, message: object, timing: Timing | None) -> Callable[[F], F]:
+    parties = (to,) if isinstance(to, str) else tuple(to)
     if not parties:
-        raise RegistrationError(f"@on({name}, {trigger!r}): name at least one party in to=.")
+        raise RegistrationError(f"{where}: name at least one party in to=.")
     for party in parties:
         if party not in workflow.parties:
             known = list(workflow.parties)
             raise RegistrationError(
-                f"@on({name}, {trigger!r}): {name} has no party {party!r}; its parties: "
+                f"{where}: {transitions[0][0]} has no party {party!r}; its parties: "
                 f"{', '.join(known) or 'none declared'}.{did_you_mean(party, known)}"
             )
     if isinstance(channels, str) or not channels:
-        raise RegistrationError(f"@on({name}, {trigger!r}): channels= is a non-empty list of names.")
-
+        raise RegistrationError(f"{where}: channels= is a non-empty list of names.")
     kinds = _kinds(message)
 
     def mark(method: F) -> F:
         marks = list(getattr(method, _MARK, ()))
-        marks.append((name, trigger, parties, tuple(channels), required, kinds))
+        marks += [(name, trigger, parties, tuple(channels), required, kinds, timing) for name, trigger in transitions]
         setattr(method, _MARK, marks)
         return method
 
@@ -114,9 +183,9 @@ class Notifier:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for attr, value in list(vars(cls).items()):
-            for model, trigger, parties, channels, required, kinds in getattr(value, _MARK, ()):
+            for model, trigger, parties, channels, required, kinds, timing in getattr(value, _MARK, ()):
                 registry.add(Registration(cls, attr, model, trigger, parties, channels, required,
-                                          kinds or _returned(value)))
+                                          kinds or _returned(value), timing))
         folder = cls.template_folder()
         if folder is not None and not folder.is_dir():
             raise RegistrationError(f"{cls.__qualname__}.templates: folder {folder} does not exist.")

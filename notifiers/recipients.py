@@ -12,6 +12,7 @@ from workflow import actor_reference
 
 from .addresses import check_address, parse_mailboxes, shown
 from .errors import MessageError, RecipientError
+from .timing import zone
 
 __all__ = ["Recipient", "recipients_of"]
 
@@ -33,9 +34,10 @@ class Recipient:
         locale: the recipient's language, e.g. ``"de"`` or ``"pt_BR"``, if known; templates
             have a variant per locale.
         addresses: every address by kind (``"email"``, ``"phone"``, a chat id...), the email included.
+        timezone: the recipient's IANA time zone (``"Europe/Berlin"``), for quiet hours; ``None``: UTC.
 
     Raises:
-        RecipientError: no address at all, or one that is malformed or carries CR/LF.
+        RecipientError: no address at all, or one that is malformed or carries CR/LF; an unknown time zone.
     """
 
     address: str = ""
@@ -44,8 +46,15 @@ class Recipient:
     ref: str = ""
     locale: str | None = None
     addresses: Mapping[str, str] = field(default_factory=dict, hash=False)
+    timezone: str | None = None
 
     def __post_init__(self) -> None:
+        if self.timezone is not None:
+            try:
+                zone(self.timezone)
+            except RecipientError as error:
+                raise RecipientError(f"Recipient {self.address or dict(self.addresses)!r}: {error}",
+                                     recipient=self.address or self.addresses) from None
         addresses = _checked_addresses(self.address, self.addresses, self)
         object.__setattr__(self, "addresses", addresses)
         object.__setattr__(self, "address", addresses.get("email", ""))
@@ -114,7 +123,7 @@ def recipients_of(value: Any, party: str | None = None) -> list[Recipient]:
     """Normalise what a party resolved to into a list of recipients.
 
     Accepts ``None`` (nobody), a :class:`Recipient`, an object with an ``email`` and/or a ``phone``
-    attribute (and optional ``name`` and ``locale``), an address string (``"Ann <ann@example.com>"`` too), or a
+    attribute (and optional ``name``, ``locale`` and ``timezone``), an address string (``"Ann <ann@example.com>"`` too), or a
     list of these.
 
     Raises:
@@ -139,7 +148,8 @@ def recipients_of(value: Any, party: str | None = None) -> list[Recipient]:
     if hasattr(value, "email") or hasattr(value, "phone"):
         found = {kind: getattr(value, kind) for kind in ("phone",) if getattr(value, kind, None)}
         return [Recipient(getattr(value, "email", None) or "", getattr(value, "name", None), party,
-                          ref=_row_ref(value), locale=_locale(value), addresses=found)]
+                          ref=_row_ref(value), locale=_locale(value), addresses=found,
+                          timezone=_zone_name(getattr(value, "timezone", None)))]
     raise RecipientError(
         f"Party {party!r} gave {value!r}, which is not a recipient: give an object with an 'email' "
         f"or 'phone' attribute, an address string, or a list of them.",
@@ -167,6 +177,11 @@ def ref_of(recipient: object) -> str:
 def _row_ref(value: object) -> str:
     """``"Model:key"`` for a mapped row, ``""`` for anything else."""
     return (actor_reference(value) or "") if inspect(value, raiseerr=False) is not None else ""
+
+
+def _zone_name(value: object) -> str | None:
+    """A row's time zone as its IANA name: a string, or a ``ZoneInfo`` (its key); ``None`` when it has none."""
+    return str(value) if value else None
 
 
 def _locale(value: object) -> str | None:

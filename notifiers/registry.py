@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .errors import RegistrationError
+from .timing import Timing
 
 if TYPE_CHECKING:
     from .notifier import Notifier
@@ -29,6 +30,8 @@ class Registration:
     #: The kinds of message the method is declared to return (``message=`` or its return
     #: annotation); empty when it does not say.
     messages: tuple[type, ...] = ()
+    #: When its deliveries are due and what voids them (``delay=``, ``@remind``, quiet hours), if anything.
+    timing: Timing | None = None
 
     @property
     def name(self) -> str:

@@ -9,6 +9,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, object_sessio
 from workflow import Stateful, Trigger, Workflow
 
 
+#: Who hears of an issue nobody takes on (see the escalation in notifications.py).
+PROJECT_LEAD = "Lea Lead <lead@example.com>"
+
+
 class Base(DeclarativeBase):
     """The application's own declarative base."""
 
@@ -58,7 +62,7 @@ class Issue(Stateful, Base):
             ["close", "open", "closed"],
             ["reopen", "closed", "open"],
         ],
-        parties={"author": "author", "assignee": "assignee", "watchers": "watchers"},
+        parties={"author": "author", "assignee": "assignee", "watchers": "watchers", "lead": lambda issue: PROJECT_LEAD},
     )
 
     if TYPE_CHECKING:  # the trigger methods the Workflow generates, spelled out for the type checker

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from notifiers import Email, Event, Notifier, Recipient, on
+import datetime as dt
+
+from notifiers import Email, Event, Notifier, Recipient, on, remind
 from sqlalchemy.orm import object_session
+from workflow import actor_reference
 
 from .models import Issue, User
 
@@ -18,9 +21,25 @@ class IssueNotifier(Notifier):
 
     templates = "templates"
 
-    @on(Issue, "update", to=EVERYONE, channels=CHANNELS)
+    @on(Issue, "update", to=["assignee", "author"], channels=CHANNELS)
     def updated(self, event: Event, recipient: Recipient) -> Email | None:
         return tell(event, recipient, "issues/updated")
+
+    # Watchers only follow along: an update is not worth waking them. One made in their night
+    # (22:00 to 08:00 in their time zone; they have none here: UTC) waits for the morning.
+    @on(Issue, "update", to="watchers", channels=CHANNELS, quiet_hours=("22:00", "08:00"))
+    def updated_for_watchers(self, event: Event, recipient: Recipient) -> Email | None:
+        issue = event.subject
+        if recipient.ref in {actor_reference(issue.author), actor_reference(issue.assignee)}:
+            return None  # told already, as the author or the assignee
+        return tell(event, recipient, "issues/updated")
+
+    # A reopened issue nobody takes on within two days goes to the project lead (void once it is
+    # assigned, or closed again).
+    @remind(Issue, "open", after=dt.timedelta(days=2), to="lead", superseded_by=["assign"])
+    def escalated(self, event: Event, recipient: Recipient) -> Email:
+        return Email(subject=f"Nobody has taken issue #{event.key} for two days",
+                     text=f"{event.subject.title!r} was reopened two days ago and is still unassigned.")
 
     @on(Issue, "assign", to=EVERYONE, channels=CHANNELS)
     def assigned(self, event: Event, recipient: Recipient) -> Email | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,6 +45,13 @@ class Cast:
     cleo: User
     dieter: User
     eve: User
+
+
+@pytest.fixture(autouse=True)
+def daytime() -> None:
+    """Every test starts at noon UTC, outside the watchers' quiet hours (the kit puts the clock back after)."""
+    now = workflow.utcnow()
+    workflow.clock.advance((now.replace(hour=12, minute=0, second=0, microsecond=0) - now) % dt.timedelta(days=1))
 
 
 @pytest.fixture
@@ -267,3 +275,38 @@ def test_nobody_can_mark_another_users_items_read(inbox_page: WSGIApp, session: 
 def test_an_unknown_user_or_method_is_refused(inbox_page: WSGIApp, cast: Cast) -> None:
     assert call(inbox_page, "GET", "/users/999/inbox")[0] == "404 Not Found"
     assert call(inbox_page, "POST", f"/users/{cast.dieter.id}/inbox")[0] == "405 Method Not Allowed"
+
+
+def test_an_update_at_night_reaches_the_watchers_in_the_morning(session: Session, cast: Cast, issue: Issue,
+                                                               tidings: Kit) -> None:
+    workflow.clock.advance(dt.timedelta(hours=11))  # 23:00 UTC
+    issue.update(actor=cast.bob)
+    session.commit()
+    assert [n.to for n in tidings.notifications(channel="email")] == [cast.ann.email]  # the author, at once
+    assert {s.to for s in tidings.scheduled()} == {cast.cleo.email, cast.dieter.email, cast.eve.email}
+    assert tidings.advance(hours=8, minutes=59) == []
+    assert len(tidings.advance(minutes=1)) == 6  # 08:00: each watcher, by email and in the app
+
+
+def test_a_reopened_issue_nobody_takes_is_escalated_to_the_lead_after_two_days(
+        session: Session, cast: Cast, issue: Issue, tidings: Kit) -> None:
+    issue.close(actor=cast.bob)
+    session.commit()
+    issue.reopen(actor=cast.ann)
+    session.commit()
+    tidings.run()
+    [escalation] = tidings.advance(days=2)
+    assert (escalation.to, escalation.subject) == ("lead@example.com", f"Nobody has taken issue #{issue.id} for two days")
+
+
+def test_a_reopened_issue_assigned_in_time_is_not_escalated(session: Session, cast: Cast, issue: Issue,
+                                                            tidings: Kit) -> None:
+    issue.close(actor=cast.bob)
+    session.commit()
+    issue.reopen(actor=cast.ann)
+    session.commit()
+    issue.assign(actor=cast.ann, assignee_id=cast.bob.id)
+    session.commit()
+    tidings.run()
+    assert [n for n in tidings.advance(days=3) if n.to == "lead@example.com"] == []
+    tidings.assert_skipped("lead@example.com", trigger="reopen", reason="superseded by assign at ", count=1)

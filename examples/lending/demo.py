@@ -2,11 +2,14 @@
 
 Run it with ``make demo`` (or ``python -m examples.lending.demo``). It fires each step of a loan
 in its own committed transaction, as request handlers would, lets the in-process worker deliver,
-and prints the mailbox of each party.
+and prints the mailbox of each party. Time runs fast: the clock is moved forward
+(``workflow.clock.advance``) to show a reminder (the lender has not answered for two days) and a
+supersession (the "have you picked it up?" nudge, void once the item was handed over).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import email.policy
 import sys
@@ -16,8 +19,9 @@ from pathlib import Path
 
 import jobs
 import workflow
+from jobs import actors
 from jobs.testing import drain, stop_workers
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from .models import Base, Item, Loan, User
@@ -37,13 +41,21 @@ def main(folder: Path) -> int:
         bob = User(name="Bob", email="bob@example.com")
         loan = Loan(item=Item(title="ladder", owner=ann), borrower=bob)
         session.add(loan)
-        steps = [("request", bob, {"note": "for the gutters on Saturday"}), ("accept", ann, {"note": "see you Friday"}),
-                 ("hand_over", ann, {}), ("give_back", bob, {})]
-        for trigger, actor, context in steps:
+        steps = [("request", bob, {"note": "for the gutters on Saturday"}), dt.timedelta(days=2),
+                 ("accept", ann, {"note": "see you Friday"}), dt.timedelta(minutes=20), ("hand_over", ann, {}),
+                 dt.timedelta(hours=1), ("give_back", bob, {})]
+        for step in steps:
+            if isinstance(step, dt.timedelta):
+                pass_time(step)
+                continue
+            trigger, actor, context = step
             loan.fire(trigger, actor=actor, **context)
             session.commit()  # the fan-out message is enqueued only now
             print(f"{actor.name} fired {trigger!r}: loan is now {loan.state!r}")
             drain()
+        for notifier, reason in session.execute(select(jobs.Delivery.notifier, jobs.Delivery.last_error)
+                                                .where(jobs.Delivery.status == jobs.Status.SKIPPED)):
+            print(f"Not sent: {notifier.rsplit('.', 1)[1]} ({reason})")
 
         try:
             loan.fire("accept", actor=ann)
@@ -53,6 +65,14 @@ def main(folder: Path) -> int:
     stop_workers()
     show_mailboxes(mail)
     return 0
+
+
+def pass_time(span: dt.timedelta) -> None:
+    """Move the clock forward, then send what became due, as a worker's ``due`` task would on its next turn."""
+    workflow.clock.advance(span)
+    print(f"... {span} later")
+    actors.send_due()
+    drain()
 
 
 def show_mailboxes(mail: Path) -> None:

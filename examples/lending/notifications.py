@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from notifiers import Email, Event, Notifier, Recipient, on
+import datetime as dt
+
+from notifiers import LEFT, Email, Event, Notifier, Recipient, on, remind
 
 from .models import Loan
 
@@ -21,6 +23,21 @@ class LoanNotifier(Notifier):
     @on(Loan, "accept", to="borrower")
     def accepted(self, event: Event, recipient: Recipient) -> Email:
         return Email(subject=f"{event.subject.item.owner.name} said yes", template="loans/accepted")
+
+    # Still waiting for an answer two days later: the lender is reminded once (not if they
+    # answered meanwhile: the reminder is void once the loan has left "requested").
+    @remind(Loan, "requested", after=dt.timedelta(days=2), to="lender")
+    def still_requested(self, event: Event, recipient: Recipient) -> Email:
+        loan = event.subject
+        return Email(subject=f"{loan.borrower.name} is still waiting for your answer",
+                     text=f"{loan.borrower.name} asked to borrow your {loan.item.title}. Accept or decline?")
+
+    # An hour after the yes, a nudge to fetch the item; void once the loan moved on (handed over, or any other move).
+    @on(Loan, "accept", to="borrower", delay=dt.timedelta(hours=1), superseded_by=LEFT)
+    def pick_up(self, event: Event, recipient: Recipient) -> Email:
+        loan = event.subject
+        return Email(subject=f"Have you picked up the {loan.item.title}?",
+                     text=f"{loan.item.owner.name} said yes an hour ago. Arrange the hand-over with them.")
 
     @on(Loan, "decline", to="borrower")
     def declined(self, event: Event, recipient: Recipient) -> Email:

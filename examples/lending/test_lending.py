@@ -88,3 +88,33 @@ def test_a_rolled_back_request_tells_nobody(session: Session, loan: Loan, tiding
     loan.request()
     session.rollback()
     tidings.assert_nothing_sent()
+
+
+def test_a_lender_who_has_not_answered_in_two_days_is_reminded(session: Session, loan: Loan, tidings: Kit) -> None:
+    fire(session, loan, "request")
+    tidings.run()  # the request itself
+    assert tidings.advance(days=1, hours=23) == []
+    [reminder] = tidings.advance(hours=1)
+    assert (reminder.to, reminder.subject) == ("ann@example.com", "Bob is still waiting for your answer")
+
+
+def test_a_lender_who_answered_is_not_reminded(session: Session, loan: Loan, tidings: Kit) -> None:
+    fire(session, loan, "request", "decline")
+    tidings.run()
+    assert tidings.advance(days=3) == []
+    tidings.assert_skipped("ann@example.com", trigger="request", reason="superseded by decline at ", count=1)
+
+
+def test_an_hour_after_the_yes_the_borrower_is_asked_to_pick_the_item_up(session: Session, loan: Loan,
+                                                                          tidings: Kit) -> None:
+    fire(session, loan, "request", "accept")
+    tidings.run()
+    [nudge] = tidings.advance(hours=1)
+    assert (nudge.to, nudge.subject) == ("bob@example.com", "Have you picked up the ladder?")
+
+
+def test_no_pick_up_nudge_once_the_item_was_handed_over(session: Session, loan: Loan, tidings: Kit) -> None:
+    fire(session, loan, "request", "accept", "hand_over")
+    tidings.run()
+    assert tidings.advance(hours=1) == []
+    tidings.assert_skipped("bob@example.com", trigger="accept", reason="superseded by hand_over at ", count=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from notifiers import Email, Event, Notifier, Recipient, Text, on
+from notifiers import Email, Event, Notifier, Recipient, Text, on, remind
 
 from .models import User
 
@@ -26,6 +26,12 @@ class AccountNotifier(Notifier):
     @on(User, "sign_up", to="administrators", channels=["email", "inapp"])
     def new_signup(self, event: Event, recipient: Recipient) -> Email:
         return Email(template="accounts/new_signup")
+
+    # Signed up a day ago and still not confirmed: ask once more (not once activated or closed).
+    @remind(User, "pending", after=dt.timedelta(days=1), to="user")
+    def activate_reminder(self, event: Event, recipient: Recipient) -> Email:
+        return Email(subject=f"Your account is waiting, {recipient.name}",
+                     text=f"Confirm your address to start: https://accounts.example/confirm/{event.key}")
 
     @on(User, "activate", to="user", channels=["email", "inapp"])
     def welcome(self, event: Event, recipient: Recipient) -> Email:

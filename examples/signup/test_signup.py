@@ -165,3 +165,21 @@ def test_a_user_with_only_a_phone_gets_the_password_reset_link_by_sms(
     assert (skip.channel, skip.reason) == ("email", "Party 'user': Lee (+49301234567) has no email address for "
                                                      "channel 'email'.")
 
+
+
+def test_a_user_who_has_not_confirmed_after_a_day_is_reminded(session: Session, admins: list[User],
+                                                               tidings: Kit) -> None:
+    sam = sign_up(session, "Sam")
+    tidings.run()
+    [reminder] = tidings.advance(days=1)
+    assert (reminder.to, reminder.subject) == ("sam@example.com", "Your account is waiting, Sam")
+    assert f"https://accounts.example/confirm/{sam.id}" in reminder.text
+
+
+def test_a_user_who_confirmed_is_not_reminded(session: Session, admins: list[User], tidings: Kit) -> None:
+    sam = sign_up(session, "Sam")
+    sam.activate(actor=sam)
+    session.commit()
+    tidings.run()
+    assert [n for n in tidings.advance(days=2) if n.to == "sam@example.com"] == []
+    tidings.assert_skipped("sam@example.com", trigger="sign_up", reason="superseded by activate at ", count=1)

@@ -16,8 +16,9 @@ __all__ = ["add_parser", "run"]
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``deliveries`` to the commands."""
     listing = commands.add_parser("deliveries", help="list deliveries by status (default: the dead ones)")
-    listing.add_argument("--status", default=Status.DEAD, choices=[Status.PENDING, Status.SENDING, Status.SENT,
-                                                                 Status.FAILED, Status.DEAD, Status.SKIPPED],
+    listing.add_argument("--status", default=Status.DEAD,
+                         choices=[Status.SCHEDULED, Status.PENDING, Status.SENDING, Status.SENT, Status.FAILED,
+                                  Status.DEAD, Status.SKIPPED],
                          help="which deliveries (default: dead)")
     listing.add_argument("--limit", type=int, default=50, help="at most this many, oldest first (default: 50)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")

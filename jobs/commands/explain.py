@@ -28,7 +28,8 @@ def explain(session: Session, model: str, key: str) -> list[dict[str, Any]]:
             "transition": record.id, "at": record.created_at.isoformat(), "trigger": record.trigger,
             "from": record.source, "to": record.dest, "actor": record.actor, "context": record.context,
             "deliveries": [{"id": d.id, "party": d.party, "to": d.address, "channel": d.channel, "status": d.status,
-                            "attempts": d.attempts, "error": d.last_error} for d in deliveries],
+                            "attempts": d.attempts, "error": d.last_error,
+                            "due": d.due_at.isoformat() if d.due_at else None} for d in deliveries],
         }
         if not entry["deliveries"]:
             entry["why_none"] = _why_none(session, record)
@@ -79,7 +80,8 @@ def render(timeline: list[dict[str, Any]], model: str, key: str) -> str:
         lines.append(f"{entry['at']}  {entry['trigger']}: {entry['from']} -> {entry['to']}{by}")
         for d in entry["deliveries"]:
             error = f" ({d['error']})" if d["error"] else ""
-            lines.append(f"    {d['party']} <{d['to']}> by {d['channel']}: {d['status']}, "
+            due = f", due {d['due']}" if d.get("due") else ""
+            lines.append(f"    {d['party']} <{d['to']}> by {d['channel']}{due}: {d['status']}, "
                          f"{d['attempts']} attempt(s){error}")
         if "why_none" in entry:
             lines.append(f"    nobody told: {entry['why_none']}")

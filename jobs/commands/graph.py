@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from notifiers import registry
+import datetime as dt
+from typing import Any
+
+from notifiers import Timing, registry
 from workflow import stateful_models
 
 __all__ = ["graph"]
@@ -26,6 +29,7 @@ def graph(mermaid: bool = False) -> str:
                     lines.append(f"    {source} --> {dest}: {transition['trigger']}{' / ' + told if told else ''}")
                 else:
                     lines.append(f"  {source} -> {dest} on {transition['trigger']}: {told or 'nobody is told'}")
+        lines += _reminders(name, workflow.transitions, mermaid)
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) if blocks else "No Stateful model is imported (pass --import myapp.models)."
 
@@ -33,6 +37,49 @@ def graph(mermaid: bool = False) -> str:
 def _notified(model: str, trigger: str) -> str:
     parts = []
     for registration in registry.for_transition(model, trigger):
+        if registration.timing is not None and registration.timing.reminder is not None:
+            continue  # shown under its state
         channels = ", ".join(registration.channels) + (", required" if registration.required else "")
-        parts += [f"{party} ({channels})" for party in registration.parties]
+        parts += [f"{party} ({channels}{_when(registration.timing)})" for party in registration.parties]
     return "; ".join(dict.fromkeys(parts))
+
+
+def _reminders(model: str, transitions: tuple[dict[str, Any], ...], mermaid: bool) -> list[str]:
+    """A line per reminder: the state it waits in, who, when."""
+    found: dict[tuple[str, str], str] = {}
+    for transition in transitions:
+        for registration in registry.for_transition(model, transition["trigger"]):
+            timing = registration.timing
+            if timing is None or timing.reminder is None:
+                continue
+            after, every, times = timing.reminder
+            repeat = f", every {_span(every)}, {times} times" if times > 1 else ""
+            found[(transition["dest"], registration.name)] = (
+                f"still {transition['dest']} after {_span(after)}{repeat}: remind "
+                f"{', '.join(registration.parties)} ({', '.join(registration.channels)}{_when(timing, delay=False)})")
+    prefix = "    %% " if mermaid else "  "
+    return [prefix + line for line in found.values()]
+
+
+def _when(timing: Timing | None, *, delay: bool = True) -> str:
+    """What a registration's timing says, for a graph label: ``, after 10m, void once left``."""
+    if timing is None:
+        return ""
+    parts = [f"after {_span(timing.delay)}"] if delay and timing.delay else []
+    if timing.quiet_hours is not None:
+        parts.append(f"not {timing.quiet_hours}")
+    if timing.left and timing.reminder is None:
+        parts.append("void once left")
+    if timing.superseded_by:
+        parts.append(f"void on {'/'.join(timing.superseded_by)}")
+    return "".join(f", {part}" for part in parts)
+
+
+def _span(span: dt.timedelta) -> str:
+    """``2d``, ``3h``, ``10m``, ``90s``, or mixed (``1d12h``)."""
+    seconds, text = int(span.total_seconds()), ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            text += f"{seconds // size}{unit}"
+            seconds %= size
+    return text or "0s"

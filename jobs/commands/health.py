@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from .. import status
+from .. import runtime, status
 
 __all__ = ["add_parser", "render", "run"]
 
@@ -18,10 +18,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add ``status`` to the commands."""
     health = commands.add_parser("status", help="backlog and failures; exits 1 past a threshold (a health check)")
     health.add_argument("--json", action="store_true")
-    health.add_argument("--max-pending", type=int, metavar="N", help="fail if more than N deliveries are pending")
+    health.add_argument("--max-pending", type=int, metavar="N", help="fail if more than N deliveries are pending (those scheduled for later are not)")
     health.add_argument("--max-age", type=float, metavar="SECONDS",
                         help="fail if the oldest undelivered (a pending or sending delivery, a transition not fanned "
-                             "out) waits longer")
+                             "out) waits longer (those scheduled for later are not counted)")
     health.add_argument("--max-dead", type=int, metavar="N",
                         help="fail if more than N deliveries are dead or failed, the two counted together (every one "
                              "in the table, until re-sent)")
@@ -29,7 +29,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace, session: Session) -> int:
     """Print the figures; 1 if a threshold is passed, else 0."""
-    figures = status.status(session)
+    figures = status.status(session, grace_seconds=runtime.current().settings.sweep_after_seconds)
     print(json.dumps(figures, indent=2) if args.json else render(figures))
     return 1 if _past_thresholds(args, figures) else 0
 
@@ -56,6 +56,7 @@ def render(figures: dict[str, Any]) -> str:
              + (f" ({figures['transitions_held']} held back)" if figures["transitions_held"] else ""),
              *(f"  held: {held['count']} x {held['reason']}" for held in figures["held_by_reason"]),
              f"oldest undelivered: {figures['oldest_undelivered_seconds']} s",
+             "held for a time: {scheduled} scheduled, {due} due, {overdue} overdue".format(**figures["timed"]),
              f"sent per minute (last 5 min): {figures['sent_per_minute_last_5']}"]
     for failure in figures["failures_by_reason"]:
         lines.append(f"  {failure['count']} x {failure['reason']}")

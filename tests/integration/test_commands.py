@@ -119,6 +119,8 @@ def test_demo_runs_the_lending_example_and_says_where_it_must_run_from(tmp_path:
     assert done.returncode == 0, done.stderr
     assert "Ann fired 'accept': loan is now 'accepted'" in done.stdout
     assert "=== Mailbox of Bob <bob@example.com>: 2 message(s)" in done.stdout
+    assert "Subject: Bob is still waiting for your answer" in done.stdout  # the reminder, two days on
+    assert "Not sent: pick_up (superseded by hand_over at " in done.stdout
 
     elsewhere = tidings("demo", env={}, cwd=tmp_path)
     assert elsewhere.returncode == 2

@@ -38,8 +38,9 @@ def test_on_postgresql_a_claim_and_an_outcome_are_single_statement_transactions(
     event.listen(shop, "before_cursor_execute", note)
     try:
         fan_out.fn(record_id)  # writes both deliveries claimed, in its transaction, sends both, records both at once
-        deliver.fn(1)  # already sent: the claim finds nothing to do
+        deliver.fn(1)  # already sent: neither claim (without, with a supersession rule) takes it, nor is it void
     finally:
         event.remove(shop, "before_cursor_execute", note)
-    assert seen == [("INSERT", False), ("UPDATE", True), ("UPDATE", True), ("SELECT", False)]
+    assert seen == [("INSERT", False), ("UPDATE", True), ("UPDATE", True), ("UPDATE", True), ("SELECT", False),
+                    ("SELECT", False)]
     assert len(mailbox.outbox) == 2

@@ -148,11 +148,12 @@ def test_refan_on_postgresql_writes_only_the_missing_deliveries_and_each_is_sent
 
     # When an operator re-plans two of them (a dry run first), then all three, twice
     dry = tidings("refan", str(ids[0]), str(ids[1]), "--dry-run", env=env)
-    assert dry.returncode == 0 and dry.stdout.startswith("would write 2 deliveries for 2 of 2 transitions")
+    # (each request plans its mail to the lender and the reminder due two days on)
+    assert dry.returncode == 0 and dry.stdout.startswith("would write 4 deliveries for 2 of 2 transitions")
     assert delivery_statuses(pg_engine) == Counter()
     assert tidings("refan", str(ids[0]), str(ids[1]), env=env).stdout.strip() == \
-        "re-planned 2 transitions: 2 new deliveries"
-    assert tidings("refan", "--model", "Loan", env=env).stdout.strip() == "re-planned 3 transitions: 1 new deliveries"
+        "re-planned 2 transitions: 4 new deliveries"
+    assert tidings("refan", "--model", "Loan", env=env).stdout.strip() == "re-planned 3 transitions: 2 new deliveries"
     assert tidings("refan", "--model", "Loan", env=env).stdout.strip() == "re-planned 3 transitions: 0 new deliveries"
 
     # Then a worker sends each of the three emails once

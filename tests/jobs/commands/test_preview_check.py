@@ -68,7 +68,9 @@ def test_preview_renders_what_the_borrower_would_read(loan: int, capsys: pytest.
         "LoanNotifier.accepted -> borrower Bob <bob@example.com> by email", "Subject: Ann said yes",
         "--- text", "Hello Bob,", "", "Ann accepted to lend you the ladder.", 'They wrote: "see you Friday"',
         "--- html", "<p>Hello Bob,</p>", "<p>Ann accepted to lend you the <b>ladder</b>.</p>",
-        "<blockquote>see you Friday</blockquote>"]
+        "<blockquote>see you Friday</blockquote>", "",
+        "LoanNotifier.pick_up -> borrower Bob <bob@example.com> by email", "Subject: Have you picked up the ladder?",
+        "--- text", "Ann said yes an hour ago. Arrange the hand-over with them."]
 
 
 def test_preview_fires_writes_and_sends_nothing(lending: Engine, loan: int) -> None:
@@ -111,7 +113,7 @@ def test_preview_and_check_run_as_commands_on_the_lending_example(lending: Engin
     assert "LoanNotifier.returned -> lender Ann <ann@example.com> by email\nSubject: Your ladder is back" in shown.stdout
     checked = subprocess.run([TIDINGS, *app, "check"], env=env, capture_output=True, text=True, timeout=120)
     assert (checked.returncode, checked.stdout, checked.stderr) == (
-        0, "5 registrations checked: every template renders.\n", "")
+        0, "7 registrations checked: every template renders.\n", "")
 
 
 # --- A deliberately broken notifier --------------------------------------------------------------------------
