@@ -64,8 +64,8 @@ def mails(folder: Path) -> list[str]:
 def test_refan_on_the_stub_broker_delivers_before_it_exits(requested: Engine, tmp_path: Path) -> None:
     done = tidings("refan", "1", engine=requested, mail=tmp_path / "mail")
     assert (done.returncode, done.stdout.splitlines(), done.stderr) == (
-        0, ["re-planned 1 transitions: 1 new deliveries", NOTE], "")
-    assert len(mails(tmp_path / "mail")) == 1
+        0, ["re-planned 1 transitions: 2 new deliveries", NOTE], "")
+    assert len(mails(tmp_path / "mail")) == 1  # the lender's mail now; the second, a reminder, is due in 2 days
 
 
 def test_resend_on_the_stub_broker_delivers_before_it_exits(requested: Engine, tmp_path: Path) -> None:
