@@ -35,6 +35,7 @@ from .delivery_log import Delivery, Status  # noqa: E402
 from . import schedule  # noqa: E402
 from .schedule import Schedule  # noqa: E402
 from .sweeper import Sweep  # noqa: E402
+from . import timers  # noqa: E402
 
 
 def _deliver_in_process(stub: StubBroker) -> None:
@@ -54,6 +55,7 @@ outbox.install(actors.fan_out.send, on_stub=_deliver_in_process)
 #: process's schedule runs them after the sweep, and the test kit's ``advance()`` runs each once
 #: after moving the clock.
 due_work: list[schedule.Task] = []
+due_work.append(schedule.Task("timers", timers.run, lambda: runtime.current().settings.due_interval))
 
 
 def _add_middleware(target: dramatiq.Broker) -> None:

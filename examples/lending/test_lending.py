@@ -88,3 +88,24 @@ def test_a_rolled_back_request_tells_nobody(session: Session, loan: Loan, tiding
     loan.request()
     session.rollback()
     tidings.assert_nothing_sent()
+
+
+def test_a_request_left_unanswered_for_a_week_expires_and_tells_the_borrower(
+        session: Session, loan: Loan, tidings: Kit) -> None:
+    fire(session, loan, "request")
+    tidings.clear()
+    assert tidings.advance(days=6, hours=23) == []
+    [expired] = tidings.advance(hours=1)
+    assert (expired.to, expired.trigger, expired.subject) == ("bob@example.com", "expire",
+                                                              "Your request for ladder expired")
+    assert "did not answer your request for the ladder within a week" in expired.text
+    session.refresh(loan)
+    assert loan.state == "expired"
+
+
+def test_an_answered_request_does_not_expire(session: Session, loan: Loan, tidings: Kit) -> None:
+    fire(session, loan, "request", "accept")
+    tidings.clear()
+    assert tidings.advance(days=8) == []
+    session.refresh(loan)
+    assert loan.state == "accepted"
