@@ -151,8 +151,9 @@ def _insert_new(connection: Connection, rows: list[dict[str, Any]]) -> None:
     elif name == "sqlite":
         statement = sqlite.insert(_table).on_conflict_do_nothing()
     else:
-        written = set(connection.execute(select(_table.c.transition_id, _table.c.trigger).where(
-            _table.c.transition_id.in_({row["transition_id"] for row in rows}))).tuples())
+        written = {(transition_id, trigger) for transition_id, trigger in connection.execute(
+            select(_table.c.transition_id, _table.c.trigger).where(
+                _table.c.transition_id.in_({row["transition_id"] for row in rows})))}
         rows = [row for row in rows if (row["transition_id"], row["trigger"]) not in written]
         statement = insert(_table)
     if rows:

@@ -165,3 +165,37 @@ def test_a_user_with_only_a_phone_gets_the_password_reset_link_by_sms(
     assert (skip.channel, skip.reason) == ("email", "Party 'user': Lee (+49301234567) has no email address for "
                                                      "channel 'email'.")
 
+
+
+def test_a_signup_left_unconfirmed_for_30_days_closes_by_itself_and_tells_the_user(
+        session: Session, admins: list[User], tidings: Kit) -> None:
+    sam = sign_up(session, "Sam")
+    tidings.clear()
+    assert tidings.advance(days=29) == []
+    [lapsed] = tidings.advance(days=1)
+    assert (lapsed.to, lapsed.trigger, lapsed.subject) == ("sam@example.com", "lapse", "Your account was closed")
+    assert "Your address was not confirmed in 30 days, so we closed it." in lapsed.text
+    session.refresh(sam)
+    assert sam.state == "closed"
+
+
+def test_a_latent_account_left_unclaimed_for_30_days_closes_by_itself(
+        session: Session, admins: list[User], tidings: Kit) -> None:
+    lee = User(name="Lee", email="lee@example.com")
+    session.add(lee)
+    lee.create_latent(actor="import:crm-2026-11")
+    session.commit()
+    [lapsed] = tidings.advance(days=30)
+    assert "The account made for you was not claimed in 30 days" in lapsed.text
+    session.refresh(lee)
+    assert lee.state == "closed"
+
+
+def test_an_account_activated_in_time_does_not_lapse(session: Session, admins: list[User], tidings: Kit) -> None:
+    sam = sign_up(session, "Sam")
+    sam.activate(actor=sam)
+    session.commit()
+    tidings.clear()
+    assert tidings.advance(days=31) == []
+    session.refresh(sam)
+    assert sam.state == "active"

@@ -67,3 +67,53 @@ def test_two_models_with_the_same_name_are_refused() -> None:
         type("Twin", (Stateful, Other), {"__module__": "elsewhere", "__tablename__": "twin2", "id": mapped_column(primary_key=True),
                                          "__annotations__": {"id": Mapped[int]},
                                          "workflow": Workflow(states=["a"], initial="a")})
+
+
+def test_a_timeout_is_exposed_per_state_and_not_passed_to_the_state_machine() -> None:
+    import datetime as dt
+
+    week = dt.timedelta(days=7)
+    model = declare("Timed", states=["draft", "requested", "expired", "done"], initial="draft",
+                    transitions=[["request", "draft", "requested"],
+                                 {"trigger": "expire", "source": ["requested", "done"], "dest": "expired",
+                                  "timeout": week, "after": lambda: None}])
+    assert model.workflow.timeouts == {"requested": (("expire", week),), "done": (("expire", week),)}
+    assert all("timeout" not in t for t in model.workflow.transitions)
+
+
+@pytest.mark.parametrize("timeout", [0, "7 days", None, -1])
+def test_a_timeout_that_is_no_positive_timedelta_is_refused(timeout: object) -> None:
+    import datetime as dt
+
+    value = dt.timedelta(seconds=timeout) if isinstance(timeout, int) else timeout
+    name = f"BadTimeout{abs(hash(str(timeout)))}"
+    with pytest.raises(DefinitionError, match=rf"{name}: the timeout of 'expire' must be a positive "
+                                              r"datetime.timedelta"):
+        declare(name, states=["a", "b", "c"], initial="a",
+                transitions=[["go", "a", "b"], {"trigger": "expire", "source": "b", "dest": "c", "timeout": value}])
+
+
+def test_a_timeout_from_any_state_is_refused() -> None:
+    import datetime as dt
+
+    with pytest.raises(DefinitionError, match=r"AnyTimeout: the timeout of 'expire' needs its source states named"):
+        declare("AnyTimeout", states=["a", "b"], initial="a",
+                transitions=[{"trigger": "expire", "source": "*", "dest": "b", "timeout": dt.timedelta(days=1)}])
+
+
+def test_a_timeout_from_the_initial_state_is_refused_saying_there_is_nothing_to_time_it_from() -> None:
+    import datetime as dt
+
+    with pytest.raises(DefinitionError, match=r"InitialTimeout: the timeout of 'expire' starts from 'a', the "
+                                              r"initial state: rows are created in it without any transition"):
+        declare("InitialTimeout", states=["a", "b"], initial="a",
+                transitions=[{"trigger": "expire", "source": ["a"], "dest": "b", "timeout": dt.timedelta(days=1)}])
+
+
+def test_a_timeout_that_stays_in_its_state_is_refused() -> None:
+    import datetime as dt
+
+    with pytest.raises(DefinitionError, match=r"LoopTimeout: the timeout of 'nudge' would leave the row in 'b'"):
+        declare("LoopTimeout", states=["a", "b"], initial="a",
+                transitions=[["go", "a", "b"],
+                             {"trigger": "nudge", "source": "b", "dest": "=", "timeout": dt.timedelta(days=1)}])
