@@ -1,7 +1,8 @@
 """Backlog and health: deliveries by status, the oldest undelivered one, recent rate, failures by reason.
 
 Undelivered means a delivery pending or sending, or a transition not fanned out yet (held
-transitions among them, with why), so ``--max-age`` fails on either.
+transitions among them, with why), so ``--max-age`` fails on either. Timers: the timeouts
+scheduled, due and overdue.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
 
 from .delivery_log import Delivery, Status
+from .runtime import current
+from .timers import Timer, TimerStatus
 
 __all__ = ["status"]
 
@@ -46,7 +49,18 @@ def status(session: Session) -> dict[str, Any]:
         "oldest_undelivered_seconds": round(_age(now, oldest), 1) if oldest else 0.0,
         "sent_per_minute_last_5": round(sent_5m / 5, 1),
         "failures_by_reason": [{"reason": reason or "", "count": int(count)} for reason, count in failures],
+        "timers": _timers(session, now),
     }
+
+
+def _timers(session: Session, now: dt.datetime) -> dict[str, int]:
+    """Timeouts pending: all of them, those due, and those overdue (due for over max(60 s, 3 x due_interval))."""
+    late = now - dt.timedelta(seconds=max(60.0, 3 * current().settings.due_interval))
+    pending = (Timer.status == TimerStatus.PENDING,)
+    scheduled, due, overdue = session.execute(select(
+        func.count(), func.count().filter(Timer.due_at <= now), func.count().filter(Timer.due_at <= late))
+        .select_from(Timer).where(*pending)).one()
+    return {"scheduled": int(scheduled), "due": int(due), "overdue": int(overdue)}
 
 
 def _aware(then: dt.datetime) -> dt.datetime:

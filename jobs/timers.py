@@ -28,13 +28,13 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    and_,
     bindparam,
     false,
     func,
     insert,
     select,
     text,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -224,15 +224,16 @@ def _fire(session: Session, taken: Sequence[_Due]) -> list[dict[str, Any]]:
     """Fire each taken timer's trigger on its row, locked, or say why not; the marks to write."""
     records = [TransitionRecord(id=t.transition_id, model=t.model, key=t.key) for t in taken]
     rows = load_subjects(session, records, lock=True)  # a human's transition now waits for this one's commit
-    latest = _latest(session, taken)
+    left = _left(session, taken)
+    fired_here: dict[tuple[str, str], tuple[int, str, str]] = {}  # by another timer of this batch
     now = utcnow()
     marks = []
     for timer in taken:
-        row, moved_on = rows.get(timer.transition_id), latest.get((timer.model, timer.key))
+        row, moved_on = rows.get(timer.transition_id), left.get(timer.id) or fired_here.get((timer.model, timer.key))
         fired, reason = None, None
         if row is None:
             reason = f"{timer.model} {timer.key} no longer exists."
-        elif moved_on is not None and moved_on[0] > timer.transition_id:
+        elif moved_on is not None:
             reason = (f"{timer.model} {timer.key} left the state by transition {moved_on[0]} ({moved_on[1]!r} to "
                       f"{moved_on[2]!r}) before the timeout.")
         else:
@@ -248,20 +249,21 @@ def _fire(session: Session, taken: Sequence[_Due]) -> list[dict[str, Any]]:
                 reason = f"The trigger raised {type(error).__name__}: {error}"
             else:
                 fired = record.id
-                latest[(timer.model, timer.key)] = (record.id, record.trigger, record.dest)
+                fired_here[(timer.model, timer.key)] = (record.id, record.trigger, record.dest)
         marks.append({"timer_id": timer.id, "mark_status": TimerStatus.VOID if fired is None else TimerStatus.FIRED,
                       "mark_reason": None if reason is None else reason[:500], "mark_fired": fired, "mark_at": now})
     return marks
 
 
-def _latest(session: Session, taken: Sequence[_Due]) -> dict[tuple[str, str], tuple[int, str, str]]:
-    """The last transition of each timer's row: (id, trigger, dest) by (model, key)."""
-    subjects = {(t.model, t.key) for t in taken}
-    last = (select(func.max(_transitions.c.id)).where(tuple_(_transitions.c.model, _transitions.c.key).in_(subjects))
-            .group_by(_transitions.c.model, _transitions.c.key))
-    found = session.execute(select(_transitions.c.id, _transitions.c.model, _transitions.c.key, _transitions.c.trigger,
-                                   _transitions.c.dest).where(_transitions.c.id.in_(last)))
-    return {(model, key): (id_, trigger, dest) for id_, model, key, trigger, dest in found}
+def _left(session: Session, taken: Sequence[_Due]) -> dict[int, tuple[int, str, str]]:
+    """For each timer whose row had a transition after the timer's own: the first such (id, trigger, dest)."""
+    first = (select(_table.c.id.label("timer_id"), func.min(_transitions.c.id).label("next_id"))
+             .join(_transitions, and_(_transitions.c.model == _table.c.model, _transitions.c.key == _table.c.key,
+                                      _transitions.c.id > _table.c.transition_id))
+             .where(_table.c.id.in_([t.id for t in taken])).group_by(_table.c.id).subquery())
+    found = session.execute(select(first.c.timer_id, _transitions.c.id, _transitions.c.trigger, _transitions.c.dest)
+                            .join(_transitions, _transitions.c.id == first.c.next_id))
+    return {timer_id: (id_, trigger, dest) for timer_id, id_, trigger, dest in found}
 
 
 def _aware(then: dt.datetime) -> dt.datetime:

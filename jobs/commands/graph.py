@@ -1,6 +1,8 @@
-"""The declared workflows, with who is notified through which channel on each transition."""
+"""The declared workflows, with who is notified through which channel on each transition, and the timeouts."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 from notifiers import registry
 from workflow import stateful_models
@@ -22,10 +24,12 @@ def graph(mermaid: bool = False) -> str:
             for source in sources:
                 dest = source if transition["dest"] in (None, "=") else transition["dest"]
                 told = _notified(name, transition["trigger"])
+                after = "".join(f" after {_duration(d)}" for t, d in workflow.timeouts.get(source, ())
+                                if t == transition["trigger"])
                 if mermaid:
-                    lines.append(f"    {source} --> {dest}: {transition['trigger']}{' / ' + told if told else ''}")
+                    lines.append(f"    {source} --> {dest}: {transition['trigger']}{after}{' / ' + told if told else ''}")
                 else:
-                    lines.append(f"  {source} -> {dest} on {transition['trigger']}: {told or 'nobody is told'}")
+                    lines.append(f"  {source} -> {dest} on {transition['trigger']}{after}: {told or 'nobody is told'}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) if blocks else "No Stateful model is imported (pass --import myapp.models)."
 
@@ -36,3 +40,13 @@ def _notified(model: str, trigger: str) -> str:
         channels = ", ".join(registration.channels) + (", required" if registration.required else "")
         parts += [f"{party} ({channels})" for party in registration.parties]
     return "; ".join(dict.fromkeys(parts))
+
+
+def _duration(delta: dt.timedelta) -> str:
+    """A timeout as people say it: ``7 days``, ``36 hours``, ``90 minutes``, ``45 seconds``."""
+    seconds = int(delta.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0 and seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count > 1 else ''}"
+    return f"{delta.total_seconds():g} seconds"

@@ -52,7 +52,8 @@ def render(figures: dict[str, Any]) -> str:
              + (f" ({figures['transitions_held']} held back)" if figures["transitions_held"] else ""),
              *(f"  held: {held['count']} x {held['reason']}" for held in figures["held_by_reason"]),
              f"oldest undelivered: {figures['oldest_undelivered_seconds']} s",
-             f"sent per minute (last 5 min): {figures['sent_per_minute_last_5']}"]
+             f"sent per minute (last 5 min): {figures['sent_per_minute_last_5']}",
+             "timers: scheduled {scheduled}, due {due}, overdue {overdue}".format(**figures["timers"])]
     for failure in figures["failures_by_reason"]:
         lines.append(f"  {failure['count']} x {failure['reason']}")
     return "\n".join(lines)
