@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import fanout, request, rows, rss, scale, throughput
+from . import fanout, request, rows, rss, scale, throughput, timers
 from .common import REPORTED, machine, reachable, table
 
 
@@ -37,6 +37,7 @@ def main() -> None:
             scale.main(full_url)
             throughput.main(full_url)
     rss.main()
+    timers.main()
     minutes = (time.perf_counter() - start) / 60
     print(f"\n## Summary ({minutes:.1f} minutes)\n")
     table([(f.name, f"{f.measured:.2f}" + ("" if f.baseline else f" {f.unit}"), f.target,

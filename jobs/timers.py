@@ -28,7 +28,6 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
-    and_,
     bindparam,
     false,
     func,
@@ -256,14 +255,21 @@ def _fire(session: Session, taken: Sequence[_Due]) -> list[dict[str, Any]]:
 
 
 def _left(session: Session, taken: Sequence[_Due]) -> dict[int, tuple[int, str, str]]:
-    """For each timer whose row had a transition after the timer's own: the first such (id, trigger, dest)."""
-    first = (select(_table.c.id.label("timer_id"), func.min(_transitions.c.id).label("next_id"))
-             .join(_transitions, and_(_transitions.c.model == _table.c.model, _transitions.c.key == _table.c.key,
-                                      _transitions.c.id > _table.c.transition_id))
-             .where(_table.c.id.in_([t.id for t in taken])).group_by(_table.c.id).subquery())
-    found = session.execute(select(first.c.timer_id, _transitions.c.id, _transitions.c.trigger, _transitions.c.dest)
-                            .join(_transitions, _transitions.c.id == first.c.next_id))
-    return {timer_id: (id_, trigger, dest) for timer_id, id_, trigger, dest in found}
+    """For each timer whose row had a transition after the timer's own: the first such (id, trigger, dest).
+
+    A subquery per timer, so that each is one probe of the index on (model, key).
+    """
+    later = _transitions.alias("later")
+    next_id = (select(func.min(later.c.id)).where(later.c.model == _table.c.model, later.c.key == _table.c.key,
+                                                   later.c.id > _table.c.transition_id).scalar_subquery())
+    moved = {timer_id: id_ for timer_id, id_ in session.execute(
+        select(_table.c.id, next_id).where(_table.c.id.in_([t.id for t in taken]))) if id_ is not None}
+    if not moved:
+        return {}
+    found = session.execute(select(_transitions.c.id, _transitions.c.trigger, _transitions.c.dest)
+                            .where(_transitions.c.id.in_(set(moved.values()))))
+    by_id = {id_: (id_, trigger, dest) for id_, trigger, dest in found}
+    return {timer_id: by_id[id_] for timer_id, id_ in moved.items()}
 
 
 def _aware(then: dt.datetime) -> dt.datetime:
