@@ -13,6 +13,7 @@ Run: ``python -m bench.timers`` (part of ``make bench``).
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import time
@@ -40,7 +41,7 @@ from .common import (
     scratch_space,
 )
 from .request import BLOCK, ITERATIONS, ms, settle
-from .runs import start_worker, stop_worker
+from .runs import group_cpu, start_worker, stop_worker
 
 DUE = 100_000
 DUE_RUNS = 3
@@ -98,8 +99,9 @@ def pending(engine: Engine) -> int:
                                   .where(timers.Timer.status == timers.TimerStatus.PENDING)) or 0)
 
 
-def fire_run() -> tuple[float, float]:
-    """Figure (ii), one run: seconds from the first timer fired to the last, and from the worker's start."""
+def fire_run() -> tuple[float, float, float, float]:
+    """Figure (ii), one run: seconds from the first timer fired to the last, and from the worker's start; the
+    worker processes' CPU seconds meanwhile; the machine's load average (1 minute) at the end."""
     with scratch_space() as (url, queue):
         engine = create_engine(url)
         Base.metadata.create_all(engine)
@@ -127,10 +129,11 @@ def fire_run() -> tuple[float, float]:
                                        .where(timers.Timer.status == timers.TimerStatus.FIRED))
             if fired != DUE:
                 raise RuntimeError(f"{fired} of {DUE} timers fired")
+            cpu = group_cpu(worker.pid)
         finally:
             stop_worker(worker)
             engine.dispose()
-    return last - first, last - started
+    return last - first, last - started, cpu, os.getloadavg()[0]
 
 
 def plans() -> list[Figure]:
@@ -207,9 +210,12 @@ def main() -> list[Figure]:
                               tidings=[r[0] for r in runs], limit=60.0, digits=1))
         figures.append(Figure(f"{DUE:,} due timers fired, from the worker's start", unit="s",
                               tidings=[r[1] for r in runs], digits=1))
+        figures.append(Figure(f"{DUE:,} due timers: CPU seconds of the 2 worker processes (firing and the fan-outs "
+                              f"of what they fired)", unit="s", tidings=[r[2] for r in runs], digits=1))
         rates = [DUE / r[0] for r in runs]
         print(f"(Timers fired per second, first to last: median {statistics.median(rates):,.0f}, "
-              f"runs {', '.join(f'{r:,.0f}' for r in rates)}.)\n")
+              f"runs {', '.join(f'{r:,.0f}' for r in rates)}; the machine's load average (1 min) after each run: "
+              f"{', '.join(f'{r[3]:.1f}' for r in runs)} on {os.cpu_count()} CPUs.)\n")
     figures += plans()
     jobs.configure(jobs.Settings(), broker=StubBroker(), sweep_interval=0)
     return report(figures)

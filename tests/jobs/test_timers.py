@@ -64,6 +64,7 @@ def test_a_row_left_in_the_state_fires_its_timeout_once_with_the_timeout_actor(s
     record = session.scalars(select(TransitionRecord).where(TransitionRecord.trigger == "lapse")).one()
     [timer] = tidings.timers(status=TimerStatus.FIRED)
     assert (offer.state, record.actor, timer.fired_transition_id) == ("lapsed", ACTOR, record.id)
+    assert record.context == {"timer": timer.id}
 
 
 def test_an_overdue_timer_fires_once_however_long_the_workers_were_down(session: Session, tidings: Kit) -> None:

@@ -117,3 +117,13 @@ def test_a_timeout_that_stays_in_its_state_is_refused() -> None:
         declare("LoopTimeout", states=["a", "b"], initial="a",
                 transitions=[["go", "a", "b"],
                              {"trigger": "nudge", "source": "b", "dest": "=", "timeout": dt.timedelta(days=1)}])
+
+
+def test_a_timeout_declared_twice_for_one_state_is_refused() -> None:
+    import datetime as dt
+
+    with pytest.raises(DefinitionError, match=r"TwiceTimeout: the timeout of 'expire' is declared twice from state 'b'"):
+        declare("TwiceTimeout", states=["a", "b", "c"], initial="a",
+                transitions=[["go", "a", "b"],
+                             {"trigger": "expire", "source": "b", "dest": "c", "timeout": dt.timedelta(days=1)},
+                             {"trigger": "expire", "source": ["b"], "dest": "a", "timeout": dt.timedelta(days=2)}])
