@@ -169,7 +169,8 @@ def run() -> Fired:
 def fire_due(session: Session, *, batch: int = BATCH) -> Fired:
     """Fire (or void) every timer due now, ``batch`` at a time, each batch in one transaction.
 
-    Only timers of models imported in this process are taken. Raises what the database raises
+    Only timers of models imported in this process are taken. The session's objects are expunged
+    after each batch (a long run keeps no identity map growing). Raises what the database raises
     when even a timer on its own cannot be handled (the schedule runs it again at its next turn).
     """
     done = Fired()
@@ -191,7 +192,7 @@ def fire_due(session: Session, *, batch: int = BATCH) -> Fired:
                          exc_info=True)
             for timer in taken:
                 _alone(session, timer.id, done)
-        session.expunge_all()  # the rows of this batch: a long run keeps no identity map growing
+        session.expunge_all()
         if len(taken) < batch:
             break
     if done.fired or done.void:
