@@ -13,9 +13,11 @@ from pathlib import Path
 
 import jobs
 import pytest
+import workflow
 from jobs import Status, timers
+from jobs.fanout import plan_many
 from jobs.timers import ACTOR, Timer, TimerStatus
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, create_engine, func, select, update
 from sqlalchemy.orm import Session
 from workflow import ConcurrentTransition, TransitionNotAllowed, TransitionRecord, utcnow
 
@@ -24,6 +26,8 @@ from examples.lending.notifications import LoanNotifier  # noqa: F401 - register
 from tests.processes import wait_for, worker_env
 from tests.scenarios import delivery_statuses
 from tests.servers import SMTPServer
+from tests.timed import Base as TimedBase
+from tests.timed import Silent, Unheard
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_jobs")]
 
@@ -191,3 +195,22 @@ def test_a_worker_killed_while_firing_timeouts_leaves_every_one_fired_once(
     assert len(expiries) == 5000 and set(expiries.values()) == {1}
     print(f"\n[figures] at the kill: {at_kill[TimerStatus.FIRED]} of 5000 timers fired")
     assert wait_for(lambda: len(expire_mails(smtp_server)) >= 5000, timeout=120), len(expire_mails(smtp_server))
+
+
+def test_on_postgresql_a_held_transition_and_one_told_to_nobody_get_their_timers_once(pg_url: str) -> None:
+    engine = create_engine(pg_url)
+    TimedBase.metadata.create_all(engine)
+    workflow.metadata.create_all(engine)
+    with Session(engine) as session:
+        rows = [Unheard(), Silent()]
+        session.add_all(rows)
+        session.commit()
+        ids = [row.wait().id for row in rows]
+        session.commit()
+        for _ in range(2):  # the message's fan-out, then the sweeper's retry of the held one
+            plan_many(session, ids, waiting=48, recall=False)
+        written = session.execute(select(Timer.model, Timer.trigger, Timer.status).order_by(Timer.id)).all()
+        held = session.scalars(select(TransitionRecord.held_reason).where(TransitionRecord.id == ids[0])).one()
+    engine.dispose()
+    assert [tuple(row) for row in written] == [("Unheard", "go", "pending"), ("Silent", "go", "pending")]
+    assert held is not None and "No notifier for Unheard" in held
