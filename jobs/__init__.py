@@ -36,6 +36,7 @@ from . import schedule  # noqa: E402
 from .schedule import Schedule  # noqa: E402
 from .sweeper import Sweep  # noqa: E402
 from . import timers  # noqa: E402
+from .timers import Timer, TimerStatus  # noqa: E402
 
 
 def _deliver_in_process(stub: StubBroker) -> None:
@@ -79,6 +80,8 @@ __all__ = [
     "Settings",
     "Status",
     "Sweep",
+    "Timer",
+    "TimerStatus",
     "TransitionNotFound",
     "broker",
     "configure",

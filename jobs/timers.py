@@ -175,7 +175,7 @@ def fire_due(session: Session, *, batch: int = BATCH) -> Fired:
     """
     done = Fired()
     now = utcnow()  # fixed for the run, so that it ends
-    models = sorted(name for name, cls in stateful_models().items() if cls.workflow.timeouts)
+    models = sorted(stateful_models())  # those whose timeouts were since removed too: fired or void, never stuck
     while models:
         if session.get_bind().dialect.name == "sqlite":  # no row locks: take the write lock first (see sweeper)
             session.execute(update(_table).where(false()).values(status=_table.c.status))

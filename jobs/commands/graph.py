@@ -27,7 +27,8 @@ def graph(mermaid: bool = False) -> str:
                 after = "".join(f" after {_duration(d)}" for t, d in workflow.timeouts.get(source, ())
                                 if t == transition["trigger"])
                 if mermaid:
-                    lines.append(f"    {source} --> {dest}: {transition['trigger']}{after}{' / ' + told if told else ''}")
+                    told = f" / {told}" if told else ""
+                    lines.append(f"    {source} --> {dest}: {transition['trigger']}{after}{told}")
                 else:
                     lines.append(f"  {source} -> {dest} on {transition['trigger']}{after}: {told or 'nobody is told'}")
         blocks.append("\n".join(lines))

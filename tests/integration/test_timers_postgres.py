@@ -1,4 +1,5 @@
-"""Timeouts on PostgreSQL with real worker processes: each fires once, a human racing it wins or loses whole, a kill loses none."""
+"""Timeouts on PostgreSQL with real worker processes: each fires once, a person racing it wins or loses whole,
+a kill loses none."""
 
 from __future__ import annotations
 

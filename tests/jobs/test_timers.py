@@ -11,7 +11,7 @@ import workflow
 from jobs.fanout import plan_many
 from jobs.testing import Kit
 from jobs.timers import ACTOR, Timer, TimerStatus, fire_due
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, func, select, update
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
 
@@ -174,3 +174,13 @@ def test_a_timer_not_yet_due_is_left_pending(session: Session, tidings: Kit) -> 
     assert (done.fired, done.void) == ({}, {})
     [timer] = tidings.timers()
     assert timer.due_at.replace(tzinfo=dt.timezone.utc) > utcnow()
+
+
+def test_a_timer_whose_trigger_the_model_no_longer_has_is_void_with_the_reason(session: Session, tidings: Kit) -> None:
+    [offer] = published(session)
+    [timer] = tidings.timers()
+    session.execute(update(Timer).where(Timer.id == timer.id).values(trigger="vanish"))
+    session.commit()
+    tidings.advance(days=4)
+    [void] = tidings.timers(status=TimerStatus.VOID)
+    assert void.reason is not None and f"Offer {offer.id} has no trigger 'vanish'" in void.reason
