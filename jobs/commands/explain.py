@@ -35,6 +35,10 @@ def explain(session: Session, model: str, key: str) -> list[dict[str, Any]]:
         if not entry["deliveries"]:
             entry["why_none"] = _why_none(session, record)
         timeline.append(entry)
+    for entry, after in zip(timeline, timeline[1:]):  # a timer still pending whose row moved on is void when due
+        for timer in entry["timers"]:
+            if timer["status"] == TimerStatus.PENDING:
+                timer["moved_on_by"] = after["transition"]
     return timeline
 
 
@@ -49,7 +53,9 @@ def _timers(session: Session, model: str, key: str) -> dict[int, list[dict[str, 
 
 
 def _timer_line(timer: dict[str, Any]) -> str:
-    outcome = {TimerStatus.PENDING: "scheduled", TimerStatus.FIRED: f"fired: transition {timer['fired_transition']}",
+    pending = (f"scheduled, to be void when due (transition {timer['moved_on_by']} came after)"
+               if timer.get("moved_on_by") else "scheduled")
+    outcome = {TimerStatus.PENDING: pending, TimerStatus.FIRED: f"fired: transition {timer['fired_transition']}",
                TimerStatus.VOID: f"void: {timer['reason']}"}.get(timer["status"], timer["status"])
     return f"    timeout {timer['trigger']!r} due {timer['due_at']}: {outcome}"
 

@@ -68,6 +68,17 @@ def test_explain_tells_each_timer_scheduled_fired_or_void_and_why(session: Sessi
     assert lines[2].endswith(": scheduled")
 
 
+def test_explain_says_a_pending_timer_whose_row_moved_on_will_be_void(session: Session, tidings: Kit,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    [offer] = offers(session, 1)
+    offer.take()
+    session.commit()
+    tidings.run()
+    assert main(["explain", "Offer", str(offer.id)]) == 0
+    [line] = [line for line in capsys.readouterr().out.splitlines() if "timeout 'lapse'" in line]
+    assert line.endswith(": scheduled, to be void when due (transition 2 came after)")
+
+
 def test_graph_draws_a_timeout_edge_with_its_time(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["graph"]) == 0
     assert "  requested -> expired on expire after 7 days: borrower (email)" in capsys.readouterr().out.splitlines()
