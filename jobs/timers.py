@@ -37,7 +37,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from workflow import (
     ConcurrentTransition,
@@ -201,12 +201,27 @@ def fire_due(session: Session, *, batch: int = BATCH) -> Fired:
 
 
 def _alone(session: Session, timer_id: int, done: Fired) -> None:
-    """Fire or void one timer in a transaction of its own (if it is still pending and nobody holds it)."""
-    taken = session.execute(_ONE, {"timer_id": timer_id}).all()
-    if taken:
-        _mark(session, _fire(session, taken), done)
-    else:
-        session.commit()
+    """Fire or void one timer in a transaction of its own (if it is still pending and nobody holds it).
+
+    A database error of its own (what the trigger's callbacks wrote breaks a constraint...) voids it
+    with the reason, so that it does not hold back the timers behind it at every turn; one of the
+    database itself (``OperationalError``: connection, deadlock, lock) is raised, for the next turn.
+    """
+    try:
+        taken = session.execute(_ONE, {"timer_id": timer_id}).all()
+        if taken:
+            _mark(session, _fire(session, taken), done)
+        else:
+            session.commit()
+    except OperationalError:
+        session.rollback()
+        raise
+    except DBAPIError as error:
+        session.rollback()
+        _log.error("Timer %s: firing it failed in the database; the timer is void.", timer_id, exc_info=True)
+        reason = f"The trigger failed in the database: {type(error.orig).__name__}: {error.orig}"
+        _mark(session, [{"timer_id": timer_id, "mark_status": TimerStatus.VOID, "mark_reason": reason[:500],
+                         "mark_fired": None, "mark_at": utcnow()}], done)
 
 
 def _mark(session: Session, marks: list[dict[str, Any]], done: Fired) -> None:

@@ -25,6 +25,7 @@ class Offer(Stateful, Base):
     owner: Mapped[str] = mapped_column(String(320), default="olga@example.com")
     pinned: Mapped[bool] = mapped_column(default=False)
     broken: Mapped[bool] = mapped_column(default=False)
+    corrupt: Mapped[bool] = mapped_column(default=False)
 
     workflow = Workflow(
         states=["draft", "open", "taken", "withdrawn", "lapsed"],
@@ -46,6 +47,8 @@ class Offer(Stateful, Base):
     def check_broken(self) -> None:
         if self.broken:
             raise RuntimeError("the offer's archive is unreachable")
+        if self.corrupt:
+            self.owner = None  # type: ignore[assignment]  # NOT NULL: the database refuses it at the flush
 
 
 class Silent(Stateful, Base):

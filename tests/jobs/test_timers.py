@@ -184,3 +184,17 @@ def test_a_timer_whose_trigger_the_model_no_longer_has_is_void_with_the_reason(s
     tidings.advance(days=4)
     [void] = tidings.timers(status=TimerStatus.VOID)
     assert void.reason is not None and f"Offer {offer.id} has no trigger 'vanish'" in void.reason
+
+
+def test_a_trigger_whose_writes_the_database_refuses_voids_its_timer_and_holds_back_no_other(
+        session: Session, tidings: Kit) -> None:
+    [corrupt] = published(session, corrupt=True)
+    [sound] = published(session)
+    tidings.clear()
+    fired = tidings.advance(days=4)
+    assert [n.key for n in fired] == [str(sound.id)]
+    [void] = tidings.timers(status=TimerStatus.VOID)
+    assert void.key == str(corrupt.id)
+    assert void.reason is not None and void.reason.startswith("The trigger failed in the database: IntegrityError")
+    session.refresh(corrupt)
+    assert corrupt.state == "open"
