@@ -1,12 +1,15 @@
 """The application every benchmark uses: a task whose watchers are told when it is finished.
 
-``PlainTask`` is the same table without Tidings, for baselines. The watchers are rows of their
+``PlainTask`` is the same table without Tidings, for baselines. ``TimedTask`` flips between
+two states that each time out after a week (``bench.timers``); ``UntimedTask`` is the same
+without the timeouts. The watchers are rows of their
 own table, as an application keeps them; a request never loads them, the fan-out does. Worker
 processes load this module (``dramatiq jobs bench.app``) to know the model and its notifier.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from notifiers import Email, Notifier, on
@@ -46,6 +49,25 @@ class TaskNotifier(Notifier):
     @on(Task, "reopen", to="watchers")
     def changed(self, event: Any, recipient: Any) -> Email:
         return Email(subject=f"Task {event.key} finished", text=f"Hello, task {event.key} is finished.")
+
+
+def _flipping(name: str, timed: bool) -> Workflow:
+    """Rows started in 'a' flip between 'a' and 'b'; with ``timed``, either lapses after a week."""
+    lapse = [{"trigger": "lapse", "source": ["a", "b"], "dest": "lapsed", "timeout": dt.timedelta(days=7)}]
+    return Workflow(states=["new", "a", "b", "lapsed"], initial="new", name=name,
+                    transitions=[["start", "new", "a"], ["flip", "a", "b"], ["flop", "b", "a"], *(lapse if timed else [])])
+
+
+class TimedTask(Stateful, Base):
+    __tablename__ = "bench_timed_tasks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workflow = _flipping("BenchTimed", timed=True)
+
+
+class UntimedTask(Stateful, Base):
+    __tablename__ = "bench_untimed_tasks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workflow = _flipping("BenchUntimed", timed=False)
 
 
 def mail_text(number: int) -> tuple[str, str]:

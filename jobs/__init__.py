@@ -35,6 +35,8 @@ from .delivery_log import Delivery, Status  # noqa: E402
 from . import schedule  # noqa: E402
 from .schedule import Schedule  # noqa: E402
 from .sweeper import Sweep  # noqa: E402
+from . import timers  # noqa: E402
+from .timers import Timer, TimerStatus  # noqa: E402
 
 
 def _deliver_in_process(stub: StubBroker) -> None:
@@ -55,6 +57,7 @@ outbox.install(actors.fan_out.send, on_stub=_deliver_in_process)
 #: after moving the clock.
 due_work: list[schedule.Task] = []
 due_work.append(schedule.Task("due", actors.send_due, lambda: runtime.current().settings.due_interval))
+due_work.append(schedule.Task("timers", timers.run, lambda: runtime.current().settings.due_interval))
 
 
 def _add_middleware(target: dramatiq.Broker) -> None:
@@ -78,6 +81,8 @@ __all__ = [
     "Settings",
     "Status",
     "Sweep",
+    "Timer",
+    "TimerStatus",
     "TransitionNotFound",
     "broker",
     "configure",

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, WorkflowError, load_subjects, read_records, utcnow
 
-from . import holding, notifier_modules, taking
+from . import holding, notifier_modules, taking, timers
 from .claims import Claim
 from .delivery_log import Delivery, Status
 from .errors import TransitionNotFound
@@ -154,6 +154,8 @@ def _each_alone(session: Session, own: list[int], missing: list[int], claim_up_t
 
 def _plan_many(session: Session, records: dict[int, TransitionRecord], missing: list[int], claim_up_to: int,
                claim_total: int, lease_seconds: float) -> Planned:
+    # The timeouts of the states entered: written by each first planning, held ones too (a second writes nothing).
+    timers.schedule(session.connection(), [record for record in records.values() if record.fanned_out_at is None])
     held = holding.reasons(records.values())
     if held:  # written with the rest; not marked fanned out, so they stay in sight and the sweeper retries them
         session.connection().execute(_HOLD, [{"held_id": i, "reason": reason} for i, reason in held.items()])

@@ -4,6 +4,7 @@ Undelivered means a delivery pending or sending, or a transition not fanned out 
 transitions among them, with why), so ``--max-age`` fails on either. A delivery held for a
 time (``due_at``) is not undelivered before it is due: it is counted ``scheduled``, and its
 age counts from its due time.
+Timers: the timeouts due later, due now and not fired yet, and overdue.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
 
 from .delivery_log import Delivery, Status
+from .runtime import current
+from .timers import Timer, TimerStatus
 
 __all__ = ["status"]
 
@@ -52,16 +55,28 @@ def status(session: Session, *, grace_seconds: float = 60.0) -> dict[str, Any]:
         "sent_per_minute_last_5": round(sent_5m / 5, 1),
         "failures_by_reason": [{"reason": reason or "", "count": int(count)} for reason, count in failures],
         "timed": _timed(session, now, grace_seconds),
+        "timers": _timers(session, now),
     }
 
 
 def _timed(session: Session, now: dt.datetime, grace_seconds: float) -> dict[str, int]:
     """Deliveries held for a time: due later, due now and not taken yet, due longer than the grace."""
-    pending = (Delivery.status == Status.SCHEDULED, Delivery.due_at.is_not(None))
-    late = now - dt.timedelta(seconds=grace_seconds)
+    return _due_counts(session, Delivery.due_at, (Delivery.status == Status.SCHEDULED, Delivery.due_at.is_not(None)),
+                       now, now - dt.timedelta(seconds=grace_seconds))
+
+
+def _timers(session: Session, now: dt.datetime) -> dict[str, int]:
+    """Timeouts pending: due later, due now and not fired yet, due for over max(60 s, 3 x due_interval)."""
+    late = now - dt.timedelta(seconds=max(60.0, 3 * current().settings.due_interval))
+    return _due_counts(session, Timer.due_at, (Timer.status == TimerStatus.PENDING,), now, late)
+
+
+def _due_counts(session: Session, due_at: Any, waiting: tuple[Any, ...], now: dt.datetime,
+                late: dt.datetime) -> dict[str, int]:
+    """Of the rows ``waiting``: how many are due later, due now, and due since before ``late``."""
     scheduled, due, overdue = session.execute(select(
-        func.count().filter(Delivery.due_at > now), func.count().filter(Delivery.due_at <= now),
-        func.count().filter(Delivery.due_at < late)).where(*pending)).one()
+        func.count().filter(due_at > now), func.count().filter(due_at <= now),
+        func.count().filter(due_at < late)).select_from(due_at.table).where(*waiting)).one()
     return {"scheduled": int(scheduled), "due": int(due), "overdue": int(overdue)}
 
 

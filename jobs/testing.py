@@ -24,6 +24,7 @@ from . import delivery, outbox, runtime
 from .delivery_log import Delivery, Status
 from .captured import Failed, Notification, Scheduled, Skipped, aware, check_count, fields_of, listing
 from .inprocess import drain, stop_workers
+from .timers import Timer, TimerStatus
 
 __all__ = ["Failed", "Kit", "Notification", "Scheduled", "Skipped", "drain", "kit", "memory_channels", "stop_workers"]
 
@@ -200,6 +201,20 @@ class Kit:
                  .where(*where, Delivery.id > self._forgotten_up_to).order_by(Delivery.id))
         with runtime.current().session() as session:
             return [(d, t) for d, t in session.execute(query)]
+
+    def timers(self, model: str | None = None, key: object = None, *,
+               status: str | None = TimerStatus.PENDING) -> list[Timer]:
+        """The timeouts scheduled (``status`` pending unless told; ``None``: all), soonest first; queued jobs run first."""
+        self.run()
+        if self._bind is None:
+            return []
+        self._use_bind()
+        query = select(Timer).order_by(Timer.due_at, Timer.id)
+        for column, value in ((Timer.model, model), (Timer.key, None if key is None else str(key)),
+                              (Timer.status, status)):
+            query = query if value is None else query.where(column == value)
+        with runtime.current().session() as session:
+            return list(session.scalars(query))
 
     def assert_skipped(self, to: str | None = None, *, count: int | None = None, **match: str) -> list[Skipped]:
         """Assert that deliveries matching ``to`` and ``match`` were skipped (exactly ``count``, if given).

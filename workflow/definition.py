@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -10,6 +11,7 @@ from .machine import StateMachine
 from .parties import PartySpec, check_attributes, check_parties
 
 _TRANSITION_KEYS = ("trigger", "source", "dest", "conditions", "unless", "before", "after", "prepare")
+_DICT_KEYS = (*_TRANSITION_KEYS, "timeout")  # "after" is the transitions library's callback: a delay is "timeout"
 
 
 class Workflow:
@@ -23,7 +25,9 @@ class Workflow:
         initial: the state of a new row.
         transitions: ``[trigger, source, dest]`` lists or dicts with ``trigger``, ``source``
             (a state, a list of states or ``"*"``), ``dest`` and optional ``conditions``,
-            ``unless``, ``before``, ``after`` and ``prepare``.
+            ``unless``, ``before``, ``after`` and ``prepare``; and ``timeout``, a positive
+            ``datetime.timedelta``: a row left that long in the transition's source state (one
+            state or a list, not ``"*"`` nor the initial state) fires the trigger itself.
         parties: party name to an attribute name of the row or a callable taking the row; either
             gives one recipient, a list of recipients, or ``None``.
         name: the model's name in the transition log; defaults to the class name.
@@ -43,7 +47,12 @@ class Workflow:
     ) -> None:
         self.states: tuple[str, ...] = tuple(states)
         self.initial = initial
-        self.transitions: tuple[dict[str, Any], ...] = tuple(self._normalise(t) for t in transitions)
+        normalised = [self._normalise(t) for t in transitions]
+        self._timeouts_in = [(t["trigger"], t["source"], t["dest"], t.pop("timeout"))
+                             for t in normalised if "timeout" in t]
+        self.transitions: tuple[dict[str, Any], ...] = tuple(normalised)
+        #: Per state, the (trigger, how long) of each timeout out of it; filled by :meth:`bind`.
+        self.timeouts: dict[str, tuple[tuple[str, dt.timedelta], ...]] = {}
         self._parties_in = dict(parties or {})
         self.name = name
         self.parties: dict[str, PartySpec] = {}
@@ -69,6 +78,7 @@ class Workflow:
         self._check_states(name)
         for transition in self.transitions:
             self._check_transition(name, model_cls, transition)
+        self.timeouts = self._check_timeouts(name)
         self.parties = check_parties(name, self._parties_in)
         check_attributes(model_cls, self.parties)
         self.machine = StateMachine(self.states, self.transitions, self.initial, name=name)
@@ -76,11 +86,11 @@ class Workflow:
 
     def _normalise(self, transition: Sequence[Any] | Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(transition, Mapping):
-            unknown = set(transition) - set(_TRANSITION_KEYS)
+            unknown = set(transition) - set(_DICT_KEYS)
             if unknown:
                 raise DefinitionError(
                     f"transition {dict(transition)!r} has unknown keys {sorted(unknown)}; "
-                    f"known: {', '.join(_TRANSITION_KEYS)}."
+                    f"known: {', '.join(_DICT_KEYS)}."
                 )
             if not {"trigger", "source", "dest"} <= set(transition):
                 raise DefinitionError(f"transition {dict(transition)!r} needs 'trigger', 'source' and 'dest'.")
@@ -130,3 +140,29 @@ class Workflow:
                     )
                 if not isinstance(callback, str) and not callable(callback):
                     raise DefinitionError(f"{name}: {kind} of {trigger!r} must be names or callables.")
+
+    def _check_timeouts(self, name: str) -> dict[str, tuple[tuple[str, dt.timedelta], ...]]:
+        """Each state's declared timeouts, (trigger, how long), checked; see the ``timeout`` key."""
+        found: dict[str, list[tuple[str, dt.timedelta]]] = {}
+        for trigger, source, dest, timeout in self._timeouts_in:
+            where = f"{name}: the timeout of {trigger!r}"
+            if not isinstance(timeout, dt.timedelta) or timeout <= dt.timedelta(0):
+                raise DefinitionError(f"{where} must be a positive datetime.timedelta, like timedelta(days=7), "
+                                      f"not {timeout!r}.")
+            sources = list(source) if isinstance(source, list | tuple) else [source]
+            for state in sources:
+                if state == "*":
+                    raise DefinitionError(f"{where} needs its source states named (a state or a list), not '*': a "
+                                          f"timeout counts from the transition into one of them.")
+                if state == self.initial:
+                    raise DefinitionError(
+                        f"{where} starts from {state!r}, the initial state: rows are created in it without any "
+                        f"transition, so there is nothing to time it from. Give {name} a creating transition (e.g. "
+                        f"'draft' -> {state!r}) and time from that one's destination.")
+                if dest in (None, "=", state):
+                    raise DefinitionError(f"{where} would leave the row in {state!r}, which starts the same timeout "
+                                          f"again, for ever; a timeout must lead to another state.")
+                if any(known == trigger for known, _ in found.get(state, [])):
+                    raise DefinitionError(f"{where} is declared twice from state {state!r}.")
+                found.setdefault(state, []).append((trigger, timeout))
+        return {state: tuple(pairs) for state, pairs in found.items()}

@@ -3,12 +3,18 @@
 A machine per row costs 15-30 KiB and up to 0.7 ms, and ``add_model`` leaks and overwrites the
 stored state. So each model class builds one machine with no models at all, and a trigger is
 run with ``Event.trigger(row)``, which reads and writes the row's state attribute directly.
+
+The ``transitions`` library logs two INFO lines per trigger ("Finished processing state ... exit
+callbacks"); Tidings records each transition itself, and those lines cost a worker firing timeouts
+a quarter of its CPU (docs/PERFORMANCE.md, "Time"). So its logger is set to WARNING at import,
+unless the application gave it a level of its own first.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -19,6 +25,10 @@ from transitions.core import Condition, EventData, Transition
 __all__ = ["StateMachine", "call_with_accepted"]
 
 _firing = threading.local()
+
+_library_log = logging.getLogger("transitions")
+if _library_log.level == logging.NOTSET:
+    _library_log.setLevel(logging.WARNING)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -40,22 +40,25 @@ def model_class(name: str) -> type[Stateful]:
         ) from None
 
 
-def load_subject(session: Session, record: TransitionRecord) -> Stateful | None:
-    """The row a transition was fired on, or ``None`` if it no longer exists."""
+def load_subject(session: Session, record: TransitionRecord, *, lock: bool = False) -> Stateful | None:
+    """The row a transition was fired on, or ``None`` if it no longer exists; ``lock``: ``FOR UPDATE``."""
     cls = model_class(record.model)
     columns = inspect(cls).primary_key
     parts = record.key.split("/") if len(columns) > 1 else [record.key]
     values = tuple(_convert(column, part) for column, part in zip(columns, parts))
-    return session.get(cls, values if len(values) > 1 else values[0])
+    return session.get(cls, values if len(values) > 1 else values[0], with_for_update=lock or None,
+                       populate_existing=lock)
 
 
-def load_subjects(session: Session, records: Iterable[TransitionRecord]) -> dict[int, Stateful | None]:
+def load_subjects(session: Session, records: Iterable[TransitionRecord], *,
+                  lock: bool = False) -> dict[int, Stateful | None]:
     """The rows many transitions were fired on, by transition id (``None`` for a row gone).
 
     One query per model (a composite key costs one per row), with each party declared by the
     name of a relationship loaded for all the rows at once (``selectinload``): planning the
     notifications of fifty transitions then reads their rows and their watchers in two queries,
-    not a hundred.
+    not a hundred. With ``lock``, the rows are locked ``FOR UPDATE`` (where the database has it)
+    until the transaction ends, so no other transaction changes them meanwhile.
 
     Raises:
         WorkflowError: a transition's model is not imported.
@@ -68,10 +71,12 @@ def load_subjects(session: Session, records: Iterable[TransitionRecord]) -> dict
         cls = model_class(name)
         columns = inspect(cls).primary_key
         if len(columns) > 1:
-            found.update((record.id, load_subject(session, record)) for record in group)
+            found.update((record.id, load_subject(session, record, lock=lock)) for record in group)
             continue
         keys = {record.id: _convert(columns[0], record.key) for record in group}
         query = select(cls).where(columns[0].in_(set(keys.values()))).options(*_party_loads(cls))
+        if lock:
+            query = query.order_by(columns[0]).with_for_update(of=cls).execution_options(populate_existing=True)
         rows = {inspect(row).identity[0]: row for row in session.scalars(query)}
         found.update((record_id, rows.get(key)) for record_id, key in keys.items())
     return found

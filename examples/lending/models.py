@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from workflow import Stateful, Workflow
@@ -34,7 +36,10 @@ class Item(Base):
 
 
 class Loan(Stateful, Base):
-    """A borrower asks for an item; its owner, the lender, accepts or declines; it is handed over and returned."""
+    """A borrower asks for an item; its owner, the lender, accepts or declines; it is handed over and returned.
+
+    A request nobody answers expires after a week by itself (a timeout, fired by the workers).
+    """
 
     __tablename__ = "lending_loans"
 
@@ -45,12 +50,13 @@ class Loan(Stateful, Base):
     borrower: Mapped[User] = relationship()
 
     workflow = Workflow(
-        states=["draft", "requested", "accepted", "declined", "handed_over", "returned"],
+        states=["draft", "requested", "accepted", "declined", "expired", "handed_over", "returned"],
         initial="draft",
         transitions=[
             ["request", "draft", "requested"],
             ["accept", "requested", "accepted"],
             ["decline", "requested", "declined"],
+            {"trigger": "expire", "source": "requested", "dest": "expired", "timeout": dt.timedelta(days=7)},
             {"trigger": "hand_over", "source": "accepted", "dest": "handed_over",
              "conditions": "item_available", "after": "mark_lent"},
             {"trigger": "give_back", "source": "handed_over", "dest": "returned", "after": "mark_back"},

@@ -44,6 +44,10 @@ class LoanNotifier(Notifier):
         return Email(subject=f"Your request for {event.subject.item.title} was declined",
                      text=f"Sorry, {recipient.name}: {event.subject.item.owner.name} cannot lend it this time.")
 
+    @on(Loan, "expire", to="borrower")
+    def expired(self, event: Event, recipient: Recipient) -> Email:
+        return Email(subject=f"Your request for {event.subject.item.title} expired", template="loans/expired")
+
     @on(Loan, "hand_over", to=["borrower", "lender"])
     def handed_over(self, event: Event, recipient: Recipient) -> Email:
         return Email(subject=f"{event.subject.item.title} changed hands", template="loans/handed_over")

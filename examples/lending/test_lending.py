@@ -118,3 +118,25 @@ def test_no_pick_up_nudge_once_the_item_was_handed_over(session: Session, loan: 
     tidings.run()
     assert tidings.advance(hours=1) == []
     tidings.assert_skipped("bob@example.com", trigger="accept", reason="superseded by hand_over at ", count=1)
+
+
+def test_a_request_left_unanswered_for_a_week_expires_and_tells_the_borrower(
+        session: Session, loan: Loan, tidings: Kit) -> None:
+    fire(session, loan, "request")
+    tidings.clear()
+    waited = tidings.advance(days=6, hours=23)  # the lender's reminder (day 2), no expiry yet
+    assert [n.trigger for n in waited] == ["request"]
+    [expired] = tidings.advance(hours=1)
+    assert (expired.to, expired.trigger, expired.subject) == ("bob@example.com", "expire",
+                                                              "Your request for ladder expired")
+    assert "did not answer your request for the ladder within a week" in expired.text
+    session.refresh(loan)
+    assert loan.state == "expired"
+
+
+def test_an_answered_request_does_not_expire(session: Session, loan: Loan, tidings: Kit) -> None:
+    fire(session, loan, "request", "accept")
+    tidings.clear()
+    assert [n for n in tidings.advance(days=8) if n.trigger == "expire"] == []
+    session.refresh(loan)
+    assert loan.state == "accepted"

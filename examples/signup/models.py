@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,8 @@ class User(Stateful, Base):
             ["activate", ["pending", "latent"], "active"],
             {"trigger": "reset_password", "source": "active", "dest": "=", "before": "issue_reset_token"},
             ["close", ["pending", "active"], "closed"],
+            # An account nobody confirmed or claimed in 30 days closes by itself (a timeout: the workers fire it).
+            {"trigger": "lapse", "source": ["latent", "pending"], "dest": "closed", "timeout": dt.timedelta(days=30)},
         ],
         parties={"user": lambda user: user, "administrators": _other_administrators},
     )
@@ -55,6 +58,7 @@ class User(Stateful, Base):
         activate: Trigger
         reset_password: Trigger
         close: Trigger
+        lapse: Trigger
 
     def issue_reset_token(self) -> None:
         """A fresh one-time token for the reset link (a real application stores only its hash)."""

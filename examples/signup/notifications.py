@@ -53,3 +53,7 @@ class AccountNotifier(Notifier):
     @on(User, "close", to="user")
     def closed(self, event: Event, recipient: Recipient) -> Email:
         return Email(template="accounts/closed", context={"deleted_on": (event.created_at + RETENTION).date()})
+
+    @on(User, "lapse", to="user")
+    def lapsed(self, event: Event, recipient: Recipient) -> Email:
+        return Email(template="accounts/lapsed")

@@ -183,3 +183,37 @@ def test_a_user_who_confirmed_is_not_reminded(session: Session, admins: list[Use
     tidings.run()
     assert [n for n in tidings.advance(days=2) if n.to == "sam@example.com"] == []
     tidings.assert_skipped("sam@example.com", trigger="sign_up", reason="superseded by activate at ", count=1)
+
+
+def test_a_signup_left_unconfirmed_for_30_days_closes_by_itself_and_tells_the_user(
+        session: Session, admins: list[User], tidings: Kit) -> None:
+    sam = sign_up(session, "Sam")
+    tidings.clear()
+    assert [n for n in tidings.advance(days=29) if n.trigger == "lapse"] == []  # the reminder went
+    [lapsed] = tidings.advance(days=1)
+    assert (lapsed.to, lapsed.trigger, lapsed.subject) == ("sam@example.com", "lapse", "Your account was closed")
+    assert "Your address was not confirmed in 30 days, so we closed it." in lapsed.text
+    session.refresh(sam)
+    assert sam.state == "closed"
+
+
+def test_a_latent_account_left_unclaimed_for_30_days_closes_by_itself(
+        session: Session, admins: list[User], tidings: Kit) -> None:
+    lee = User(name="Lee", email="lee@example.com")
+    session.add(lee)
+    lee.create_latent(actor="import:crm-2026-11")
+    session.commit()
+    [lapsed] = [n for n in tidings.advance(days=30) if n.trigger == "lapse"]
+    assert "The account made for you was not claimed in 30 days" in lapsed.text
+    session.refresh(lee)
+    assert lee.state == "closed"
+
+
+def test_an_account_activated_in_time_does_not_lapse(session: Session, admins: list[User], tidings: Kit) -> None:
+    sam = sign_up(session, "Sam")
+    sam.activate(actor=sam)
+    session.commit()
+    tidings.clear()
+    assert [n for n in tidings.advance(days=31) if n.trigger == "lapse"] == []
+    session.refresh(sam)
+    assert sam.state == "active"

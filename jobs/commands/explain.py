@@ -1,4 +1,4 @@
-"""The timeline of one record: each transition, and who was told of it, how, with what outcome."""
+"""The timeline of one record: each transition, who was told of it, how, with what outcome; and its timeouts."""
 
 from __future__ import annotations
 
@@ -12,15 +12,17 @@ from workflow import TransitionRecord, did_you_mean, stateful_models
 from .. import fanout
 from ..delivery_log import Delivery
 from ..errors import ConfigurationError
+from ..timers import Timer, TimerStatus
 
 __all__ = ["explain"]
 
 
 def explain(session: Session, model: str, key: str) -> list[dict[str, Any]]:
-    """One entry per transition of ``model`` ``key``, oldest first, each with its deliveries or why none."""
+    """One entry per transition of ``model`` ``key``, oldest first, each with its deliveries or why none, and timers."""
     records = session.scalars(select(TransitionRecord).where(TransitionRecord.model == model,
                                                              TransitionRecord.key == key)
                               .order_by(TransitionRecord.id))
+    timers = _timers(session, model, key)
     timeline = []
     for record in records:
         deliveries = session.scalars(select(Delivery).where(Delivery.transition_id == record.id).order_by(Delivery.id))
@@ -30,13 +32,36 @@ def explain(session: Session, model: str, key: str) -> list[dict[str, Any]]:
             "deliveries": [{"id": d.id, "party": d.party, "to": d.address, "channel": d.channel, "status": d.status,
                             "attempts": d.attempts, "error": d.last_error,
                             "due": d.due_at.isoformat() if d.due_at else None} for d in deliveries],
+            "timers": timers.get(record.id, []),
         }
         if not entry["deliveries"]:
             entry["why_none"] = _why_none(session, record)
         timeline.append(entry)
+    for entry, after in zip(timeline, timeline[1:]):  # a timer still pending whose row moved on is void when due
+        for timer in entry["timers"]:
+            if timer["status"] == TimerStatus.PENDING:
+                timer["moved_on_by"] = after["transition"]
     if not timeline:
         _known_model(session, model)
     return timeline
+
+
+def _timers(session: Session, model: str, key: str) -> dict[int, list[dict[str, Any]]]:
+    """The timeouts each transition of the record scheduled: when due, and fired, void (and why) or pending."""
+    found: dict[int, list[dict[str, Any]]] = {}
+    for t in session.scalars(select(Timer).where(Timer.model == model, Timer.key == key).order_by(Timer.id)):
+        found.setdefault(t.transition_id, []).append({
+            "trigger": t.trigger, "due_at": t.due_at.isoformat(), "status": t.status, "reason": t.reason,
+            "fired_transition": t.fired_transition_id})
+    return found
+
+
+def _timer_line(timer: dict[str, Any]) -> str:
+    pending = (f"scheduled, to be void when due (transition {timer['moved_on_by']} came after)"
+               if timer.get("moved_on_by") else "scheduled")
+    outcome = {TimerStatus.PENDING: pending, TimerStatus.FIRED: f"fired: transition {timer['fired_transition']}",
+               TimerStatus.VOID: f"void: {timer['reason']}"}.get(timer["status"], timer["status"])
+    return f"    timeout {timer['trigger']!r} due {timer['due_at']}: {outcome}"
 
 
 def _known_model(session: Session, model: str) -> None:
@@ -85,4 +110,5 @@ def render(timeline: list[dict[str, Any]], model: str, key: str) -> str:
                          f"{d['attempts']} attempt(s){error}")
         if "why_none" in entry:
             lines.append(f"    nobody told: {entry['why_none']}")
+        lines += [_timer_line(timer) for timer in entry.get("timers", [])]
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""The declared workflows, with who is notified through which channel on each transition."""
+"""The declared workflows, with who is notified through which channel on each transition, and the timeouts."""
 
 from __future__ import annotations
 
@@ -25,10 +25,13 @@ def graph(mermaid: bool = False) -> str:
             for source in sources:
                 dest = source if transition["dest"] in (None, "=") else transition["dest"]
                 told = _notified(name, transition["trigger"])
+                after = "".join(f" after {_duration(d)}" for t, d in workflow.timeouts.get(source, ())
+                                if t == transition["trigger"])
                 if mermaid:
-                    lines.append(f"    {source} --> {dest}: {transition['trigger']}{' / ' + told if told else ''}")
+                    told = f" / {told}" if told else ""
+                    lines.append(f"    {source} --> {dest}: {transition['trigger']}{after}{told}")
                 else:
-                    lines.append(f"  {source} -> {dest} on {transition['trigger']}: {told or 'nobody is told'}")
+                    lines.append(f"  {source} -> {dest} on {transition['trigger']}{after}: {told or 'nobody is told'}")
         lines += _reminders(name, workflow.transitions, mermaid)
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) if blocks else "No Stateful model is imported (pass --import myapp.models)."
@@ -53,19 +56,19 @@ def _reminders(model: str, transitions: tuple[dict[str, Any], ...], mermaid: boo
             if timing is None or timing.reminder is None:
                 continue
             after, every, times = timing.reminder
-            repeat = f", every {_span(every)}, {times} times" if times > 1 else ""
+            repeat = f", every {_duration(every)}, {times} times" if times > 1 else ""
             found[(transition["dest"], registration.name)] = (
-                f"still {transition['dest']} after {_span(after)}{repeat}: remind "
+                f"still {transition['dest']} after {_duration(after)}{repeat}: remind "
                 f"{', '.join(registration.parties)} ({', '.join(registration.channels)}{_when(timing, delay=False)})")
     prefix = "    %% " if mermaid else "  "
     return [prefix + line for line in found.values()]
 
 
 def _when(timing: Timing | None, *, delay: bool = True) -> str:
-    """What a registration's timing says, for a graph label: ``, after 10m, void once left``."""
+    """What a registration's timing says, for a graph label: ``, after 10 minutes, void once left``."""
     if timing is None:
         return ""
-    parts = [f"after {_span(timing.delay)}"] if delay and timing.delay else []
+    parts = [f"after {_duration(timing.delay)}"] if delay and timing.delay else []
     if timing.quiet_hours is not None:
         parts.append(f"not {timing.quiet_hours}")
     if timing.left and timing.reminder is None:
@@ -75,11 +78,11 @@ def _when(timing: Timing | None, *, delay: bool = True) -> str:
     return "".join(f", {part}" for part in parts)
 
 
-def _span(span: dt.timedelta) -> str:
-    """``2d``, ``3h``, ``10m``, ``90s``, or mixed (``1d12h``)."""
-    seconds, text = int(span.total_seconds()), ""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            text += f"{seconds // size}{unit}"
-            seconds %= size
-    return text or "0s"
+def _duration(delta: dt.timedelta) -> str:
+    """A time as people say it: ``7 days``, ``36 hours``, ``90 minutes``, ``45 seconds``."""
+    seconds = int(delta.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0 and seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count > 1 else ''}"
+    return f"{delta.total_seconds():g} seconds"

@@ -57,6 +57,7 @@ def render(figures: dict[str, Any]) -> str:
              *(f"  held: {held['count']} x {held['reason']}" for held in figures["held_by_reason"]),
              f"oldest undelivered: {figures['oldest_undelivered_seconds']} s",
              "held for a time: {scheduled} scheduled, {due} due, {overdue} overdue".format(**figures["timed"]),
+             "timers: scheduled {scheduled}, due {due}, overdue {overdue}".format(**figures["timers"]),
              f"sent per minute (last 5 min): {figures['sent_per_minute_last_5']}"]
     for failure in figures["failures_by_reason"]:
         lines.append(f"  {failure['count']} x {failure['reason']}")

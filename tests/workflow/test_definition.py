@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from workflow import DefinitionError, Stateful, Workflow
@@ -67,3 +69,51 @@ def test_two_models_with_the_same_name_are_refused() -> None:
         type("Twin", (Stateful, Other), {"__module__": "elsewhere", "__tablename__": "twin2", "id": mapped_column(primary_key=True),
                                          "__annotations__": {"id": Mapped[int]},
                                          "workflow": Workflow(states=["a"], initial="a")})
+
+
+def test_a_timeout_is_exposed_per_state_and_not_passed_to_the_state_machine() -> None:
+    week = dt.timedelta(days=7)
+    model = declare("Timed", states=["draft", "requested", "expired", "done"], initial="draft",
+                    transitions=[["request", "draft", "requested"],
+                                 {"trigger": "expire", "source": ["requested", "done"], "dest": "expired",
+                                  "timeout": week, "after": lambda: None}])
+    assert model.workflow.timeouts == {"requested": (("expire", week),), "done": (("expire", week),)}
+    assert all("timeout" not in t for t in model.workflow.transitions)
+
+
+@pytest.mark.parametrize("name, timeout", [("ZeroTimeout", 0), ("TextTimeout", "7 days"), ("NoTimeout", None),
+                                           ("NegativeTimeout", -1)])
+def test_a_timeout_that_is_no_positive_timedelta_is_refused(name: str, timeout: object) -> None:
+    value = dt.timedelta(seconds=timeout) if isinstance(timeout, int) else timeout
+    with pytest.raises(DefinitionError, match=rf"{name}: the timeout of 'expire' must be a positive "
+                                              r"datetime.timedelta"):
+        declare(name, states=["a", "b", "c"], initial="a",
+                transitions=[["go", "a", "b"], {"trigger": "expire", "source": "b", "dest": "c", "timeout": value}])
+
+
+def test_a_timeout_from_any_state_is_refused() -> None:
+    with pytest.raises(DefinitionError, match=r"AnyTimeout: the timeout of 'expire' needs its source states named"):
+        declare("AnyTimeout", states=["a", "b"], initial="a",
+                transitions=[{"trigger": "expire", "source": "*", "dest": "b", "timeout": dt.timedelta(days=1)}])
+
+
+def test_a_timeout_from_the_initial_state_is_refused_saying_there_is_nothing_to_time_it_from() -> None:
+    with pytest.raises(DefinitionError, match=r"InitialTimeout: the timeout of 'expire' starts from 'a', the "
+                                              r"initial state: rows are created in it without any transition"):
+        declare("InitialTimeout", states=["a", "b"], initial="a",
+                transitions=[{"trigger": "expire", "source": ["a"], "dest": "b", "timeout": dt.timedelta(days=1)}])
+
+
+def test_a_timeout_that_stays_in_its_state_is_refused() -> None:
+    with pytest.raises(DefinitionError, match=r"LoopTimeout: the timeout of 'nudge' would leave the row in 'b'"):
+        declare("LoopTimeout", states=["a", "b"], initial="a",
+                transitions=[["go", "a", "b"],
+                             {"trigger": "nudge", "source": "b", "dest": "=", "timeout": dt.timedelta(days=1)}])
+
+
+def test_a_timeout_declared_twice_for_one_state_is_refused() -> None:
+    with pytest.raises(DefinitionError, match=r"TwiceTimeout: the timeout of 'expire' is declared twice from state 'b'"):
+        declare("TwiceTimeout", states=["a", "b", "c"], initial="a",
+                transitions=[["go", "a", "b"],
+                             {"trigger": "expire", "source": "b", "dest": "c", "timeout": dt.timedelta(days=1)},
+                             {"trigger": "expire", "source": ["b"], "dest": "a", "timeout": dt.timedelta(days=2)}])

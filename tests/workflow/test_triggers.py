@@ -133,3 +133,20 @@ def test_no_machine_is_made_or_registered_per_row(session: Session, order: Order
         order.cancel()
         order.reopen()
     assert machine is Order.workflow.machine and machine.models == []
+
+
+def test_firing_logs_no_info_line_of_the_transitions_library(session: Session, order: Order,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO"):
+        order.pay()
+    assert [r for r in caplog.records if r.name.startswith("transitions")] == []
+
+
+def test_a_level_the_application_gave_the_transitions_logger_is_kept() -> None:
+    import subprocess
+    import sys
+
+    script = ("import logging; logging.getLogger('transitions').setLevel(logging.DEBUG); import workflow; "
+              "print(logging.getLogger('transitions').level)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "10", done.stderr

@@ -38,7 +38,8 @@ def test_a_database_without_tidings_tables_is_said_in_one_line_with_how_to_creat
     done = tidings("status", env={"TIDINGS_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"}, cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
-        f"error: The database sqlite:///{tmp_path / 'empty.db'} has no table tidings_transitions, tidings_deliveries: "
+        f"error: The database sqlite:///{tmp_path / 'empty.db'} has no table tidings_transitions, tidings_deliveries, "
+        "tidings_timers: "
         "create them with `import jobs, workflow; workflow.metadata.create_all(engine)` (or your Alembic migration "
         "with target_metadata including workflow.metadata)."]
 
@@ -182,3 +183,15 @@ def test_deliveries_says_its_default_in_its_help_and_prints_a_header(broker: Stu
     assert main(["deliveries"]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "dead deliveries (--status for others), oldest first: id, transition, channel, to, attempts, error"]
+
+
+def test_a_database_from_before_timeouts_is_said_in_one_line_naming_the_timers_table(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    workflow.metadata.create_all(engine)
+    with engine.begin() as connection:  # the tables as they were before timeouts
+        connection.exec_driver_sql("DROP TABLE tidings_timers")
+    engine.dispose()
+    done = tidings("status", env={"TIDINGS_DATABASE_URL": f"sqlite:///{tmp_path / 'old.db'}"}, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[0].startswith(
+        f"error: The database sqlite:///{tmp_path / 'old.db'} has no table tidings_timers: create them with")

@@ -113,7 +113,7 @@ def test_preview_and_check_run_as_commands_on_the_lending_example(lending: Engin
     assert "LoanNotifier.returned -> lender Ann <ann@example.com> by email\nSubject: Your ladder is back" in shown.stdout
     checked = subprocess.run([TIDINGS, *app, "check"], env=env, capture_output=True, text=True, timeout=120)
     assert (checked.returncode, checked.stdout, checked.stderr) == (
-        0, "7 registrations checked: every template renders.\n", "")
+        0, "8 registrations checked: every template renders.\n", "")
 
 
 # --- A deliberately broken notifier --------------------------------------------------------------------------

@@ -62,7 +62,7 @@ def test_explain_shows_each_deliverys_due_time_and_why_one_was_dropped(
 def test_graph_shows_delays_supersession_and_reminders(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["graph"]) == 0
     out = capsys.readouterr().out
-    assert "new -> open on open: author (email, after 10m, void once left)" in out
-    assert "open -> answered on answer: author (email, after 1h); agent (email, after 2h, void on close)" in out
-    assert "still open after 2d, every 1d, 3 times: remind agent (email)" in out
+    assert "new -> open on open: author (email, after 10 minutes, void once left)" in out
+    assert "open -> answered on answer: author (email, after 1 hour); agent (email, after 2 hours, void on close)" in out
+    assert "still open after 2 days, every 1 day, 3 times: remind agent (email)" in out
     assert "author (email, not 22:00-08:00)" in out
