@@ -11,6 +11,7 @@ from dramatiq.brokers.stub import StubBroker
 from jobs import actors
 from jobs.commands.cli import main
 from jobs.testing import drain
+from notifiers import MemoryChannel
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from workflow import clock
@@ -66,3 +67,44 @@ def test_graph_shows_delays_supersession_and_reminders(capsys: pytest.CaptureFix
     assert "open -> answered on answer: author (email, after 1 hour); agent (email, after 2 hours, void on close)" in out
     assert "still open after 2 days, every 1 day, 3 times: remind agent (email)" in out
     assert "author (email, not 22:00-08:00)" in out
+
+
+def test_refan_plans_delayed_deliveries_due_from_the_transitions_time_not_from_now(
+        ticket: Case, engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    from jobs import Delivery, Status
+    from sqlalchemy import delete, select
+    from workflow import TransitionRecord
+
+    with Session(engine) as session:
+        answer = session.scalars(select(TransitionRecord).where(TransitionRecord.trigger == "answer")).one()
+        answer_id, at = answer.id, answer.created_at.replace(tzinfo=None)
+        session.execute(delete(Delivery).where(Delivery.transition_id == answer_id))
+        session.commit()
+    clock.advance(dt.timedelta(minutes=30))  # refan runs later than the transition
+    assert main(["refan", str(answer_id)]) == 0
+    drain()
+    with Session(engine) as session:
+        rows = session.scalars(select(Delivery).where(Delivery.transition_id == answer_id)).all()
+        made = {row.notifier.rsplit(".", 1)[1]: (row.status, row.due_at) for row in rows}
+    assert {name: (status, due.replace(tzinfo=None) - at if due else None) for name, (status, due) in made.items()} == {
+        "answered": (Status.SCHEDULED, dt.timedelta(hours=1)), "follow_up": (Status.SCHEDULED, dt.timedelta(hours=2))}
+
+
+def test_resend_of_a_delivery_whose_row_moved_on_records_it_superseded_and_sends_nothing(
+        ticket: Case, engine: Engine, mailbox: MemoryChannel, capsys: pytest.CaptureFixture[str]) -> None:
+    from jobs import Delivery, Status
+    from sqlalchemy import select, update
+
+    clock.advance(dt.timedelta(minutes=15))  # the survey is due; the ticket was answered since it was planned
+    with Session(engine) as session:
+        survey = session.scalars(select(Delivery.id).where(Delivery.notifier.endswith(".survey"))).one()
+        session.execute(update(Delivery).where(Delivery.id == survey)
+                        .values(status=Status.FAILED, last_error="550 mailbox full"))
+        session.commit()
+    assert main(["resend", str(survey)]) == 0
+    drain()
+    with Session(engine) as session:
+        after = session.get(Delivery, survey)
+        assert after is not None
+        assert (after.status, (after.last_error or "").startswith("superseded by answer at ")) == (Status.SKIPPED, True)
+    assert [sent.message.subject for sent in mailbox.outbox if "did we help" in sent.message.subject] == []
