@@ -157,8 +157,8 @@ class Workflow:
                 if state == self.initial:
                     raise DefinitionError(
                         f"{where} starts from {state!r}, the initial state: rows are created in it without any "
-                        f"transition, so there is nothing to time it from. Give {name} a creating transition (e.g. "
-                        f"'draft' -> {state!r}) and time from that one's destination.")
+                        f"transition, so there is nothing to time it from. Give {name} a state before it (e.g. "
+                        f"initial='new' and a transition ['create', 'new', {state!r}] fired when a row is made).")
                 if dest in (None, "=", state):
                     raise DefinitionError(f"{where} would leave the row in {state!r}, which starts the same timeout "
                                           f"again, for ever; a timeout must lead to another state.")
