@@ -29,6 +29,7 @@ from .channels import (
     verify_signature,
     verify_standard,
 )
+from .digests import Batch, Digest, Throttle, window_start
 from .endpoints import DisabledEndpoint, disabled_endpoints, enable_endpoint
 from .errors import (
     ChannelConfigurationError,
@@ -57,11 +58,13 @@ from .unsubscribe_app import UnsubscribeEndpoint
 from .timing import LEFT, MAX_REMINDERS, Left, Timing, Window, after_window, zone
 
 __all__ = [
+    "Batch",
     "Channel",
     "ChannelConfigurationError",
     "ChannelError",
     "ConsoleChannel",
     "DKIMSigner",
+    "Digest",
     "DisabledEndpoint",
     "Email",
     "EndpointDisabled",
@@ -93,6 +96,7 @@ __all__ = [
     "TemplateError",
     "Templates",
     "Text",
+    "Throttle",
     "Timing",
     "TransientChannelError",
     "UnsubscribeEndpoint",
@@ -121,5 +125,6 @@ __all__ = [
     "use_links",
     "verify_signature",
     "verify_standard",
+    "window_start",
     "zone",
 ]

@@ -1,0 +1,165 @@
+"""Digests and throttles, through the test kit (docs/digests.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import workflow
+from jobs import Delivery, Status
+from jobs.testing import Kit
+from notifiers import Digest, RegistrationError, Throttle, on
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+from workflow import clock, utcnow
+
+from tests.digest_app import HOUR, Base, Member, Watched
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Iterator[Session]:
+    engine = create_engine(f"sqlite:///{tmp_path / 'digest.db'}")
+    Base.metadata.create_all(engine)
+    workflow.metadata.create_all(engine)
+    with Session(engine) as session:
+        yield session
+    engine.dispose()
+
+
+@pytest.fixture
+def ticket(session: Session) -> Watched:
+    now = utcnow()  # 12:05 UTC: a window just began, and quiet hours (22:00-08:00) are far
+    clock.advance((now.replace(hour=12, minute=5, second=0, microsecond=0) - now) % dt.timedelta(days=1))
+    ticket = Watched(title="Crash", author=Member(name="Ann", email="ann@example.com"),
+                    watchers=[Member(name=f"W{i}", email=f"w{i}@example.com") for i in range(3)])
+    session.add(ticket)
+    session.commit()
+    return ticket
+
+
+def fire(session: Session, ticket: Watched, trigger: str, times: int = 1, **context: str) -> None:
+    for n in range(times):
+        ticket.fire(trigger, text=f"comment {n}", **context) if trigger == "comment" else ticket.fire(trigger, **context)
+        session.commit()
+
+
+def statuses(session: Session) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for status in session.scalars(select(Delivery.status)):
+        found[status] = found.get(status, 0) + 1
+    return found
+
+
+def test_events_of_a_window_are_held_until_it_closes(session: Session, ticket: Watched, tidings: Kit) -> None:
+    fire(session, ticket, "comment", 5)
+    assert tidings.run() == []
+    assert [len(d.events) for d in tidings.digests(status="open")] == [5, 5, 5]
+
+
+def test_a_closed_window_sends_one_message_per_recipient_listing_its_events(session: Session, ticket: Watched,
+                                                                             tidings: Kit) -> None:
+    fire(session, ticket, "comment", 5)
+    sent = tidings.advance(hours=1)
+    assert sorted(n.to for n in sent) == ["w0@example.com", "w1@example.com", "w2@example.com"]
+    assert sent[0].subject.startswith("5 updates")
+    assert sent[0].text.count("\n- ") + sent[0].text.startswith("- ") == 5
+    tidings.assert_digested("w0@example.com", count=1, events=5)
+
+
+def test_every_event_of_a_sent_digest_is_recorded_sent_in_it(session: Session, ticket: Watched, tidings: Kit) -> None:
+    fire(session, ticket, "comment", 4)
+    tidings.advance(hours=1)
+    rows = session.scalars(select(Delivery)).all()
+    assert {row.status for row in rows} == {Status.SENT}
+    assert len({row.digest_id for row in rows}) == 3
+
+
+def test_a_digest_is_sent_once_even_when_the_task_runs_again(session: Session, ticket: Watched, tidings: Kit) -> None:
+    fire(session, ticket, "comment", 2)
+    tidings.advance(hours=1)
+    assert tidings.advance(hours=1) == []
+    assert len(tidings.assert_digested()) == 3
+
+
+def test_events_after_the_window_go_into_the_next_digest(session: Session, ticket: Watched, tidings: Kit) -> None:
+    fire(session, ticket, "comment", 2)
+    tidings.advance(hours=1)
+    fire(session, ticket, "comment", 3)
+    tidings.advance(hours=1)
+    assert sorted(len(d.events) for d in tidings.assert_digested("w1@example.com")) == [2, 3]
+
+
+def test_lead_mode_sends_the_first_event_at_once_and_collects_the_rest(session: Session, ticket: Watched,
+                                                                      tidings: Kit) -> None:
+    fire(session, ticket, "edit", 3)
+    assert len(tidings.run()) == 3  # the first edit, to each of the three watchers
+    tidings.advance(hours=1)
+    tidings.assert_digested("w0@example.com", count=1, events=2)
+
+
+def test_a_digest_by_subject_gathers_the_events_of_one_row(session: Session, ticket: Watched, tidings: Kit) -> None:
+    other = Watched(title="Other", author=ticket.author)
+    session.add(other)
+    session.commit()
+    fire(session, ticket, "nudge", 2)
+    fire(session, other, "nudge", 1)
+    tidings.advance(hours=1)
+    assert sorted(len(d.events) for d in tidings.assert_digested("ann@example.com")) == [1, 2]
+
+
+def test_a_superseded_event_leaves_the_digest_before_it_is_sent(session: Session, ticket: Watched,
+                                                               tidings: Kit) -> None:
+    fire(session, ticket, "nudge", 2)
+    fire(session, ticket, "close")
+    assert tidings.advance(hours=1) == []
+    skipped = tidings.skipped("ann@example.com", trigger="nudge")
+    assert len(skipped) == 2 and "superseded by close" in skipped[0].reason
+    assert [d.status for d in tidings.digests("ann@example.com")] == ["empty"]
+
+
+def test_quiet_hours_delay_a_digest_as_a_whole(session: Session, ticket: Watched, tidings: Kit) -> None:
+    clock.advance(dt.timedelta(hours=9, minutes=10))  # 21:15 UTC: the window closes at 22:00, inside the quiet hours
+    fire(session, ticket, "nudge", 2)
+    assert tidings.advance(hours=2) == []
+    assert [d.due_at.hour for d in tidings.digests("ann@example.com")] == [8]
+    assert len(tidings.advance(hours=9)) == 1
+
+
+def test_a_throttle_sends_up_to_its_limit_at_once(session: Session, ticket: Watched, tidings: Kit) -> None:
+    fire(session, ticket, "label", 5, label="bug")
+    assert len(tidings.run()) == 2
+
+
+def test_what_a_throttle_holds_back_is_all_in_the_following_digest(session: Session, ticket: Watched,
+                                                                   tidings: Kit) -> None:
+    fire(session, ticket, "label", 5, label="bug")
+    tidings.advance(hours=1)
+    [digest] = tidings.assert_digested("ann@example.com", events=3)
+    assert digest.throttled
+    assert statuses(session) == {Status.SENT: 5}
+
+
+def test_a_throttle_records_why_an_event_was_held(session: Session, ticket: Watched, tidings: Kit) -> None:
+    fire(session, ticket, "label", 3, label="bug")
+    tidings.run()
+    held = session.scalars(select(Delivery).where(Delivery.status == Status.DIGEST)).all()
+    assert len(held) == 1 and "Over the throttle of 2" in (held[0].last_error or "")
+
+
+def test_a_required_notifier_cannot_digest() -> None:
+    with pytest.raises(RegistrationError, match="required=True is sent at once"):
+        on(Watched, "comment", to="watchers", required=True, digest=Digest(window=HOUR))
+
+
+def test_a_notifier_cannot_both_digest_and_throttle() -> None:
+    with pytest.raises(RegistrationError, match="not both"):
+        on(Watched, "comment", to="watchers", digest=Digest(window=HOUR), throttle=Throttle(2, per=HOUR))
+
+
+@pytest.mark.parametrize("make", [lambda: Digest(window=dt.timedelta(0)), lambda: Digest(window=HOUR, mode="x"),
+                                  lambda: Digest(window=HOUR, by="y"), lambda: Throttle(0, per=HOUR)])
+def test_a_bad_digest_or_throttle_is_refused_naming_it(make: object) -> None:
+    with pytest.raises(RegistrationError, match="Digest|Throttle"):
+        make()  # type: ignore[operator]
