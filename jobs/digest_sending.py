@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -111,9 +112,27 @@ def close_due(session: Session, *, channel_for: Callable[[str], Channel], lease_
     done = Closed()
     now = utcnow()  # fixed for the run, so that it ends
     while held := _claim(session, now, batch, lease_seconds):
-        for one in held:
+        claimed = time.monotonic()
+        for n, one in enumerate(held):
+            if time.monotonic() - claimed > lease_seconds / 3:  # a slow channel: keep the rest's leases
+                held[n:] = _renew(session, held[n:], lease_seconds)
+                claimed = time.monotonic()
+                if not held[n:]:
+                    break
+                one = held[n]
             _close(session, one, done, channel_for, retry, lease_seconds)
     return done
+
+
+def _renew(session: Session, held: list[HeldDigest], lease_seconds: float) -> list[HeldDigest]:
+    """Extend the leases of digests still held, in one statement; those still this worker's."""
+    d = _digests.c
+    kept = set(session.scalars(
+        update(_digests).where(d.id.in_([one.id for one in held]), d.status == DigestStatus.SENDING,
+                               d.attempts.in_({one.attempts for one in held}))
+        .values(lease_until=utcnow() + dt.timedelta(seconds=lease_seconds)).returning(d.id)))
+    session.commit()
+    return [one for one in held if one.id in kept]
 
 
 def _claim(session: Session, now: dt.datetime, batch: int, lease_seconds: float) -> list[HeldDigest]:
@@ -173,11 +192,12 @@ def _close(session: Session, held: HeldDigest, done: Closed, channel_for: Callab
 
 def _standing(session: Session, held: HeldDigest) -> list[tuple[int, int]]:
     """``(delivery id, transition id)`` of the digest's members, those a later transition voided recorded ``skipped``."""
-    members = [(i, t) for i, t in session.execute(
-        select(Delivery.id, Delivery.transition_id)
+    found = session.execute(
+        select(Delivery.id, Delivery.transition_id, Delivery.void_unless_in.is_not(None) | Delivery.void_on.is_not(None))
         .where(Delivery.digest_id == held.id, Delivery.status == Status.DIGEST)
-        .order_by(Delivery.transition_id, Delivery.id))]
-    void = supersession.superseding(session, [i for i, _ in members])
+        .order_by(Delivery.transition_id, Delivery.id)).all()
+    members = [(i, t) for i, t, _ in found]
+    void = supersession.superseding(session, [i for i, _, ruled in found if ruled])
     if void:
         now = utcnow()
         session.execute(_VOID, [{"v_id": i, "v_now": now, "v_reason": f"{supersession.reason(*why)}, before digest "
