@@ -20,7 +20,7 @@ from typing import Any, cast
 
 from notifiers import Channel, EndpointDisabled, Event, PermanentChannelError, Recipient, registry
 from notifiers.digest_messages import compose_digest
-from sqlalchemy import Table, and_, bindparam, false, or_, select, update
+from sqlalchemy import Table, and_, bindparam, false, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 from workflow import load_subjects, read_records, utcnow
 
@@ -48,9 +48,6 @@ _MEMBERS = (update(_deliveries)
             .where(_deliveries.c.id.in_(bindparam("m_ids", expanding=True)), _deliveries.c.status == Status.DIGEST)
             .values(status=bindparam("m_status"), sent_at=bindparam("m_sent_at"), updated_at=bindparam("m_now"),
                     last_error=bindparam("m_error")))
-_MEMBERS_SENT = (update(_deliveries)
-                 .where(_deliveries.c.id.in_(bindparam("m_ids", expanding=True)), _deliveries.c.status == Status.DIGEST)
-                 .values(status=Status.SENT, sent_at=bindparam("m_sent_at"), updated_at=bindparam("m_now")))
 _VOID = (update(_deliveries).where(_deliveries.c.id == bindparam("v_id"), _deliveries.c.status == Status.DIGEST)
          .values(status=Status.SKIPPED, last_error=bindparam("v_reason"), updated_at=bindparam("v_now")))
 
@@ -112,16 +109,51 @@ def close_due(session: Session, *, channel_for: Callable[[str], Channel], lease_
     done = Closed()
     now = utcnow()  # fixed for the run, so that it ends
     while held := _claim(session, now, batch, lease_seconds):
-        claimed = time.monotonic()
+        claimed, sent = time.monotonic(), list[HeldDigest]()
+        members = _standing(session, held)
         for n, one in enumerate(held):
-            if time.monotonic() - claimed > lease_seconds / 3:  # a slow channel: keep the rest's leases
+            if time.monotonic() - claimed > lease_seconds / 3:  # a slow channel: record, keep the rest's leases
+                _record_sent(session, sent, done)
+                sent, claimed = [], time.monotonic()
                 held[n:] = _renew(session, held[n:], lease_seconds)
-                claimed = time.monotonic()
                 if not held[n:]:
                     break
                 one = held[n]
-            _close(session, one, done, channel_for, retry, lease_seconds)
+            if _close(session, one, members.get(one.id, []), done, channel_for, retry, lease_seconds):
+                sent.append(one)
+        _record_sent(session, sent, done)
     return done
+
+
+def _record_sent(session: Session, sent: list[HeldDigest], done: Closed) -> None:
+    """Record the digests sent, and their members, in one transaction (those whose claim is still held).
+
+    A worker killed before it sends them again after the lease, with the same keys, as
+    :class:`~jobs.claims.SentLog` does for single deliveries.
+    """
+    if not sent:
+        return
+    now, d = utcnow(), _digests.c
+    members = select(func.count()).where(_deliveries.c.digest_id == d.id,
+                                         _deliveries.c.status.in_([Status.DIGEST, Status.SENT])).scalar_subquery()
+    written = set(session.scalars(
+        update(_digests).where(tuple_(d.id, d.attempts).in_([(one.id, one.attempts) for one in sent]),
+                               d.status == DigestStatus.SENDING)
+        .values(status=DigestStatus.SENT, sent_at=now, updated_at=now, lease_until=None, last_error=None,
+                events=members).returning(d.id)))
+    if written:
+        session.execute(update(_deliveries).where(_deliveries.c.digest_id.in_(written),
+                                                  _deliveries.c.status == Status.DIGEST)
+                        .values(status=Status.SENT, sent_at=now, updated_at=now))
+    session.commit()
+    for one in sent:
+        if one.id not in written:
+            _log.warning("Digest %s: its claim ran out and was taken again; sent not recorded.", one.id,
+                         extra={"digest_id": one.id})
+        else:
+            done.sent += 1
+            _log.info("Digest %s (%s to %s): sent.", one.id, one.channel, one.address,
+                      extra={"digest_id": one.id, "channel": one.channel})
 
 
 def _renew(session: Session, held: list[HeldDigest], lease_seconds: float) -> list[HeldDigest]:
@@ -156,15 +188,14 @@ def _claim(session: Session, now: dt.datetime, batch: int, lease_seconds: float)
     return sorted((HeldDigest(row.id, row.key, row.attempts, row) for row in rows), key=lambda one: ids.index(one.id))
 
 
-def _close(session: Session, held: HeldDigest, done: Closed, channel_for: Callable[[str], Channel],
-           retry: RetryPolicy, lease_seconds: float) -> None:
-    """Send one claimed digest and record it with its members; a failure is recorded as a delivery's would be."""
-    members = _standing(session, held)
+def _close(session: Session, held: HeldDigest, members: list[tuple[int, int]], done: Closed,
+           channel_for: Callable[[str], Channel], retry: RetryPolicy, lease_seconds: float) -> bool:
+    """Send one claimed digest: whether it was sent (to be recorded); what else became of it is recorded now."""
     events = _events(session, members, done.loaded)
     if not events:
         _finish(session, held, DigestStatus.EMPTY, None, [])
         done.empty += 1
-        return
+        return False
     ids = [delivery_id for delivery_id, _ in members]
     try:
         channel = channel_for(held.channel)
@@ -175,35 +206,39 @@ def _close(session: Session, held: HeldDigest, done: Closed, channel_for: Callab
             _finish(session, held, DigestStatus.EMPTY, "The notifier returned None for this recipient.", ids,
                     Status.SKIPPED)
             done.empty += 1
-            return
+            return False
         channel.send(message, recipient, key=held.key, event=events[-1])
     except (EndpointDisabled, PermanentChannelError, *_DETERMINISTIC) as error:
         _finish(session, held, DigestStatus.FAILED, f"{type(error).__name__}: {error}", ids, Status.FAILED)
         done.failed += 1
-        return
+        return False
     except Exception as error:  # transient: the whole digest again after the policy's backoff
         _retry(session, held, error, ids, retry, lease_seconds, done)
-        return
-    _finish(session, held, DigestStatus.SENT, None, ids, Status.SENT)
-    done.sent, done.events = done.sent + 1, done.events + len(ids)
-    _log.info("Digest %s (%s to %s): sent, %d events.", held.id, held.channel, held.address, len(ids),
-              extra={"digest_id": held.id, "channel": held.channel})
+        return False
+    done.events += len(ids)
+    return True
 
 
-def _standing(session: Session, held: HeldDigest) -> list[tuple[int, int]]:
-    """``(delivery id, transition id)`` of the digest's members, those a later transition voided recorded ``skipped``."""
+def _standing(session: Session, held: list[HeldDigest]) -> dict[int, list[tuple[int, int]]]:
+    """``(delivery id, transition id)`` of each digest's members, by digest; those a later transition voided
+    are recorded ``skipped`` and left out."""
     found = session.execute(
-        select(Delivery.id, Delivery.transition_id, Delivery.void_unless_in.is_not(None) | Delivery.void_on.is_not(None))
-        .where(Delivery.digest_id == held.id, Delivery.status == Status.DIGEST)
+        select(Delivery.id, Delivery.transition_id, Delivery.void_unless_in.is_not(None) | Delivery.void_on.is_not(None),
+               Delivery.digest_id)
+        .where(Delivery.digest_id.in_([one.id for one in held]), Delivery.status == Status.DIGEST)
         .order_by(Delivery.transition_id, Delivery.id)).all()
-    members = [(i, t) for i, t, _ in found]
-    void = supersession.superseding(session, [i for i, _, ruled in found if ruled])
+    void = supersession.superseding(session, [i for i, _, ruled, _ in found if ruled])
     if void:
         now = utcnow()
+        digest_of = {i: digest_id for i, _, _, digest_id in found}
         session.execute(_VOID, [{"v_id": i, "v_now": now, "v_reason": f"{supersession.reason(*why)}, before digest "
-                                 f"#{held.id} went out"} for i, why in void.items()])
+                                 f"#{digest_of[i]} went out"} for i, why in void.items()])
         session.commit()
-    return [(i, t) for i, t in members if i not in void]
+    members: dict[int, list[tuple[int, int]]] = {}
+    for i, t, _, digest_id in found:
+        if i not in void and digest_id is not None:
+            members.setdefault(digest_id, []).append((i, t))
+    return members
 
 
 def _events(session: Session, members: Sequence[tuple[int, int]], loaded: dict[int, tuple[Any, Any]]) -> list[Event]:
@@ -232,7 +267,7 @@ def _retry(session: Session, held: HeldDigest, error: Exception, ids: list[int],
 
 
 def _finish(session: Session, held: HeldDigest, status: str, error: str | None, ids: list[int],
-            member_status: str = Status.SENT, *, due_at: dt.datetime | None = None) -> None:
+            member_status: str = Status.FAILED, *, due_at: dt.datetime | None = None) -> None:
     """Record the digest's outcome and its members', together, while the claim is still held."""
     now = utcnow()
     if session.dirty or session.new or session.deleted:
@@ -244,8 +279,7 @@ def _finish(session: Session, held: HeldDigest, status: str, error: str | None, 
         "d_id": held.id, "d_attempts": held.attempts, "d_status": status, "d_error": error, "d_events": len(ids),
         "d_sent_at": sent_at, "d_now": now, "d_due": due_at or now})
     if getattr(written, "rowcount", 1) and ids:
-        statement = _MEMBERS_SENT if member_status == Status.SENT else _MEMBERS
-        session.connection().execute(statement, {"m_ids": ids, "m_status": member_status, "m_sent_at": sent_at,
+        session.connection().execute(_MEMBERS, {"m_ids": ids, "m_status": member_status, "m_sent_at": sent_at,
                                                  "m_now": now, "m_error": f"Digest #{held.id} {status}: {error}"})
     elif not getattr(written, "rowcount", 1):
         _log.warning("Digest %s: its claim ran out and was taken again; %s not recorded.", held.id, status,

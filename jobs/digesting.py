@@ -74,12 +74,11 @@ def _open(connection: Connection, wanted: dict[str, dict[str, Any]], now: dt.dat
     found: dict[str, tuple[int, int, int]] = {}
     todo = {key: (key, values) for key, values in wanted.items()}
     for attempt in range(_LATE_TRIES):
-        _insert(connection, [{k: v for k, v in values.items() if not k.startswith("_")} for _, values in todo.values()])
-        query = (select(_digests.c.key, _digests.c.id, _digests.c.status, _digests.c.alone)
-                 .where(_digests.c.key.in_([key for key, _ in todo.values()])).order_by(_digests.c.key))
-        if connection.dialect.name == "postgresql":
-            query = query.with_for_update()
-        rows = {key: (id_, status, alone) for key, id_, status, alone in connection.execute(query)}
+        rows = _locked(connection, [key for key, _ in todo.values()])
+        new = [values for key, values in todo.values() if key not in rows]
+        if new:  # the first event of a window for these recipients: their digests are written, then locked
+            _insert(connection, [{k: v for k, v in values.items() if not k.startswith("_")} for values in new])
+            rows.update(_locked(connection, [values["key"] for values in new]))
         late = {}
         for asked, (key, values) in todo.items():
             id_, status, alone = rows[key]
@@ -91,6 +90,15 @@ def _open(connection: Connection, wanted: dict[str, dict[str, Any]], now: dt.dat
             break
         todo = late
     return found
+
+
+def _locked(connection: Connection, keys: list[str]) -> dict[str, tuple[int, str, int]]:
+    """``(id, status, alone)`` of the digests of ``keys`` that exist, locked on PostgreSQL (in key order)."""
+    query = (select(_digests.c.key, _digests.c.id, _digests.c.status, _digests.c.alone)
+             .where(_digests.c.key.in_(keys)).order_by(_digests.c.key))
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return {key: (id_, status, alone) for key, id_, status, alone in connection.execute(query)}
 
 
 def _later(values: dict[str, Any], at: dt.datetime) -> tuple[str, dict[str, Any]]:
