@@ -18,7 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from notifiers import Channel, EndpointDisabled, Event, PermanentChannelError, Recipient, registry
+from notifiers import (Channel, EndpointDisabled, Event, PermanentChannelError, Recipient, TransientChannelError,
+                       registry)
 from notifiers.digest_messages import compose_digest
 from sqlalchemy import Table, and_, bindparam, false, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
@@ -208,6 +209,9 @@ def _close(session: Session, held: HeldDigest, members: list[tuple[int, int]], d
             done.empty += 1
             return False
         channel.send(message, recipient, key=held.key, event=events[-1])
+    except TransientChannelError as error:  # a ChannelError, hence a NotifierError: before the deterministic ones
+        _retry(session, held, error, ids, retry, lease_seconds, done)
+        return False
     except (EndpointDisabled, PermanentChannelError, *_DETERMINISTIC) as error:
         _finish(session, held, DigestStatus.FAILED, f"{type(error).__name__}: {error}", ids, Status.FAILED)
         done.failed += 1

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 import workflow
-from jobs import Delivery, Status
+from jobs import Delivery, RetryPolicy, Status, digest_sending
+from jobs.digest_sending import Closed
 from jobs.testing import Kit
-from notifiers import Digest, RegistrationError, Throttle, on
+from notifiers import (Channel, Digest, PermanentChannelError, RegistrationError, Throttle, TransientChannelError,
+                       on)
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 from workflow import clock, utcnow
@@ -163,3 +165,61 @@ def test_a_notifier_cannot_both_digest_and_throttle() -> None:
 def test_a_bad_digest_or_throttle_is_refused_naming_it(make: object) -> None:
     with pytest.raises(RegistrationError, match="Digest|Throttle"):
         make()  # type: ignore[operator]
+
+
+class Refusing(Channel):
+    """A channel that refuses every message, permanently or for now."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def send(self, message: object, to: object, *, key: str, **extra: object) -> None:
+        raise self.error
+
+
+def close_with(tidings: Kit, channel: Channel, max_retries: int = 3) -> Closed:
+    with tidings._session() as db:
+        return digest_sending.close_due(db, channel_for=lambda kind: channel, lease_seconds=60,
+                                        retry=RetryPolicy(max_retries=max_retries))
+
+
+def test_a_digest_refused_permanently_fails_with_its_events(session: Session, ticket: Watched, tidings: Kit) -> None:
+    fire(session, ticket, "comment", 2)
+    tidings.run()
+    clock.advance(HOUR)
+    assert close_with(tidings, Refusing(PermanentChannelError("550 no such user"))).failed == 3
+    assert [d.status for d in tidings.digests()] == ["failed"] * 3
+    assert {(f.reason.split(":")[0]) for f in tidings.failed()} == {f"Digest #{d.id} failed" for d in tidings.digests()}
+
+
+def test_a_digest_refused_for_now_is_sent_again_after_the_backoff(session: Session, ticket: Watched,
+                                                                  tidings: Kit) -> None:
+    fire(session, ticket, "comment", 2)
+    tidings.run()
+    clock.advance(HOUR)
+    assert close_with(tidings, Refusing(TransientChannelError("421 busy"))).retried == 3
+    assert [d.status for d in tidings.digests()] == ["open"] * 3
+    sent = tidings.advance(minutes=10)
+    assert len(sent) == 3 and statuses(session) == {Status.SENT: 6}
+
+
+def test_a_digest_refused_for_now_until_the_policy_gives_up_is_dead_with_its_events(
+        session: Session, ticket: Watched, tidings: Kit) -> None:
+    fire(session, ticket, "comment", 2)
+    tidings.run()
+    clock.advance(HOUR)
+    assert close_with(tidings, Refusing(TransientChannelError("421 busy")), max_retries=0).failed == 3
+    assert statuses(session) == {Status.DEAD: 6}
+
+
+def test_an_event_fanned_out_after_its_digest_closed_goes_into_the_next_one(session: Session, ticket: Watched,
+                                                                            tidings: Kit) -> None:
+    fire(session, ticket, "comment", 2)
+    tidings.run()
+    fire(session, ticket, "comment", 1)  # its fan-out waits in the queue...
+    clock.advance(HOUR)
+    close_with(tidings, tidings.channel)  # ...while its window's digests are sent
+    tidings.run()
+    tidings.advance(hours=1)
+    assert sorted(len(d.events) for d in tidings.assert_digested("w0@example.com")) == [1, 2]
+    assert statuses(session) == {Status.SENT: 9}
