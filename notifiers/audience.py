@@ -133,7 +133,8 @@ def _timed(intent: Intent, at: dt.datetime | None, event: Event | None) -> list[
                  for k, due_at in timing.due_times(at)]
     if batching is None or intent.skip_reason or intent.failure or event is None:
         return timed
-    return [replace(one, batch=_batch(batching, timing, one.due_at or at, at, tz, event)) for one in timed]
+    when = at + timing.delay if timing is not None else at  # the event's time, not moved out of the quiet hours
+    return [replace(one, batch=_batch(batching, timing, when, at, tz, event)) for one in timed]
 
 
 def _batch(batching: Digest | Throttle, timing: Timing | None, when: dt.datetime, at: dt.datetime,

@@ -3,7 +3,7 @@
 Each event's own message is composed first (the notifier's method, as if sent alone); the
 digest receives the events and those messages. The default digest lists them: an email whose
 subject counts the updates and whose text has one line per event (its subject, then its
-first line of text), or a text of one line per event.
+first line of text), or a text of one line per event; a digest of one event is its message.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ __all__ = ["compose_digest", "plain_list"]
 
 
 def plain_list(events: Sequence[Event], messages: Sequence[Message]) -> Message:
-    """The default digest: one line per event's message, an email if they are emails, else a text."""
+    """The default digest: a line per message, an email if all are emails, else a text; one message as it is."""
+    if len(messages) == 1:
+        return messages[0]
     if all(isinstance(message, Email) for message in messages):
         emails = [m for m in messages if isinstance(m, Email)]
         lines = [f"- {m.subject}" + (f": {_first_line(m.text)}" if m.text else "") for m in emails]
