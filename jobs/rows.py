@@ -57,9 +57,9 @@ def plan_rows(session: Session, records: Mapping[int, TransitionRecord],
     for record, registrations, parties in resolved:
         planned = rows[record.id]
         at = record.created_at if record.created_at.tzinfo else record.created_at.replace(tzinfo=dt.timezone.utc)
-        event = Event.of(record, subjects[record.id]) if any(r.batching for r in registrations) else None
+        event = Event.of(record, subjects[record.id])  # a digest's group (and a recipient may choose one)
         for intent in plan(registrations, parties, skip, kinds, at=at, self_loop=record.source == record.dest,
-                           event=event):
+                           event=event, every=getattr(skip, "every", None)):
             key = delivery_key(record.id, intent.registration.name, intent.target, intent.channel,
                                installation=installation, repetition=intent.repetition)
             planned.setdefault(key, _row(record, key, intent, installation))

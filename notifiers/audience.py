@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from workflow import resolve_party
 
-from .digests import Batch, Digest, Throttle, batch_of
+from .digests import Batch, Digest, Throttle, batch_of, chosen
 from .errors import RecipientError
 from .event import Event
 from .recipients import Recipient, recipients_of
@@ -82,7 +82,7 @@ def parties_of(subject: Any, registrations: Iterable[Registration], *, model: st
 
 def plan(registrations: Sequence[Registration], parties: Mapping[str, Found], skip: SkipReason | None = None,
          address_kinds: Mapping[str, str] | None = None, *, at: dt.datetime | None = None,
-         self_loop: bool = False, event: Event | None = None) -> list[Intent]:
+         self_loop: bool = False, event: Event | None = None, every: SkipReason | None = None) -> list[Intent]:
     """The intents of one transition: each registration's parties x recipients x channels.
 
     A recipient met twice for the same registration and channel (two parties naming the same
@@ -100,7 +100,9 @@ def plan(registrations: Sequence[Registration], parties: Mapping[str, Found], sk
 
     A registration with a digest or a throttle gives each intent that is to be sent its
     :class:`~notifiers.Batch`: the group of ``event`` (the transition), its window, and when the
-    digest closes (its end, moved out of the recipient's quiet hours as a whole).
+    digest closes (its end, moved out of the recipient's quiet hours as a whole). ``every`` gives
+    a recipient's choice of ``"instant"``, ``"hourly"`` or ``"daily"`` (:func:`~notifiers.choose_every`),
+    which replaces the registration's own; ``required`` ones are sent at once whatever was chosen.
     """
     kinds = address_kinds or {}
     intents: dict[tuple[str, str, str, int | None], Intent] = {}
@@ -114,14 +116,16 @@ def plan(registrations: Sequence[Registration], parties: Mapping[str, Found], sk
                 for n, recipient in enumerate(found):
                     intent = _intent(registration, party, channel, kinds.get(channel, "email"), recipient,
                                      n if len(found) > 1 else None, skip)
-                    for timed in _timed(intent, at, event):
+                    for timed in _timed(intent, at, event, every):
                         intents.setdefault((registration.name, channel, intent.target, timed.repetition), timed)
     return list(intents.values())
 
 
-def _timed(intent: Intent, at: dt.datetime | None, event: Event | None) -> list[Intent]:
+def _timed(intent: Intent, at: dt.datetime | None, event: Event | None, every: SkipReason | None) -> list[Intent]:
     """``intent`` with its due time, or one per repetition of a reminder, and its digest; as it is without a timing."""
     timing, batching = intent.registration.timing, intent.registration.batching
+    if every is not None and intent.recipient is not None and not intent.registration.required:
+        batching = chosen(batching, every(intent.recipient.ref, intent.registration, intent.channel))
     if (timing is None and batching is None) or at is None:
         return [intent]
     recipient = intent.recipient
@@ -131,7 +135,7 @@ def _timed(intent: Intent, at: dt.datetime | None, event: Event | None) -> list[
     else:
         timed = [replace(intent, repetition=k, due_at=timing.due(due_at, at, tz, intent.registration.required))
                  for k, due_at in timing.due_times(at)]
-    if batching is None or intent.skip_reason or intent.failure or event is None:
+    if batching is None or intent.skip_reason or intent.failure or event is None or timing and timing.reminder:
         return timed
     when = at + timing.delay if timing is not None else at  # the event's time, not moved out of the quiet hours
     return [replace(one, batch=_batch(batching, timing, when, at, tz, event)) for one in timed]

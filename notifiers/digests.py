@@ -20,7 +20,10 @@ from typing import Any, Literal
 from .errors import RegistrationError
 from .timing import checked_span
 
-__all__ = ["Batch", "Digest", "Throttle", "window_start"]
+__all__ = ["EVERY", "Batch", "Digest", "Throttle", "chosen", "window_start"]
+
+#: How often a recipient may choose to be told (:func:`notifiers.choose_every`): at once, or in a digest of that window.
+EVERY: dict[str, dt.timedelta | None] = {"instant": None, "hourly": dt.timedelta(hours=1), "daily": dt.timedelta(days=1)}
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 #: ``by=`` a function of the event (:class:`~notifiers.Event`): the group's name, e.g. the issue's project.
@@ -125,3 +128,19 @@ def batch_of(spec: Digest | Throttle, at: dt.datetime, model: str, key: str,
     digest = spec.digest if isinstance(spec, Throttle) else spec
     start = window_start(at, digest.window)
     return digest.group(model, key, event), start, start + digest.window
+
+
+def chosen(batching: Digest | Throttle | None, every: str | None) -> Digest | Throttle | None:
+    """The registration's digest or throttle as a recipient's choice of ``every`` changes it (``None``: no choice).
+
+    ``"instant"`` sends each event alone; ``"hourly"`` or ``"daily"`` digests with that window
+    (keeping the notifier's grouping and mode, if it digests).
+    """
+    if every is None or every not in EVERY:
+        return batching
+    window = EVERY[every]
+    if window is None:
+        return None
+    if isinstance(batching, Digest):
+        return Digest(window=window, by=batching.by, mode=batching.mode)
+    return Digest(window=window)

@@ -65,6 +65,10 @@ class WatchNotifier(Notifier):
     def labelled(self, event: Event, recipient: Recipient) -> Email:
         return Email(subject=f"Issue {event.key} labelled {event.context.get('label', '')}", text="A label.")
 
+    @on(Watched, "close", to="watchers")
+    def closed(self, event: Event, recipient: Recipient) -> Email:
+        return Email(subject=f"Issue {event.key} closed", text="Closed.")
+
     @on(Watched, "nudge", to="author", digest=Digest(window=HOUR, by="subject"), superseded_by=["close"],
         quiet_hours=("22:00", "08:00"))
     def nudged(self, event: Event, recipient: Recipient) -> Email:

@@ -11,13 +11,13 @@ import workflow
 from jobs import Delivery, RetryPolicy, Status, digest_sending
 from jobs.digest_sending import Closed
 from jobs.testing import Kit
-from notifiers import (Channel, Digest, PermanentChannelError, RegistrationError, Throttle, TransientChannelError,
+from notifiers import (Channel, Digest, choose_every, PermanentChannelError, RegistrationError, Throttle, TransientChannelError,
                        on)
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 from workflow import clock, utcnow
 
-from tests.digest_app import HOUR, Base, Member, Watched
+from tests.digest_app import HOUR, Base, Member, WatchNotifier, Watched
 
 
 @pytest.fixture
@@ -115,6 +115,7 @@ def test_a_superseded_event_leaves_the_digest_before_it_is_sent(session: Session
                                                                tidings: Kit) -> None:
     fire(session, ticket, "nudge", 2)
     fire(session, ticket, "close")
+    tidings.run()  # the watchers are told of the close at once
     assert tidings.advance(hours=1) == []
     skipped = tidings.skipped("ann@example.com", trigger="nudge")
     assert len(skipped) == 2 and "superseded by close" in skipped[0].reason
@@ -223,3 +224,37 @@ def test_an_event_fanned_out_after_its_digest_closed_goes_into_the_next_one(sess
     tidings.advance(hours=1)
     assert sorted(len(d.events) for d in tidings.assert_digested("w0@example.com")) == [1, 2]
     assert statuses(session) == {Status.SENT: 9}
+
+
+def test_a_recipient_who_chose_hourly_gets_an_instant_notifier_in_an_hourly_digest(
+        session: Session, ticket: Watched, tidings: Kit) -> None:
+    choose_every(session, ticket.watchers[0], "hourly", notifier=WatchNotifier.closed)
+    session.commit()
+    fire(session, ticket, "close")
+    assert sorted(n.to for n in tidings.run()) == ["w1@example.com", "w2@example.com"]
+    [sent] = tidings.advance(hours=1)
+    assert (sent.to, sent.trigger) == ("w0@example.com", "close")
+
+
+def test_a_recipient_who_chose_instant_gets_each_event_of_a_digest_at_once(
+        session: Session, ticket: Watched, tidings: Kit) -> None:
+    choose_every(session, ticket.watchers[1], "instant", notifier=WatchNotifier)
+    session.commit()
+    fire(session, ticket, "comment", 3)
+    assert [n.to for n in tidings.run()] == ["w1@example.com"] * 3
+    assert sorted(len(d.events) for d in tidings.digests()) == [3, 3]
+
+
+def test_a_recipient_who_chose_daily_for_a_channel_gets_one_digest_a_day(
+        session: Session, ticket: Watched, tidings: Kit) -> None:
+    choose_every(session, ticket.watchers[2], "daily", channel="email")
+    session.commit()
+    fire(session, ticket, "comment", 2)
+    assert "w2@example.com" not in {n.to for n in tidings.advance(hours=1)}
+    tidings.advance(hours=23)
+    tidings.assert_digested("w2@example.com", count=1, events=2)
+
+
+def test_a_choice_of_how_often_must_be_instant_hourly_or_daily(session: Session) -> None:
+    with pytest.raises(RegistrationError, match="every='weekly': give one of 'instant', 'hourly', 'daily'"):
+        choose_every(session, "w0@example.com", "weekly")
