@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import dkim, due, fanout, request, rows, rss, scale, throughput, timers
+from . import digests, dkim, due, fanout, request, rows, rss, scale, throughput, timers
 from .common import REPORTED, machine, reachable, table
 
 
@@ -40,6 +40,7 @@ def main() -> None:
     rss.main()
     dkim.main()
     timers.main()
+    digests.main()
     minutes = (time.perf_counter() - start) / 60
     print(f"\n## Summary ({minutes:.1f} minutes)\n")
     table([(f.name, f"{f.measured:.2f}" + ("" if f.baseline else f" {f.unit}"), f.target,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from notifiers import Email, Notifier, on
+from notifiers import Digest, Email, Notifier, on
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from workflow import Stateful, Workflow
@@ -78,3 +78,61 @@ def mail_text(number: int) -> tuple[str, str]:
 def watchers(count: int, first: int = 0) -> list[Watcher]:
     """``count`` watchers, w<first>@example.com onwards."""
     return [Watcher(email=f"w{n}@example.com") for n in range(first, first + count)]
+
+
+class DigestWatcher(Base):
+    __tablename__ = "bench_digest_watchers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("bench_digest_issues.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+
+
+class DigestIssue(Stateful, Base):
+    """An issue whose watchers get its comments in hourly digests (``bench.digests``)."""
+
+    __tablename__ = "bench_digest_issues"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    watchers: Mapped[list[DigestWatcher]] = relationship()
+    workflow = Workflow(states=["open"], initial="open", transitions=[["comment", "open", "open"]],
+                        parties={"watchers": "watchers"}, name="BenchDigestIssue")
+
+
+def _owner(row: object) -> str:
+    return "owner@example.com"
+
+
+def _told(name: str) -> Workflow:
+    """Rows flip between 'a' and 'b'; each flip is told to one owner (in a digest or not: see the notifier)."""
+    return Workflow(states=["a", "b"], initial="a", name=name, transitions=[["flip", "a", "b"], ["flop", "b", "a"]],
+                    parties={"owner": _owner})
+
+
+class DigestedTask(Stateful, Base):
+    __tablename__ = "bench_digested_tasks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workflow = _told("BenchDigested")
+
+
+class InstantTask(Stateful, Base):
+    __tablename__ = "bench_instant_tasks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workflow = _told("BenchInstant")
+
+
+HOUR = dt.timedelta(hours=1)
+
+
+class DigestNotifier(Notifier):
+    @on(DigestIssue, "comment", to="watchers", digest=Digest(window=HOUR))
+    def commented(self, event: Any, recipient: Any) -> Email:
+        return Email(subject=f"Issue {event.key}: a comment", text=f"Comment {event.transition_id}.")
+
+    @on(DigestedTask, "flip", to="owner", digest=Digest(window=HOUR))
+    @on(DigestedTask, "flop", to="owner", digest=Digest(window=HOUR))
+    def digested(self, event: Any, recipient: Any) -> Email:
+        return Email(subject=f"Task {event.key} flipped", text="Flipped.")
+
+    @on(InstantTask, "flip", to="owner")
+    @on(InstantTask, "flop", to="owner")
+    def instant(self, event: Any, recipient: Any) -> Email:
+        return Email(subject=f"Task {event.key} flipped", text="Flipped.")

@@ -36,6 +36,8 @@ from . import schedule  # noqa: E402
 from .schedule import Schedule  # noqa: E402
 from .sweeper import Sweep  # noqa: E402
 from . import timers  # noqa: E402
+from . import digest_sending  # noqa: E402
+from .digest_log import DigestRow, DigestStatus  # noqa: E402
 from .timers import Timer, TimerStatus  # noqa: E402
 
 
@@ -58,6 +60,7 @@ outbox.install(actors.fan_out.send, on_stub=_deliver_in_process)
 due_work: list[schedule.Task] = []
 due_work.append(schedule.Task("due", actors.send_due, lambda: runtime.current().settings.due_interval))
 due_work.append(schedule.Task("timers", timers.run, lambda: runtime.current().settings.due_interval))
+due_work.append(schedule.Task("digests", digest_sending.run, lambda: runtime.current().settings.due_interval))
 
 
 def _add_middleware(target: dramatiq.Broker) -> None:
@@ -75,6 +78,8 @@ __all__ = [
     "ConfigurationError",
     "Delivery",
     "DeliveryNotFound",
+    "DigestRow",
+    "DigestStatus",
     "JobsError",
     "RetryPolicy",
     "Schedule",

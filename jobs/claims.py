@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from workflow import utcnow
 
 from . import metrics, supersession
+from .addressed import recipient_of
 from .delivery_log import Delivery, Status
 from .errors import DeliveryNotFound
 
@@ -98,8 +99,7 @@ class Claim:
 
     def recipient(self, address_kind: str = "email") -> Recipient:
         """Who it is sent to: the row's address is the one of its channel's kind."""
-        return Recipient(name=self.name, party=self.party, ref=self.recipient_ref, locale=self.locale,
-                         addresses={address_kind: self.address})
+        return recipient_of(self, address_kind)
 
 
 def single_statement(session: Session) -> None:

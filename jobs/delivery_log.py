@@ -9,11 +9,15 @@ from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 from workflow import Id, TidingsBase, utcnow
 
+from .addressed import Addressed
+
+from .digest_log import DigestRow  # noqa: F401 - the table digest_id names, created with this one
+
 __all__ = ["Delivery", "Status", "delivery_key"]
 
 
 class Status:
-    """The statuses of a delivery: (scheduled ->) pending -> sending -> sent, or failed, dead or skipped.
+    """The statuses of a delivery: (scheduled ->) pending -> sending -> sent, or failed, dead or skipped; or digest -> sent.
 
     ``scheduled``: held until its ``due_at`` (docs/time.md); the ``due`` task makes it ``pending``
     once due. Out of ``pending``, it costs nothing to what looks for work to do now.
@@ -26,6 +30,8 @@ class Status:
     FAILED = "failed"
     DEAD = "dead"
     SKIPPED = "skipped"
+    #: Held in an open digest (``digest_id``), sent with it when its window closes (docs/digests.md).
+    DIGEST = "digest"
 
 
 def delivery_key(transition_id: int, notifier: str, address: str, channel: str, *, installation: str,
@@ -45,7 +51,7 @@ def delivery_key(transition_id: int, notifier: str, address: str, channel: str, 
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]  # any str, even a bad one
 
 
-class Delivery(TidingsBase):
+class Delivery(Addressed, TidingsBase):
     """One notification to one recipient through one channel, and what became of it."""
 
     __tablename__ = "tidings_deliveries"
@@ -59,13 +65,6 @@ class Delivery(TidingsBase):
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)
     transition_id: Mapped[int] = mapped_column(Id, ForeignKey("tidings_transitions.id"), index=True)
-    notifier: Mapped[str] = mapped_column(String(255))
-    party: Mapped[str] = mapped_column(String(128))
-    channel: Mapped[str] = mapped_column(String(64))
-    address: Mapped[str] = mapped_column(String(320))
-    name: Mapped[str | None] = mapped_column(String(255))
-    recipient_ref: Mapped[str] = mapped_column(String(255), default="")
-    locale: Mapped[str | None] = mapped_column(String(35))
     status: Mapped[str] = mapped_column(String(16), default=Status.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -81,6 +80,8 @@ class Delivery(TidingsBase):
     void_unless_in: Mapped[str | None] = mapped_column(String(128))
     #: Void once its row fired one of these triggers after its transition: ``",hand_over,cancel,"``.
     void_on: Mapped[str | None] = mapped_column(String(1000))
+    #: The digest it was told in, or is held for (``tidings_digests``); ``None``: sent alone.
+    digest_id: Mapped[int | None] = mapped_column(Id, ForeignKey("tidings_digests.id"), index=True)
 
     def __repr__(self) -> str:
         return f"<Delivery {self.id} {self.channel} to {self.address}: {self.status}>"

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, WorkflowError, load_subjects, read_records, utcnow
 
-from . import holding, notifier_modules, taking, timers
+from . import digesting, holding, notifier_modules, taking, timers
 from .claims import Claim
 from .delivery_log import Delivery, Status
 from .errors import TransitionNotFound
@@ -166,6 +166,8 @@ def _plan_many(session: Session, records: dict[int, TransitionRecord], missing: 
     if again:  # second runs: keep only what the first did not write
         rows_of.update(_not_written(session, {i: rows_of[i] for i in again}))
     now = utcnow()
+    connection = session.connection()
+    digesting.attach(connection, [row for rows in rows_of.values() for row in rows], now)
     lease_until = now + dt.timedelta(seconds=lease_seconds)
     to_claim: list[dict[str, Any]] = []
     for transition_id, rows in rows_of.items():
@@ -178,7 +180,6 @@ def _plan_many(session: Session, records: dict[int, TransitionRecord], missing: 
     rows = [row for transition_rows in rows_of.values() for row in transition_rows]
     first = [record.id for record in records.values() if record.fanned_out_at is None]
     # The rows and the markers commit together, so a first run (no marker) finds no rows to skip.
-    connection = session.connection()
     ids = _insert(connection, list(rows_of), rows) if rows else {}
     if first:
         connection.execute(_MARK.where(_transitions.c.id.in_(first)), {"mark_at": now})

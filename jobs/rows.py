@@ -14,16 +14,20 @@ import reprlib
 from collections.abc import Mapping
 from typing import Any, cast
 
-from notifiers import Found, Intent, Recipient, Registration, parties_of, plan, registry, skip_reasons
+from notifiers import Event, Found, Intent, Recipient, Registration, parties_of, plan, registry, skip_reasons
 from sqlalchemy import String, Table
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
 
 from . import runtime, supersession
 from .delivery_log import Delivery, Status, delivery_key
+from .digest_log import digest_key
 from .installation import installation_id
 
-__all__ = ["plan_rows"]
+__all__ = ["BATCH", "plan_rows"]
+
+#: The key of a row's :class:`~notifiers.Batch` and digest key, popped by :func:`jobs.digesting.attach` before the insert.
+BATCH = "_batch"
 
 _table = cast(Table, Delivery.__table__)
 #: Each text column of a delivery row: its length (None: unbounded) and whether it may be NULL.
@@ -53,32 +57,38 @@ def plan_rows(session: Session, records: Mapping[int, TransitionRecord],
     for record, registrations, parties in resolved:
         planned = rows[record.id]
         at = record.created_at if record.created_at.tzinfo else record.created_at.replace(tzinfo=dt.timezone.utc)
-        for intent in plan(registrations, parties, skip, kinds, at=at, self_loop=record.source == record.dest):
+        event = Event.of(record, subjects[record.id])  # a digest's group (and a recipient may choose one)
+        for intent in plan(registrations, parties, skip, kinds, at=at, self_loop=record.source == record.dest,
+                           event=event, every=getattr(skip, "every", None)):
             key = delivery_key(record.id, intent.registration.name, intent.target, intent.channel,
                                installation=installation, repetition=intent.repetition)
-            planned.setdefault(key, _row(record, key, intent))
+            planned.setdefault(key, _row(record, key, intent, installation))
     return {record_id: list(planned.values()) for record_id, planned in rows.items()}
 
 
-def _row(record: TransitionRecord, key: str, intent: Intent) -> dict[str, Any]:
+def _row(record: TransitionRecord, key: str, intent: Intent, installation: str) -> dict[str, Any]:
     """The row to insert; ``failed``, with values its columns hold, when one of its values cannot be stored."""
     now, recipient, transition_id = utcnow(), intent.recipient, record.id
     status = Status.FAILED if intent.failure else Status.SKIPPED if intent.skip_reason else Status.PENDING
     if status == Status.PENDING and intent.due_at is not None and intent.due_at > now:
         status = Status.SCHEDULED
-    row = {
+    row: dict[str, Any] = {
         "key": key, "transition_id": transition_id, "notifier": intent.registration.name, "party": intent.party,
         "channel": intent.channel, "address": intent.address,
         "name": recipient.name if recipient else None, "recipient_ref": recipient.ref if recipient else "",
         "locale": recipient.locale if recipient else None, "status": status, "attempts": 0,
         "last_error": _safe(intent.failure or intent.skip_reason, _TEXT["last_error"]), "created_at": now,
         "updated_at": now, "lease_until": None, **supersession.columns(intent.registration.timing, record.dest),
-        "due_at": intent.due_at, "claimed_at": None,
+        "due_at": intent.due_at, "claimed_at": None, "digest_id": None,
     }
     problem = _problem(row)
     if problem is not None:
         row.update(status=Status.FAILED, last_error=f"Party {intent.party!r}: {problem}; not sent.")
         row.update({name: _safe(row[name], _TEXT[name]) for name in _TEXT if name in row})
+    elif intent.batch is not None:
+        batch = intent.batch
+        row[BATCH] = (batch, digest_key(installation, intent.address, intent.channel, intent.registration.name,
+                                        batch.group, batch.start))
     return row
 
 

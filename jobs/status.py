@@ -4,7 +4,8 @@ Undelivered means a delivery pending or sending, or a transition not fanned out 
 transitions among them, with why), so ``--max-age`` fails on either. A delivery held for a
 time (``due_at``) is not undelivered before it is due: it is counted ``scheduled``, and its
 age counts from its due time.
-Timers: the timeouts due later, due now and not fired yet, and overdue.
+Timers: the timeouts due later, due now and not fired yet, and overdue. Digests: those open, due and
+overdue, and the events they hold (deliveries ``digest``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
 
 from .delivery_log import Delivery, Status
+from .digest_log import DigestRow, DigestStatus
 from .runtime import current
 from .timers import Timer, TimerStatus
 
@@ -56,7 +58,16 @@ def status(session: Session, *, grace_seconds: float = 60.0) -> dict[str, Any]:
         "failures_by_reason": [{"reason": reason or "", "count": int(count)} for reason, count in failures],
         "timed": _timed(session, now, grace_seconds),
         "timers": _timers(session, now),
+        "digests": _digests(session, now, grace_seconds),
     }
+
+
+def _digests(session: Session, now: dt.datetime, grace_seconds: float) -> dict[str, int]:
+    """Digests not sent yet: open (closing later), due now, due longer than the grace; and the events they hold."""
+    counts = _due_counts(session, DigestRow.due_at, (DigestRow.status.in_([DigestStatus.OPEN, DigestStatus.SENDING]),),
+                         now, now - dt.timedelta(seconds=grace_seconds))
+    held = session.scalar(select(func.count()).select_from(Delivery).where(Delivery.status == Status.DIGEST)) or 0
+    return {"open": counts["scheduled"], "due": counts["due"], "overdue": counts["overdue"], "events": int(held)}
 
 
 def _timed(session: Session, now: dt.datetime, grace_seconds: float) -> dict[str, int]:

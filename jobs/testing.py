@@ -22,16 +22,17 @@ from workflow import TransitionRecord, clock, utcnow
 
 from . import delivery, outbox, runtime
 from .delivery_log import Delivery, Status
+from .digest_kit import DigestAssertions, Digested, described
 from .captured import Failed, Notification, Scheduled, Skipped, aware, check_count, fields_of, listing
 from .inprocess import drain, stop_workers
 from .timers import Timer, TimerStatus
 
-__all__ = ["Failed", "Kit", "Notification", "Scheduled", "Skipped", "drain", "kit", "memory_channels", "stop_workers"]
+__all__ = ["Digested", "Failed", "Kit", "Notification", "Scheduled", "Skipped", "drain", "kit", "memory_channels", "stop_workers"]
 
 _R = TypeVar("_R", Skipped, Failed)
 
 
-class Kit:
+class Kit(DigestAssertions):
     """Captures what an application's transitions would send, and delivers it on demand.
 
     Each test gets its own: a fresh StubBroker, a memory channel for every channel kind, and
@@ -89,7 +90,9 @@ class Kit:
         clock.advance((delta or dt.timedelta(0)) + dt.timedelta(**units))
         for task in jobs.due_work if self._bind is not None else ():  # nothing committed: nothing is due
             self._use_bind()
-            task.run()
+            sent_before = len(self.channel.outbox)
+            task.run()  # a task may send itself (digests)
+            self.sent.extend(self._describe(self.channel.outbox[sent_before:]))
             self.run()
         return self.sent[before:]
 
@@ -111,24 +114,13 @@ class Kit:
             runtime.install(runtime.Runtime(runtime.current().settings, engine=self._bind,
                                             channels=memory_channels(self.channel)))
 
+    def _session(self) -> Any:
+        self._use_bind()
+        return runtime.current().session()
+
     def _describe(self, sent: list[Sent]) -> list[Notification]:
-        if not sent:
-            return []
         with runtime.current().session() as session:
-            keys = [s.key for s in sent]
-            rows = {d.key: (d, t) for d, t in session.execute(
-                select(Delivery, TransitionRecord).join(TransitionRecord, Delivery.transition_id == TransitionRecord.id)
-                .where(Delivery.key.in_(keys)))}
-        notifications = []
-        for s in sent:
-            delivery, record = rows[s.key]
-            message = s.message
-            notifications.append(Notification(
-                to=delivery.address, name=s.to.name, party=delivery.party, channel=delivery.channel, model=record.model,
-                key=record.key, trigger=record.trigger, notifier=delivery.notifier,
-                subject=str(getattr(message, "subject", "")), text=str(getattr(message, "text", None) or getattr(message, "body", "") or ""),
-                html=str(getattr(message, "html", "") or "")))
-        return notifications
+            return described(session, sent) if sent else []
 
     # Asserting ------------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from .channels import (
     verify_signature,
     verify_standard,
 )
+from .digests import EVERY, Batch, Digest, Throttle, window_start
 from .endpoints import DisabledEndpoint, disabled_endpoints, enable_endpoint
 from .errors import (
     ChannelConfigurationError,
@@ -48,7 +49,7 @@ from .inbox import Inbox, InboxItem
 from .messages import DKIMSigner, Email, Message, Text, message_id
 from .event import Event
 from .notifier import Notifier, on, remind
-from .preferences import Preference, opt_in, opt_out, preferences_of, skip_reasons
+from .preferences import Choices, Preference, choose_every, opt_in, opt_out, preferences_of, skip_reasons
 from .recipients import Recipient, recipients_of
 from .registry import Registration, registry
 from .templates import Templates
@@ -57,12 +58,16 @@ from .unsubscribe_app import UnsubscribeEndpoint
 from .timing import LEFT, MAX_REMINDERS, Left, Timing, Window, after_window, zone
 
 __all__ = [
+    "Batch",
     "Channel",
     "ChannelConfigurationError",
     "ChannelError",
+    "Choices",
     "ConsoleChannel",
     "DKIMSigner",
+    "Digest",
     "DisabledEndpoint",
+    "EVERY",
     "Email",
     "EndpointDisabled",
     "EndpointGone",
@@ -93,6 +98,7 @@ __all__ = [
     "TemplateError",
     "Templates",
     "Text",
+    "Throttle",
     "Timing",
     "TransientChannelError",
     "UnsubscribeEndpoint",
@@ -102,6 +108,7 @@ __all__ = [
     "WebhookChannel",
     "Window",
     "after_window",
+    "choose_every",
     "disabled_endpoints",
     "enable_endpoint",
     "make_token",
@@ -121,5 +128,6 @@ __all__ = [
     "use_links",
     "verify_signature",
     "verify_standard",
+    "window_start",
     "zone",
 ]

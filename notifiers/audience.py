@@ -18,10 +18,12 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from workflow import resolve_party
 
+from .digests import Batch, Digest, Throttle, batch_of, chosen
 from .errors import RecipientError
+from .event import Event
 from .recipients import Recipient, recipients_of
 from .registry import Registration
-from .timing import zone
+from .timing import Timing, zone
 
 __all__ = ["Found", "Intent", "SkipReason", "parties_of", "plan"]
 
@@ -48,6 +50,7 @@ class Intent:
         failure: why it cannot be sent (a bad recipient), or ``None``.
         due_at: when it is due (UTC), or ``None`` for at once (see :class:`~notifiers.Timing`).
         repetition: which of a reminder's deliveries it is (1, 2...), or ``None`` for a notification.
+        batch: the digest it belongs to (a ``digest=`` or ``throttle=`` registration), or ``None``.
     """
 
     registration: Registration
@@ -60,6 +63,7 @@ class Intent:
     failure: str | None = None
     due_at: dt.datetime | None = None
     repetition: int | None = None
+    batch: Batch | None = None
 
 
 def parties_of(subject: Any, registrations: Iterable[Registration], *, model: str, key: str) -> dict[str, Found]:
@@ -78,7 +82,7 @@ def parties_of(subject: Any, registrations: Iterable[Registration], *, model: st
 
 def plan(registrations: Sequence[Registration], parties: Mapping[str, Found], skip: SkipReason | None = None,
          address_kinds: Mapping[str, str] | None = None, *, at: dt.datetime | None = None,
-         self_loop: bool = False) -> list[Intent]:
+         self_loop: bool = False, event: Event | None = None, every: SkipReason | None = None) -> list[Intent]:
     """The intents of one transition: each registration's parties x recipients x channels.
 
     A recipient met twice for the same registration and channel (two parties naming the same
@@ -93,6 +97,12 @@ def plan(registrations: Sequence[Registration], parties: Mapping[str, Found], sk
     intents' due times from it (a reminder, one intent per repetition), moved out of the
     recipient's quiet hours. A ``self_loop`` (the row stayed in its state) plans no reminder:
     the row did not enter the state again.
+
+    A registration with a digest or a throttle gives each intent that is to be sent its
+    :class:`~notifiers.Batch`: the group of ``event`` (the transition), its window, and when the
+    digest closes (its end, moved out of the recipient's quiet hours as a whole). ``every`` gives
+    a recipient's choice of ``"instant"``, ``"hourly"`` or ``"daily"`` (:func:`~notifiers.choose_every`),
+    which replaces the registration's own; ``required`` ones are sent at once whatever was chosen.
     """
     kinds = address_kinds or {}
     intents: dict[tuple[str, str, str, int | None], Intent] = {}
@@ -106,20 +116,37 @@ def plan(registrations: Sequence[Registration], parties: Mapping[str, Found], sk
                 for n, recipient in enumerate(found):
                     intent = _intent(registration, party, channel, kinds.get(channel, "email"), recipient,
                                      n if len(found) > 1 else None, skip)
-                    for timed in _timed(intent, at):
+                    for timed in _timed(intent, at, event, every):
                         intents.setdefault((registration.name, channel, intent.target, timed.repetition), timed)
     return list(intents.values())
 
 
-def _timed(intent: Intent, at: dt.datetime | None) -> list[Intent]:
-    """``intent`` with its due time, or one per repetition of a reminder; as it is without a timing."""
-    timing = intent.registration.timing
-    if timing is None or at is None:
+def _timed(intent: Intent, at: dt.datetime | None, event: Event | None, every: SkipReason | None) -> list[Intent]:
+    """``intent`` with its due time, or one per repetition of a reminder, and its digest; as it is without a timing."""
+    timing, batching = intent.registration.timing, intent.registration.batching
+    if every is not None and intent.recipient is not None and not intent.registration.required:
+        batching = chosen(batching, every(intent.recipient.ref, intent.registration, intent.channel))
+    if (timing is None and batching is None) or at is None:
         return [intent]
     recipient = intent.recipient
     tz = zone(recipient.timezone) if recipient is not None and recipient.timezone else None
-    return [replace(intent, repetition=k, due_at=timing.due(due_at, at, tz, intent.registration.required))
-            for k, due_at in timing.due_times(at)]
+    if timing is None:
+        timed = [intent]
+    else:
+        timed = [replace(intent, repetition=k, due_at=timing.due(due_at, at, tz, intent.registration.required))
+                 for k, due_at in timing.due_times(at)]
+    if batching is None or intent.skip_reason or intent.failure or event is None or timing and timing.reminder:
+        return timed
+    when = at + timing.delay if timing is not None else at  # the event's time, not moved out of the quiet hours
+    return [replace(one, batch=_batch(batching, timing, when, at, tz, event)) for one in timed]
+
+
+def _batch(batching: Digest | Throttle, timing: Timing | None, when: dt.datetime, at: dt.datetime,
+           tz: dt.tzinfo | None, event: Event) -> Batch:
+    """The digest an event due at ``when`` goes into: its window's, closing at its end (out of the quiet hours)."""
+    group, start, end = batch_of(batching, when, event.model, event.key, event)
+    due = timing.due(end, at, tz, False) if timing is not None else end
+    return Batch(group, start, due or end, batching.leads, isinstance(batching, Throttle), end - start)
 
 
 def _intent(registration: Registration, party: str, channel: str, kind: str,

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, TypeVar
 from workflow import Stateful, Workflow, did_you_mean
 
 from . import unsubscribe_links as unsubscribe
+from .digests import Digest, Throttle
 from .errors import RegistrationError
 from .event import Event
 from .messages import Message
@@ -30,7 +31,8 @@ def on(model: type[Stateful], trigger: str, *, to: str | Sequence[str],
        channels: Sequence[str] = ("email",), required: bool = False,
        message: type[Message] | Sequence[type[Message]] | None = None, delay: dt.timedelta | None = None,
        superseded_by: Left | Sequence[str] | None = None,
-       quiet_hours: Window | tuple[str, str] | None = None) -> Callable[[F], F]:
+       quiet_hours: Window | tuple[str, str] | None = None, digest: Digest | None = None,
+       throttle: Throttle | None = None) -> Callable[[F], F]:
     """Register a notifier method for ``trigger`` on ``model``, sent to the party or parties ``to``.
 
     The method is called as ``method(self, event, recipient)`` once per recipient and channel and
@@ -46,15 +48,36 @@ def on(model: type[Stateful], trigger: str, *, to: str | Sequence[str],
     triggers; ``quiet_hours=("22:00", "08:00")`` moves a delivery due inside that window of the
     recipient's time zone to its end.
 
+    Digests (docs/digests.md): ``digest=Digest(window=timedelta(hours=1))`` tells each recipient
+    the events of a window in one message (the notifier's :meth:`Notifier.digest`);
+    ``throttle=Throttle(5, per=timedelta(hours=1))`` sends at most 5 a window and the rest in one
+    digest when it closes. Neither goes with ``required=True``, which is always sent at once.
+
     Raises:
         RegistrationError: ``model`` is not a Stateful model, or the trigger, a party or a
             superseding trigger is unknown, or a time is not one; raised at import, naming what is known.
     """
     workflow, name = _workflow_of(model), _name_of(model)
-    _check_trigger(workflow, f"@on({name}, {trigger!r})", trigger)
-    timing = _timing(workflow, f"@on({name}, {trigger!r})", superseded_by, quiet_hours,
+    where = f"@on({name}, {trigger!r})"
+    _check_trigger(workflow, where, trigger)
+    timing = _timing(workflow, where, superseded_by, quiet_hours,
                      delay=checked_span(delay or dt.timedelta(0), "delay", zero=True))
-    return _mark([(name, trigger)], f"@on({name}, {trigger!r})", workflow, to, channels, required, message, timing)
+    return _mark([(name, trigger)], where, workflow, to, channels, required, message, timing,
+                 _batching(where, required, digest, throttle))
+
+
+def _batching(where: str, required: bool, digest: Digest | None, throttle: Throttle | None) -> Digest | Throttle | None:
+    """The registration's digest or throttle, checked."""
+    if digest is not None and throttle is not None:
+        raise RegistrationError(f"{where}: give digest= or throttle=, not both (a throttle sends its overflow "
+                                f"in a digest of its own window).")
+    spec = digest if digest is not None else throttle
+    if spec is not None and not isinstance(spec, Digest | Throttle):
+        raise RegistrationError(f"{where}: digest= takes a Digest(...), throttle= a Throttle(...); got {spec!r}.")
+    if spec is not None and required:
+        raise RegistrationError(f"{where}: required=True is sent at once to everyone; it cannot be "
+                                f"{'digested' if digest is not None else 'throttled'}. Drop one of them.")
+    return spec
 
 
 def remind(model: type[Stateful], state: str, *, after: dt.timedelta, to: str | Sequence[str],
@@ -116,7 +139,8 @@ def _timing(workflow: Workflow, where: str, superseded_by: Left | Sequence[str] 
 
 
 def _mark(transitions: list[tuple[str, str]], where: str, workflow: Workflow, to: str | Sequence[str],
-          channels: Sequence[str], required: bool, message: object, timing: Timing | None) -> Callable[[F], F]:
+          channels: Sequence[str], required: bool, message: object, timing: Timing | None,
+          batching: Digest | Throttle | None = None) -> Callable[[F], F]:
     parties = (to,) if isinstance(to, str) else tuple(to)
     if not parties:
         raise RegistrationError(f"{where}: name at least one party in to=.")
@@ -133,7 +157,7 @@ def _mark(transitions: list[tuple[str, str]], where: str, workflow: Workflow, to
 
     def mark(method: F) -> F:
         marks = list(getattr(method, _MARK, ()))
-        marks += [(name, trigger, parties, tuple(channels), required, kinds, timing) for name, trigger in transitions]
+        marks += [(name, trigger, parties, tuple(channels), required, kinds, timing, batching) for name, trigger in transitions]
         setattr(method, _MARK, marks)
         return method
 
@@ -183,9 +207,9 @@ class Notifier:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for attr, value in list(vars(cls).items()):
-            for model, trigger, parties, channels, required, kinds, timing in getattr(value, _MARK, ()):
+            for model, trigger, parties, channels, required, kinds, timing, batching in getattr(value, _MARK, ()):
                 registry.add(Registration(cls, attr, model, trigger, parties, channels, required,
-                                          kinds or _returned(value), timing))
+                                          kinds or _returned(value), timing, batching))
         folder = cls.template_folder()
         if folder is not None and not folder.is_dir():
             raise RegistrationError(f"{cls.__qualname__}.templates: folder {folder} does not exist.")
@@ -220,6 +244,16 @@ class Notifier:
         registration = registry.named(name, event.model, event.trigger)
         link = unsubscribe.link_for(registration, recipient, channel)
         return registration.notifier().compose(registration.method, event, recipient, unsubscribe_url=link)
+
+    def digest(self, events: list[Event], recipient: Recipient, messages: list[Message]) -> Message | None:
+        """The one message of a digest (docs/digests.md): ``events`` in order, and each one's own ``messages``.
+
+        Override it to return your own, e.g. ``Email(template="digest")``, whose template gets
+        ``events`` and ``messages``; the default is a plain list of the messages.
+        """
+        from .digest_messages import plain_list
+
+        return plain_list(events, messages)
 
     def compose(self, method: str, event: Event, recipient: Recipient, *,
                 unsubscribe_url: str | None = None) -> Message | None:

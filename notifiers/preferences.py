@@ -6,23 +6,28 @@ when a transition is fanned out, in the worker, so the request pays nothing for 
 specific preference wins: a notifier method over its notifier class, a notifier over "every
 notifier", and, at the same level, one naming a channel over one that does not. A notifier
 registered with ``@on(..., required=True)`` (security or legal mail) ignores opt-outs.
+
+A recipient may also choose how often to be told (:func:`choose_every`): ``"instant"``,
+``"hourly"`` or ``"daily"`` (docs/digests.md), for a notifier and/or a channel, the most
+specific choice winning in the same way; it replaces the notifier's own digest or throttle.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Boolean, DateTime, Index, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from workflow import TidingsBase, did_you_mean, utcnow
 
+from .digests import EVERY
 from .errors import RegistrationError
 from .recipients import ref_of
 from .registry import Registration, registry
 
-__all__ = ["Preference", "opt_in", "opt_out", "preferences_of", "skip_reasons"]
+__all__ = ["Choices", "Preference", "choose_every", "opt_in", "opt_out", "preferences_of", "skip_reasons"]
 
 _CHUNK = 500  # refs per IN (...) query: well under every database's parameter limit
 
@@ -41,6 +46,8 @@ class Preference(TidingsBase):
     notifier: Mapped[str] = mapped_column(String(255), default="")
     channel: Mapped[str] = mapped_column(String(64), default="")
     enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: How often to be told (:data:`~notifiers.EVERY`: instant, hourly, daily), or ``None``: as the notifier says.
+    every: Mapped[str | None] = mapped_column(String(16))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     def __repr__(self) -> str:
@@ -73,41 +80,76 @@ def opt_in(session: Session, recipient: object, *, notifier: object = None, chan
     return _choose(session, recipient, notifier, channel, enabled=True)
 
 
+def choose_every(session: Session, recipient: object, every: str, *, notifier: object = None,
+                 channel: str | None = None) -> Preference:
+    """Record how often ``recipient`` wants ``notifier`` (and/or ``channel``): ``"instant"``, ``"hourly"`` or ``"daily"``.
+
+    It is a choice to be told (it opts in at that level too); honoured at the next fan-out.
+
+    Raises:
+        RegistrationError: ``every`` is none of those, ``notifier`` is not a notifier, or ``channel`` not a channel name.
+        RecipientError: ``recipient`` is of no known kind.
+    """
+    if every not in EVERY:
+        raise RegistrationError(f"every={every!r}: give one of {', '.join(map(repr, EVERY))}.")
+    found = _choose(session, recipient, notifier, channel, enabled=True)
+    found.every = every
+    return found
+
+
 def preferences_of(session: Session, recipient: object) -> list[Preference]:
     """Every preference ``recipient`` has recorded, broadest first."""
     rows = session.scalars(select(Preference).where(Preference.recipient == ref_of(recipient)))
     return sorted(rows, key=lambda p: _rank(p.notifier, p.channel))
 
 
-def skip_reasons(session: Session, refs: Iterable[str]) -> Callable[[str, Registration, str], str | None]:
-    """Load the preferences of ``refs`` at once; return ``reason(ref, registration, channel)``.
+class Choices:
+    """The preferences of some recipients, loaded at once: why not to send (an opt-out), and how often."""
 
-    ``reason`` gives why that recipient must not get that notification through that channel
-    (e.g. ``"opted out of email"``), or ``None`` to send it.
-    """
-    choices: dict[str, list[tuple[str, str, bool]]] = {}
-    wanted = sorted(set(refs))
-    for start in range(0, len(wanted), _CHUNK):
-        query = select(Preference.recipient, Preference.notifier, Preference.channel, Preference.enabled)
-        for ref, notifier, channel, enabled in session.execute(
-                query.where(Preference.recipient.in_(wanted[start:start + _CHUNK]))):
-            choices.setdefault(ref, []).append((notifier, channel, enabled))
+    def __init__(self, choices: dict[str, list[tuple[str, str, bool, str | None]]]) -> None:
+        self._choices = choices
 
-    def reason(ref: str, registration: Registration, channel: str) -> str | None:
-        if registration.required or ref not in choices:
-            return None
+    def _matching(self, ref: str, registration: Registration, channel: str) -> list[tuple[str, str, bool, str | None]]:
         name = registration.name
-        matching = [(n, c, enabled) for n, c, enabled in choices[ref]
-                    if (not n or name == n or name.startswith(n + ".")) and c in ("", channel)]
-        if not matching:
+        return sorted(((n, c, enabled, every) for n, c, enabled, every in self._choices.get(ref, ())
+                       if (not n or name == n or name.startswith(n + ".")) and c in ("", channel)),
+                      key=lambda m: _rank(m[0], m[1]))
+
+    def __call__(self, ref: str, registration: Registration, channel: str) -> str | None:
+        """Why ``ref`` must not get that notification through ``channel`` (``"Opted out of email."``), or ``None``."""
+        if registration.required or ref not in self._choices:
             return None
-        notifier, chosen_channel, enabled = max(matching, key=lambda m: _rank(m[0], m[1]))
-        if enabled:
+        matching = self._matching(ref, registration, channel)
+        if not matching or matching[-1][2]:
             return None
+        notifier, chosen_channel = matching[-1][:2]
         what = " by ".join(part for part in (_short(notifier), chosen_channel) if part) or "all notifications"
         return f"Opted out of {what}."
 
-    return reason
+    def every(self, ref: str, registration: Registration, channel: str) -> str | None:
+        """How often ``ref`` chose to get that notification through ``channel``, or ``None`` (as the notifier says)."""
+        if ref not in self._choices:
+            return None
+        chosen = [every for *_, every in self._matching(ref, registration, channel) if every is not None]
+        return chosen[-1] if chosen else None
+
+
+def skip_reasons(session: Session, refs: Iterable[str]) -> Choices:
+    """Load the preferences of ``refs`` at once; return ``reason(ref, registration, channel)``.
+
+    ``reason`` gives why that recipient must not get that notification through that channel
+    (e.g. ``"opted out of email"``), or ``None`` to send it; its ``every`` how often they chose
+    to get it.
+    """
+    choices: dict[str, list[tuple[str, str, bool, str | None]]] = {}
+    wanted = sorted(set(refs))
+    for start in range(0, len(wanted), _CHUNK):
+        query = select(Preference.recipient, Preference.notifier, Preference.channel, Preference.enabled,
+                       Preference.every)
+        for ref, notifier, channel, enabled, every in session.execute(
+                query.where(Preference.recipient.in_(wanted[start:start + _CHUNK]))):
+            choices.setdefault(ref, []).append((notifier, channel, enabled, every))
+    return Choices(choices)
 
 
 def _choose(session: Session, recipient: object, notifier: object, channel: str | None, *,

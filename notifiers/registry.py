@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .errors import RegistrationError
+from .digests import Digest, Throttle
 from .timing import Timing
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ class Registration:
     messages: tuple[type, ...] = ()
     #: When its deliveries are due and what voids them (``delay=``, ``@remind``, quiet hours), if anything.
     timing: Timing | None = None
+    #: Its events told in digests (``digest=``), or at most n a window (``throttle=``), if so.
+    batching: Digest | Throttle | None = None
 
     @property
     def name(self) -> str:

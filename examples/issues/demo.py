@@ -2,13 +2,16 @@
 
 Run it with ``make demo-issues`` (or ``python -m examples.issues.demo``). Ann's issue has 300
 watchers; Cleo opted out of email, Eve out of everything, Dieter reads German. Each change is
-committed on its own, as request handlers would, and the in-process worker delivers it. Then
+committed on its own, as request handlers would, and the in-process worker delivers it; the
+watchers get the hour's updates in a digest, sent once the clock is moved an hour on. Then
 it prints what each named person found in their mailbox and in their in-app inbox, what the
-other watchers got, and which deliveries were skipped and why.
+other watchers got, how many deliveries went at once and how many in digests, and which
+deliveries were skipped and why.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import email.policy
 import sqlite3
@@ -24,7 +27,7 @@ import jobs
 import workflow
 from jobs.testing import drain, stop_workers
 from notifiers import Inbox, opt_out
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.orm import Session
 
 from .models import Base, Issue, User
@@ -69,6 +72,8 @@ def tell(folder: Path, say: Callable[[str], object] = print) -> Story:
 
         steps: list[tuple[User, str, dict[str, Any]]] = [
             (ann, "update", {"summary": "Added the steps to reproduce"}),
+            (ann, "update", {"summary": "Same on A6 paper"}),
+            (ann, "update", {"summary": "Attached the printer's log"}),
             (ann, "assign", {"assignee_id": bob.id}),
             (bob, "flag_security", {"disclose_on": "2026-12-15"}),
             (bob, "close", {"resolution": "fixed", "hours_spent": 3.5}),
@@ -78,6 +83,11 @@ def tell(folder: Path, say: Callable[[str], object] = print) -> Story:
             session.commit()  # the fan-out message is enqueued only now
             say(f"{actor.name} fired {trigger!r}: issue #{issue.id} is now {issue.state!r}")
             drain(timeout=60)
+        workflow.clock.advance(dt.timedelta(hours=1))  # the hour ends: its digests go out to the watchers
+        for task in jobs.due_work:
+            task.run()
+        drain(timeout=60)
+        say("An hour later, the watchers' digests of the hour's updates went out.")
         story = Story(engine, mail, [user.id for user in (ann, bob, cleo, dieter, eve)], issue.id)
         try:
             issue.flag_security(actor=bob)
@@ -104,6 +114,7 @@ def main(folder: Path) -> int:
             assert user is not None
             show_person(session, user, mailboxes.get(user.email, []))
         show_crowd(session, story, mailboxes)
+        show_digests(session)
         show_skips(session)
     return 0
 
@@ -141,6 +152,15 @@ def show_crowd(session: Session, story: Story, mailboxes: dict[str, list[email.m
     inapp = Counter(Inbox(session, user).unread_count() for user in crowd)
     print(f"\n=== The other {len(crowd)} watchers: emails per watcher {dict(emails)}, "
           f"in-app items per watcher {dict(inapp)}")
+
+
+def show_digests(session: Session) -> None:
+    """Print how many deliveries were sent alone, at once, and how many inside digests (and how many digests)."""
+    sent = jobs.Delivery.status == jobs.Status.SENT
+    alone = session.scalar(select(func.count()).where(sent, jobs.Delivery.digest_id.is_(None)))
+    inside = session.scalar(select(func.count()).where(sent, jobs.Delivery.digest_id.is_not(None)))
+    digests = session.scalar(select(func.count()).where(jobs.DigestRow.status == jobs.DigestStatus.SENT))
+    print(f"\n=== Instant vs digest: {alone} deliveries sent at once, {inside} told in {digests} digests")
 
 
 def show_skips(session: Session) -> None:

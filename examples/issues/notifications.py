@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from notifiers import Email, Event, Notifier, Recipient, on, remind
+from notifiers import Digest, Email, Event, Notifier, Recipient, on, remind
 from sqlalchemy.orm import object_session
 from workflow import actor_reference
 
@@ -25,9 +25,11 @@ class IssueNotifier(Notifier):
     def updated(self, event: Event, recipient: Recipient) -> Email | None:
         return tell(event, recipient, "issues/updated")
 
-    # Watchers only follow along: an update is not worth waking them. One made in their night
-    # (22:00 to 08:00 in their time zone; they have none here: UTC) waits for the morning.
-    @on(Issue, "update", to="watchers", channels=CHANNELS, quiet_hours=("22:00", "08:00"))
+    # Watchers only follow along: they get the updates of each hour in one digest (the author and
+    # the assignee above are told at once), and a digest closing in their night (22:00 to 08:00
+    # in their time zone; they have none here: UTC) waits for the morning.
+    @on(Issue, "update", to="watchers", channels=CHANNELS, quiet_hours=("22:00", "08:00"),
+        digest=Digest(window=dt.timedelta(hours=1)))
     def updated_for_watchers(self, event: Event, recipient: Recipient) -> Email | None:
         issue = event.subject
         if recipient.ref in {actor_reference(issue.author), actor_reference(issue.assignee)}:

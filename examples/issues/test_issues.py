@@ -93,6 +93,7 @@ def test_three_hundred_watchers_each_get_what_their_preferences_and_locale_say(
     session.commit()
     issue.flag_security(actor=cast.ann, disclose_on="2026-12-15")
     session.commit()
+    tidings.advance(hours=1)  # the watchers' update comes in their hourly digest
 
     # Then each watcher receives exactly what their choices allow, on each channel
     everything = [("flag_security", "email"), ("flag_security", "inapp"), ("update", "email"), ("update", "inapp")]
@@ -128,6 +129,9 @@ def test_an_update_tells_the_author_and_every_watcher_by_email_and_in_app(
         session: Session, cast: Cast, issue: Issue, tidings: Kit) -> None:
     issue.update(actor=cast.bob, summary="Narrowed it down to the A5 tray")
     session.commit()
+    assert received(tidings, cast.ann) == [("update", "email"), ("update", "inapp")]  # the author at once
+    assert received(tidings, cast.cleo) == []  # the watchers in the hour's digest
+    tidings.advance(hours=1)
     for user in (cast.ann, cast.cleo, cast.dieter, cast.eve):
         assert received(tidings, user) == [("update", "email"), ("update", "inapp")]
     tidings.assert_notified(cast.ann.email, party="author", subject="updated by Bob",
@@ -139,6 +143,7 @@ def test_an_update_tells_the_author_and_every_watcher_by_email_and_in_app(
 def test_nobody_is_told_of_their_own_change(session: Session, cast: Cast, issue: Issue, tidings: Kit) -> None:
     issue.update(actor=cast.cleo, summary="Same on A6")
     session.commit()
+    tidings.advance(hours=1)
     assert received(tidings, cast.cleo) == []
     tidings.assert_skipped(cast.cleo.email, reason="returned None", count=2)
     tidings.assert_sent_count(6)
@@ -283,7 +288,9 @@ def test_an_update_at_night_reaches_the_watchers_in_the_morning(session: Session
     issue.update(actor=cast.bob)
     session.commit()
     assert [n.to for n in tidings.notifications(channel="email")] == [cast.ann.email]  # the author, at once
-    assert {s.to for s in tidings.scheduled()} == {cast.cleo.email, cast.dieter.email, cast.eve.email}
+    digests = tidings.digests(status="open")  # the watchers': the hour's window closes at midnight, in their night
+    assert {d.to for d in digests} == {cast.cleo.email, cast.dieter.email, cast.eve.email}
+    assert {(d.due_at.hour, d.due_at.minute) for d in digests} == {(8, 0)}
     assert tidings.advance(hours=8, minutes=59) == []
     assert len(tidings.advance(minutes=1)) == 6  # 08:00: each watcher, by email and in the app
 

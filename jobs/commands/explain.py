@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from notifiers import registry
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, did_you_mean, stateful_models
 
 from .. import fanout
-from ..delivery_log import Delivery
+from ..delivery_log import Delivery, Status
 from ..errors import ConfigurationError
 from ..timers import Timer, TimerStatus
 
@@ -31,7 +31,8 @@ def explain(session: Session, model: str, key: str) -> list[dict[str, Any]]:
             "from": record.source, "to": record.dest, "actor": record.actor, "context": record.context,
             "deliveries": [{"id": d.id, "party": d.party, "to": d.address, "channel": d.channel, "status": d.status,
                             "attempts": d.attempts, "error": d.last_error,
-                            "due": d.due_at.isoformat() if d.due_at else None} for d in deliveries],
+                            "due": d.due_at.isoformat() if d.due_at else None, "digest": d.digest_id}
+                           for d in deliveries],
             "timers": timers.get(record.id, []),
         }
         if not entry["deliveries"]:
@@ -43,6 +44,7 @@ def explain(session: Session, model: str, key: str) -> list[dict[str, Any]]:
                 timer["moved_on_by"] = after["transition"]
     if not timeline:
         _known_model(session, model)
+    _digest_sizes(session, timeline)
     return timeline
 
 
@@ -95,6 +97,27 @@ def _why_none(session: Session, record: TransitionRecord) -> str:
     return "the parties resolved to nobody"
 
 
+def _digest_sizes(session: Session, timeline: list[dict[str, Any]]) -> None:
+    """Each delivery in a digest gets ``digest_events``: how many events the digest holds (sent in it, or waiting)."""
+    ids = {d["digest"] for entry in timeline for d in entry["deliveries"] if d.get("digest")}
+    if not ids:
+        return
+    sizes = dict(session.execute(select(Delivery.digest_id, func.count()).where(
+        Delivery.digest_id.in_(ids), Delivery.status.in_([Status.SENT, Status.DIGEST])).group_by(Delivery.digest_id)).all())
+    for d in (d for entry in timeline for d in entry["deliveries"] if d.get("digest")):
+        d["digest_events"] = int(sizes.get(d["digest"], 0))
+
+
+def _outcome(d: dict[str, Any]) -> str:
+    """``sent, 1 attempt(s)``; ``sent in digest #7 with 19 others``; ``held for digest #7 (with 4 others so far)``."""
+    if not d.get("digest") or d["status"] not in (Status.SENT, Status.DIGEST):
+        return f"{d['status']}, {d['attempts']} attempt(s)"
+    others = max(d.get("digest_events", 1) - 1, 0)
+    if d["status"] == Status.SENT:
+        return f"sent in digest #{d['digest']} with {others} other{'s' if others != 1 else ''}"
+    return f"held for digest #{d['digest']} (with {others} other{'s' if others != 1 else ''} so far)"
+
+
 def render(timeline: list[dict[str, Any]], model: str, key: str) -> str:
     """The timeline as text, one transition per paragraph."""
     if not timeline:
@@ -106,8 +129,7 @@ def render(timeline: list[dict[str, Any]], model: str, key: str) -> str:
         for d in entry["deliveries"]:
             error = f" ({d['error']})" if d["error"] else ""
             due = f", due {d['due']}" if d.get("due") else ""
-            lines.append(f"    {d['party']} <{d['to']}> by {d['channel']}{due}: {d['status']}, "
-                         f"{d['attempts']} attempt(s){error}")
+            lines.append(f"    {d['party']} <{d['to']}> by {d['channel']}{due}: {_outcome(d)}{error}")
         if "why_none" in entry:
             lines.append(f"    nobody told: {entry['why_none']}")
         lines += [_timer_line(timer) for timer in entry.get("timers", [])]

@@ -58,6 +58,8 @@ def render(figures: dict[str, Any]) -> str:
              f"oldest undelivered: {figures['oldest_undelivered_seconds']} s",
              "held for a time: {scheduled} scheduled, {due} due, {overdue} overdue".format(**figures["timed"]),
              "timers: scheduled {scheduled}, due {due}, overdue {overdue}".format(**figures["timers"]),
+             *(["digests: {open} open, {due} due, {overdue} overdue, {events} events held".format(**figures["digests"])]
+               if any(figures["digests"].values()) else []),
              f"sent per minute (last 5 min): {figures['sent_per_minute_last_5']}"]
     for failure in figures["failures_by_reason"]:
         lines.append(f"  {failure['count']} x {failure['reason']}")

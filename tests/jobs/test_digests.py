@@ -1,0 +1,260 @@
+"""Digests and throttles, through the test kit (docs/digests.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import workflow
+from jobs import Delivery, RetryPolicy, Status, digest_sending
+from jobs.digest_sending import Closed
+from jobs.testing import Kit
+from notifiers import (Channel, Digest, choose_every, PermanentChannelError, RegistrationError, Throttle, TransientChannelError,
+                       on)
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+from workflow import clock, utcnow
+
+from tests.digest_app import HOUR, Base, Member, WatchNotifier, Watched
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Iterator[Session]:
+    engine = create_engine(f"sqlite:///{tmp_path / 'digest.db'}")
+    Base.metadata.create_all(engine)
+    workflow.metadata.create_all(engine)
+    with Session(engine) as session:
+        yield session
+    engine.dispose()
+
+
+@pytest.fixture
+def ticket(session: Session) -> Watched:
+    now = utcnow()  # 12:05 UTC: a window just began, and quiet hours (22:00-08:00) are far
+    clock.advance((now.replace(hour=12, minute=5, second=0, microsecond=0) - now) % dt.timedelta(days=1))
+    ticket = Watched(title="Crash", author=Member(name="Ann", email="ann@example.com"),
+                    watchers=[Member(name=f"W{i}", email=f"w{i}@example.com") for i in range(3)])
+    session.add(ticket)
+    session.commit()
+    return ticket
+
+
+def fire(session: Session, ticket: Watched, trigger: str, times: int = 1, **context: str) -> None:
+    for n in range(times):
+        ticket.fire(trigger, text=f"comment {n}", **context) if trigger == "comment" else ticket.fire(trigger, **context)
+        session.commit()
+
+
+def statuses(session: Session) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for status in session.scalars(select(Delivery.status)):
+        found[status] = found.get(status, 0) + 1
+    return found
+
+
+def test_events_of_a_window_are_held_until_it_closes(session: Session, ticket: Watched, tidings: Kit) -> None:
+    fire(session, ticket, "comment", 5)
+    assert tidings.run() == []
+    assert [len(d.events) for d in tidings.digests(status="open")] == [5, 5, 5]
+
+
+def test_a_closed_window_sends_one_message_per_recipient_listing_its_events(session: Session, ticket: Watched,
+                                                                             tidings: Kit) -> None:
+    fire(session, ticket, "comment", 5)
+    sent = tidings.advance(hours=1)
+    assert sorted(n.to for n in sent) == ["w0@example.com", "w1@example.com", "w2@example.com"]
+    assert sent[0].subject.startswith("5 updates")
+    assert sent[0].text.count("\n- ") + sent[0].text.startswith("- ") == 5
+    tidings.assert_digested("w0@example.com", count=1, events=5)
+
+
+def test_every_event_of_a_sent_digest_is_recorded_sent_in_it(session: Session, ticket: Watched, tidings: Kit) -> None:
+    fire(session, ticket, "comment", 4)
+    tidings.advance(hours=1)
+    rows = session.scalars(select(Delivery)).all()
+    assert {row.status for row in rows} == {Status.SENT}
+    assert len({row.digest_id for row in rows}) == 3
+
+
+def test_a_digest_is_sent_once_even_when_the_task_runs_again(session: Session, ticket: Watched, tidings: Kit) -> None:
+    fire(session, ticket, "comment", 2)
+    tidings.advance(hours=1)
+    assert tidings.advance(hours=1) == []
+    assert len(tidings.assert_digested()) == 3
+
+
+def test_events_after_the_window_go_into_the_next_digest(session: Session, ticket: Watched, tidings: Kit) -> None:
+    fire(session, ticket, "comment", 2)
+    tidings.advance(hours=1)
+    fire(session, ticket, "comment", 3)
+    tidings.advance(hours=1)
+    assert sorted(len(d.events) for d in tidings.assert_digested("w1@example.com")) == [2, 3]
+
+
+def test_lead_mode_sends_the_first_event_at_once_and_collects_the_rest(session: Session, ticket: Watched,
+                                                                      tidings: Kit) -> None:
+    fire(session, ticket, "edit", 3)
+    assert len(tidings.run()) == 3  # the first edit, to each of the three watchers
+    tidings.advance(hours=1)
+    tidings.assert_digested("w0@example.com", count=1, events=2)
+
+
+def test_a_digest_by_subject_gathers_the_events_of_one_row(session: Session, ticket: Watched, tidings: Kit) -> None:
+    other = Watched(title="Other", author=ticket.author)
+    session.add(other)
+    session.commit()
+    fire(session, ticket, "nudge", 2)
+    fire(session, other, "nudge", 1)
+    tidings.advance(hours=1)
+    assert sorted(len(d.events) for d in tidings.assert_digested("ann@example.com")) == [1, 2]
+
+
+def test_a_superseded_event_leaves_the_digest_before_it_is_sent(session: Session, ticket: Watched,
+                                                               tidings: Kit) -> None:
+    fire(session, ticket, "nudge", 2)
+    fire(session, ticket, "close")
+    tidings.run()  # the watchers are told of the close at once
+    assert tidings.advance(hours=1) == []
+    skipped = tidings.skipped("ann@example.com", trigger="nudge")
+    assert len(skipped) == 2 and "superseded by close" in skipped[0].reason
+    assert [d.status for d in tidings.digests("ann@example.com")] == ["empty"]
+
+
+def test_quiet_hours_delay_a_digest_as_a_whole(session: Session, ticket: Watched, tidings: Kit) -> None:
+    clock.advance(dt.timedelta(hours=9, minutes=10))  # 21:15 UTC: the window closes at 22:00, inside the quiet hours
+    fire(session, ticket, "nudge", 2)
+    assert tidings.advance(hours=2) == []
+    assert [d.due_at.hour for d in tidings.digests("ann@example.com")] == [8]
+    assert len(tidings.advance(hours=9)) == 1
+
+
+def test_a_throttle_sends_up_to_its_limit_at_once(session: Session, ticket: Watched, tidings: Kit) -> None:
+    fire(session, ticket, "label", 5, label="bug")
+    assert len(tidings.run()) == 2
+
+
+def test_what_a_throttle_holds_back_is_all_in_the_following_digest(session: Session, ticket: Watched,
+                                                                   tidings: Kit) -> None:
+    fire(session, ticket, "label", 5, label="bug")
+    tidings.advance(hours=1)
+    [digest] = tidings.assert_digested("ann@example.com", events=3)
+    assert digest.throttled
+    assert statuses(session) == {Status.SENT: 5}
+
+
+def test_a_throttle_records_why_an_event_was_held(session: Session, ticket: Watched, tidings: Kit) -> None:
+    fire(session, ticket, "label", 3, label="bug")
+    tidings.run()
+    held = session.scalars(select(Delivery).where(Delivery.status == Status.DIGEST)).all()
+    assert len(held) == 1 and "Over the throttle of 2" in (held[0].last_error or "")
+
+
+def test_a_required_notifier_cannot_digest() -> None:
+    with pytest.raises(RegistrationError, match="required=True is sent at once"):
+        on(Watched, "comment", to="watchers", required=True, digest=Digest(window=HOUR))
+
+
+def test_a_notifier_cannot_both_digest_and_throttle() -> None:
+    with pytest.raises(RegistrationError, match="not both"):
+        on(Watched, "comment", to="watchers", digest=Digest(window=HOUR), throttle=Throttle(2, per=HOUR))
+
+
+@pytest.mark.parametrize("make", [lambda: Digest(window=dt.timedelta(0)), lambda: Digest(window=HOUR, mode="x"),
+                                  lambda: Digest(window=HOUR, by="y"), lambda: Throttle(0, per=HOUR)])
+def test_a_bad_digest_or_throttle_is_refused_naming_it(make: object) -> None:
+    with pytest.raises(RegistrationError, match="Digest|Throttle"):
+        make()  # type: ignore[operator]
+
+
+class Refusing(Channel):
+    """A channel that refuses every message, permanently or for now."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def send(self, message: object, to: object, *, key: str, **extra: object) -> None:
+        raise self.error
+
+
+def close_with(tidings: Kit, channel: Channel, max_retries: int = 3) -> Closed:
+    with tidings._session() as db:
+        return digest_sending.close_due(db, channel_for=lambda kind: channel, lease_seconds=60,
+                                        retry=RetryPolicy(max_retries=max_retries))
+
+
+def test_a_digest_refused_permanently_fails_with_its_events(session: Session, ticket: Watched, tidings: Kit) -> None:
+    fire(session, ticket, "comment", 2)
+    tidings.run()
+    clock.advance(HOUR)
+    assert close_with(tidings, Refusing(PermanentChannelError("550 no such user"))).failed == 3
+    assert [d.status for d in tidings.digests()] == ["failed"] * 3
+    assert {(f.reason.split(":")[0]) for f in tidings.failed()} == {f"Digest #{d.id} failed" for d in tidings.digests()}
+
+
+def test_a_digest_refused_for_now_is_sent_again_after_the_backoff(session: Session, ticket: Watched,
+                                                                  tidings: Kit) -> None:
+    fire(session, ticket, "comment", 2)
+    tidings.run()
+    clock.advance(HOUR)
+    assert close_with(tidings, Refusing(TransientChannelError("421 busy"))).retried == 3
+    assert [d.status for d in tidings.digests()] == ["open"] * 3
+    sent = tidings.advance(minutes=10)
+    assert len(sent) == 3 and statuses(session) == {Status.SENT: 6}
+
+
+def test_a_digest_refused_for_now_until_the_policy_gives_up_is_dead_with_its_events(
+        session: Session, ticket: Watched, tidings: Kit) -> None:
+    fire(session, ticket, "comment", 2)
+    tidings.run()
+    clock.advance(HOUR)
+    assert close_with(tidings, Refusing(TransientChannelError("421 busy")), max_retries=0).failed == 3
+    assert statuses(session) == {Status.DEAD: 6}
+
+
+def test_an_event_fanned_out_after_its_digest_closed_goes_into_the_next_one(session: Session, ticket: Watched,
+                                                                            tidings: Kit) -> None:
+    fire(session, ticket, "comment", 2)
+    tidings.run()
+    fire(session, ticket, "comment", 1)  # its fan-out waits in the queue...
+    clock.advance(HOUR)
+    close_with(tidings, tidings.channel)  # ...while its window's digests are sent
+    tidings.run()
+    tidings.advance(hours=1)
+    assert sorted(len(d.events) for d in tidings.assert_digested("w0@example.com")) == [1, 2]
+    assert statuses(session) == {Status.SENT: 9}
+
+
+def test_a_recipient_who_chose_hourly_gets_an_instant_notifier_in_an_hourly_digest(
+        session: Session, ticket: Watched, tidings: Kit) -> None:
+    choose_every(session, ticket.watchers[0], "hourly", notifier=WatchNotifier.closed)
+    session.commit()
+    fire(session, ticket, "close")
+    assert sorted(n.to for n in tidings.run()) == ["w1@example.com", "w2@example.com"]
+    [sent] = tidings.advance(hours=1)
+    assert (sent.to, sent.trigger) == ("w0@example.com", "close")
+
+
+def test_a_recipient_who_chose_instant_gets_each_event_of_a_digest_at_once(
+        session: Session, ticket: Watched, tidings: Kit) -> None:
+    choose_every(session, ticket.watchers[1], "instant", notifier=WatchNotifier)
+    session.commit()
+    fire(session, ticket, "comment", 3)
+    assert [n.to for n in tidings.run()] == ["w1@example.com"] * 3
+    assert sorted(len(d.events) for d in tidings.digests()) == [3, 3]
+
+
+def test_a_recipient_who_chose_daily_for_a_channel_gets_one_digest_a_day(
+        session: Session, ticket: Watched, tidings: Kit) -> None:
+    choose_every(session, ticket.watchers[2], "daily", channel="email")
+    session.commit()
+    fire(session, ticket, "comment", 2)
+    assert "w2@example.com" not in {n.to for n in tidings.advance(hours=1)}
+    tidings.advance(hours=23)
+    tidings.assert_digested("w2@example.com", count=1, events=2)
+
+
+def test_a_choice_of_how_often_must_be_instant_hourly_or_daily(session: Session) -> None:
+    with pytest.raises(RegistrationError, match="every='weekly': give one of 'instant', 'hourly', 'daily'"):
+        choose_every(session, "w0@example.com", "weekly")
