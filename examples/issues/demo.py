@@ -67,6 +67,8 @@ def tell(folder: Path, say: Callable[[str], object] = print) -> Story:
         opt_out(session, cleo, channel="email")
         opt_out(session, eve)
         session.commit()
+        issue.file(actor=ann)
+        session.commit()
         say(f"Ann filed issue #{issue.id}, watched by {len(issue.watchers)} people; Cleo opted out of email, "
             f"Eve out of everything, Dieter reads German.")
 

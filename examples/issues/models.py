@@ -51,9 +51,10 @@ class Issue(Stateful, Base):
     watchers: Mapped[list[User]] = relationship(secondary=watching, order_by=User.id)
 
     workflow = Workflow(
-        states=["open", "closed"],
-        initial="open",
+        states=["new", "open", "closed"],
+        initial="new",
         transitions=[
+            ["file", "new", "open"],  # fired when the issue is made: the time an unassigned issue waits counts from it
             # dest "=" keeps the state: the transition is recorded (source == dest) and notifies.
             {"trigger": "update", "source": "*", "dest": "="},
             {"trigger": "assign", "source": "open", "dest": "=", "before": "take_assignee"},
@@ -66,6 +67,7 @@ class Issue(Stateful, Base):
     )
 
     if TYPE_CHECKING:  # the trigger methods the Workflow generates, spelled out for the type checker
+        file: Trigger
         update: Trigger
         assign: Trigger
         flag_security: Trigger

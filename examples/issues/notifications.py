@@ -36,12 +36,12 @@ class IssueNotifier(Notifier):
             return None  # told already, as the author or the assignee
         return tell(event, recipient, "issues/updated")
 
-    # A reopened issue nobody takes on within two days goes to the project lead (void once it is
-    # assigned, or closed again).
+    # An issue filed or reopened that nobody takes on within two days goes to the project lead
+    # (void once it is assigned, or closed).
     @remind(Issue, "open", after=dt.timedelta(days=2), to="lead", superseded_by=["assign"])
     def escalated(self, event: Event, recipient: Recipient) -> Email:
         return Email(subject=f"Nobody has taken issue #{event.key} for two days",
-                     text=f"{event.subject.title!r} was reopened two days ago and is still unassigned.")
+                     text=f"{event.subject.title!r} was filed or reopened two days ago and is still unassigned.")
 
     @on(Issue, "assign", to=EVERYONE, channels=CHANNELS)
     def assigned(self, event: Event, recipient: Recipient) -> Email | None:

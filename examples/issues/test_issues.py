@@ -72,6 +72,8 @@ def issue(session: Session, cast: Cast) -> Issue:
     issue = Issue(title="Printing crashes on A5 paper", author=cast.ann, watchers=[cast.cleo, cast.dieter, cast.eve])
     session.add(issue)
     session.commit()
+    issue.file(actor=cast.ann)
+    session.commit()
     return issue
 
 
@@ -293,6 +295,34 @@ def test_an_update_at_night_reaches_the_watchers_in_the_morning(session: Session
     assert {(d.due_at.hour, d.due_at.minute) for d in digests} == {(8, 0)}
     assert tidings.advance(hours=8, minutes=59) == []
     assert len(tidings.advance(minutes=1)) == 6  # 08:00: each watcher, by email and in the app
+
+
+def file_issue(session: Session, cast: Cast) -> Issue:
+    """An issue Ann files now (the ``issue`` fixture's was filed before the test's kit started)."""
+    issue = Issue(title="Scanning stops at page 2", author=cast.ann, watchers=[cast.cleo])
+    session.add(issue)
+    session.commit()
+    issue.file(actor=cast.ann)
+    session.commit()
+    return issue
+
+
+def test_a_new_issue_nobody_takes_is_escalated_to_the_lead_after_two_days(session: Session, cast: Cast,
+                                                                          tidings: Kit) -> None:
+    issue = file_issue(session, cast)
+    tidings.run()
+    assert [n for n in tidings.advance(days=1, hours=23) if n.to == "lead@example.com"] == []
+    [escalation] = [n for n in tidings.advance(hours=1) if n.to == "lead@example.com"]
+    assert (escalation.trigger, escalation.subject) == ("file", f"Nobody has taken issue #{issue.id} for two days")
+
+
+def test_a_new_issue_assigned_in_time_is_not_escalated(session: Session, cast: Cast, tidings: Kit) -> None:
+    issue = file_issue(session, cast)
+    issue.assign(actor=cast.ann, assignee_id=cast.bob.id)
+    session.commit()
+    tidings.run()
+    assert [n for n in tidings.advance(days=3) if n.to == "lead@example.com"] == []
+    tidings.assert_skipped("lead@example.com", trigger="file", reason="superseded by assign at ", count=1)
 
 
 def test_a_reopened_issue_nobody_takes_is_escalated_to_the_lead_after_two_days(
