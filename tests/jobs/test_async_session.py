@@ -12,6 +12,7 @@ from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import Engine, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 from workflow import NotAwaited
 
 from tests.app import Order
@@ -21,7 +22,7 @@ from tests.jobs.test_outbox import enqueued
 @pytest.fixture
 def async_engine(engine: Engine) -> Iterator[AsyncEngine]:
     """The test's SQLite file through aiosqlite."""
-    async_engine = create_async_engine(engine.url.set(drivername="sqlite+aiosqlite"))
+    async_engine = create_async_engine(engine.url.set(drivername="sqlite+aiosqlite"), poolclass=NullPool)
     yield async_engine
     asyncio.run(async_engine.dispose())
 
