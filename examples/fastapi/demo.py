@@ -39,7 +39,7 @@ async def walk_through(client: httpx.AsyncClient) -> None:
     bob = await post("/users", name="Bob", email="bob@example.com")
     ladder = await post("/items", title="ladder", owner_id=ann["id"])
     loan = await post("/loans", item_id=ladder["id"], borrower_id=bob["id"])
-    steps = [("request", bob, {"note": "for the gutters on Saturday"}), dt.timedelta(days=2),
+    steps: list[dt.timedelta | tuple[str, dict[str, Any], dict[str, str]]] = [("request", bob, {"note": "for the gutters on Saturday"}), dt.timedelta(days=2),
              ("accept", ann, {"note": "see you Friday"}), dt.timedelta(minutes=20), ("hand_over", ann, {}),
              dt.timedelta(hours=1), ("give_back", bob, {})]
     for step in steps:

@@ -103,7 +103,7 @@ def test_an_async_commit_on_postgresql_enqueues_after_the_outermost_commit(
         async_engine: AsyncEngine, shop: Engine, stub: tuple[StubBroker, MemoryChannel]) -> None:
     broker, _ = stub
 
-    async def pay_in_a_savepoint(session: AsyncSession, order: Order) -> tuple[int, list[object]]:
+    async def pay_in_a_savepoint(session: AsyncSession, order: Order) -> tuple[int, list[tuple[str, tuple[object, ...]]]]:
         async with session.begin_nested():
             record = await order.fire_async("pay")
         released = enqueued(broker)
@@ -157,7 +157,7 @@ def test_an_async_session_inside_a_connections_transaction_on_postgresql_enqueue
         async_engine: AsyncEngine, shop: Engine, stub: tuple[StubBroker, MemoryChannel]) -> None:
     order_id = new_order(shop)
 
-    async def main() -> tuple[int, list[object]]:
+    async def main() -> tuple[int, list[tuple[str, tuple[object, ...]]]]:
         async with async_engine.connect() as connection:
             await connection.begin()
             async with AsyncSession(bind=connection, join_transaction_mode="create_savepoint",

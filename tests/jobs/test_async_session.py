@@ -41,7 +41,7 @@ def run(async_engine: AsyncEngine, scenario: Callable[[AsyncSession, Order], Awa
 
 def test_an_async_commit_enqueues_one_fan_out_after_the_commit(broker: StubBroker, async_engine: AsyncEngine,
                                                               order: Order) -> None:
-    async def pay(session: AsyncSession, order: Order) -> tuple[int, list[object]]:
+    async def pay(session: AsyncSession, order: Order) -> tuple[int, list[tuple[str, tuple[object, ...]]]]:
         record = await order.fire_async("pay")
         await session.flush()
         before = enqueued(broker)
@@ -80,7 +80,7 @@ def test_an_async_savepoint_rolled_back_drops_its_transitions_and_the_outer_one_
 
 def test_an_async_savepoint_released_is_sent_once_after_the_outer_commit(
         broker: StubBroker, async_engine: AsyncEngine, order: Order) -> None:
-    async def pay_in_a_savepoint(session: AsyncSession, order: Order) -> tuple[int, list[object]]:
+    async def pay_in_a_savepoint(session: AsyncSession, order: Order) -> tuple[int, list[tuple[str, tuple[object, ...]]]]:
         async with session.begin_nested():
             record = await order.fire_async("pay")
         released = enqueued(broker)
@@ -107,7 +107,7 @@ def test_an_async_session_closed_without_commit_enqueues_nothing(
 
 def test_an_async_session_inside_a_connections_transaction_enqueues_at_the_connections_commit(
         broker: StubBroker, async_engine: AsyncEngine, order: Order) -> None:
-    async def main() -> tuple[int, list[object]]:
+    async def main() -> tuple[int, list[tuple[str, tuple[object, ...]]]]:
         async with async_engine.connect() as connection:
             await connection.begin()
             async with AsyncSession(bind=connection, join_transaction_mode="create_savepoint",
@@ -148,7 +148,7 @@ def test_a_trigger_called_directly_on_an_async_row_says_to_await_fire_async_and_
         broker: StubBroker, async_engine: AsyncEngine, order: Order, engine: Engine) -> None:
     async def pay_directly(session: AsyncSession, order: Order) -> None:
         with pytest.raises(NotAwaited, match=r"Order 1 belongs to an AsyncSession: .*await row.fire_async\('pay'"):
-            order.pay()
+            order.pay()  # type: ignore[attr-defined]
         await session.commit()
 
     run(async_engine, pay_directly, order)
