@@ -39,6 +39,9 @@ async def run_for(row: object, call: Callable[[], T]) -> T:
 
 def outside_greenlet() -> bool:
     """Whether a sync call here cannot do an async session's IO (it would raise ``MissingGreenlet``)."""
-    from sqlalchemy.util.concurrency import in_greenlet
+    try:  # the greenlets in which SQLAlchemy turns IO into awaits
+        from sqlalchemy.util.concurrency import in_greenlet
+    except ImportError:  # SQLAlchemy 2.0 keeps it in its py3k module
+        from sqlalchemy.util._concurrency_py3k import in_greenlet  # type: ignore[import-not-found, no-redef]
 
     return not in_greenlet()
