@@ -83,3 +83,14 @@ def test_the_api_under_uvicorn_with_a_tidings_worker_mails_the_lender(
     assert (answer.status_code, answer.json()["state"]) == (200, "requested")
     [mail] = smtp_server.wait_for(1, timeout=60)
     assert (mail["To"], mail["Subject"]) == ("Ann <ann@example.com>", "Bob would like to borrow your ladder")
+
+
+def test_the_api_demo_drives_the_app_in_process_and_prints_each_partys_mailbox() -> None:
+    done = subprocess.run([sys.executable, "-m", "examples.fastapi.demo"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env={k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")})
+    assert done.returncode == 0, done.stderr
+    assert "Ann POSTed 'hand_over': loan is now 'handed_over'" in done.stdout
+    assert "POST /loans/1/accept -> 422: Loan 1 cannot 'accept' from state 'returned'" in done.stdout
+    assert "=== Mailbox of Ann <ann@example.com>: 4 message(s)" in done.stdout
+    assert "=== Mailbox of Bob <bob@example.com>: 2 message(s)" in done.stdout
+    assert "Subject: Bob is still waiting for your answer" in done.stdout  # the reminder, two days on
