@@ -13,9 +13,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
-from workflow import NotAwaited
+from workflow import NotAwaited, TransitionRecord
 
-from tests.app import Order
+from tests.app import Order, Person
 from tests.jobs.test_outbox import enqueued
 
 
@@ -161,3 +161,21 @@ def test_fire_async_on_a_row_of_a_sync_session_fires_it(broker: StubBroker, sess
     session.commit()
     assert (record.dest, order.state) == ("paid", "paid")
     assert enqueued(broker) == [("tidings.fan_out", (record.id,))]
+
+
+def test_a_new_row_of_an_async_session_is_flushed_and_fired_through_fire_async(
+        broker: StubBroker, async_engine: AsyncEngine, engine: Engine) -> None:
+    async def add_and_pay() -> int:
+        async with AsyncSession(async_engine, expire_on_commit=False) as session:
+            order = Order(buyer=Person(name="Bea", email="bea@example.com"),
+                          seller=Person(name="Sam", email="sam@example.com"))
+            session.add(order)
+            record = await order.fire_async("pay")  # the row is flushed first, so the log row knows its key
+            await session.commit()
+            return record.id
+
+    record_id = asyncio.run(add_and_pay())
+    with Session(engine) as fresh:
+        record = fresh.get(TransitionRecord, record_id)
+        assert record is not None and (record.key, record.dest) == ("1", "paid")
+    assert enqueued(broker) == [("tidings.fan_out", (record_id,))]
