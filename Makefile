@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-issues demo-signup test bench mutants typecheck clean
+.PHONY: demo demo-api demo-issues demo-signup test bench mutants typecheck clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/tidings demo
+
+# The lending example as a FastAPI app on AsyncSession, driven in-process by httpx; prints the mailboxes.
+demo-api: $(STAMP)
+	$(BIN)/python -m examples.fastapi.demo
 
 demo-issues: $(STAMP)
 	$(BIN)/python -m examples.issues.demo

@@ -282,7 +282,9 @@ def kit() -> Iterator[Kit]:
     jobs.configure(broker=broker, channels=memory_channels(new.channel), sweep_interval=0)
 
     def remember_bind(session: Session) -> None:
-        new._bind = session.get_bind()
+        bind = session.get_bind()
+        if not bind.dialect.is_async:  # an AsyncSession's: the jobs keep the configured database_url's engine
+            new._bind = bind
 
     event.listen(Session, "after_commit", remember_bind)
     raising, delivery.raise_message_errors = delivery.raise_message_errors, True

@@ -98,6 +98,10 @@ class NotInSession(WorkflowError):
     """A trigger was fired on a row that belongs to no session, so its transition cannot be recorded."""
 
 
+class NotAwaited(WorkflowError):
+    """A trigger was called directly on a row of an ``AsyncSession``: ``await row.fire_async(...)`` runs it."""
+
+
 class TransitionLogMissing(WorkflowError):
     """The database has no ``tidings_transitions`` table: Tidings' tables were never created there."""
 

@@ -10,6 +10,7 @@ from sqlalchemy import String, event, inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, object_session
 
+from .awaiting import outside_greenlet, run_for
 from .concurrency import undo_state, write_transition
 from .definition import Workflow
 from .errors import (
@@ -17,6 +18,7 @@ from .errors import (
     ConditionFailed,
     ContextNotSerializable,
     DefinitionError,
+    NotAwaited,
     NotInSession,
     TransitionNotAllowed,
     UnknownTrigger,
@@ -130,6 +132,15 @@ class Stateful:
                 written.append(insert_record(session.connection(), log))
         return attach_record(session, written[-1], log)
 
+    async def fire_async(self, trigger: str, *, actor: object = None, **context: Any) -> TransitionRecord:
+        """:meth:`fire` for a row of an ``AsyncSession``: ``await loan.fire_async("accept", actor=ann)``.
+
+        The same trigger, run through ``AsyncSession.run_sync``: its statements, and what its
+        conditions and callbacks load lazily, are awaited (a direct ``loan.accept()`` would raise
+        ``MissingGreenlet`` there). On a row of a sync ``Session`` it is :meth:`fire`.
+        """
+        return await run_for(self, lambda: self.fire(trigger, actor=actor, **context))
+
     def parties(self) -> dict[str, Any]:
         """Each declared party resolved for this row: one recipient, a list of them, or ``None``."""
         return {name: resolve_party(self, spec) for name, spec in type(self).workflow.parties.items()}
@@ -161,6 +172,9 @@ def _check_firing(row: Stateful, trigger: str, context: dict[str, Any]) -> Sessi
             f"{_describe(row)}: add it to a session before firing {trigger!r}, so that the "
             f"transition is recorded in the same transaction."
         )
+    if getattr(getattr(session.bind, "dialect", None), "is_async", False) and outside_greenlet():
+        raise NotAwaited(f"{_describe(row)} belongs to an AsyncSession: fire it with "
+                         f"`await row.fire_async({trigger!r}, ...)`, which awaits its statements and lazy loads.")
     if inspect(row).key is None:
         session.flush()
     return session
