@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-issues demo-signup test bench mutants typecheck clean
+.PHONY: demo demo-issues demo-signup test bench mutants typecheck clean migration
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,3 +40,7 @@ typecheck: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mutants
+
+# Tidings' next Alembic revision from the models (docs/operations.md, "Schema changes").
+migration: $(STAMP)
+	$(BIN)/python -m tests.alembic_app.new "$(MESSAGE)"
