@@ -32,7 +32,7 @@ _built: set[dramatiq.Broker] = set() if _settings.app_broker else {broker}  # wh
 
 from . import actors, inprocess, notifier_modules, outbox  # noqa: E402
 from .delivery_log import Delivery, Status  # noqa: E402
-from . import schedule  # noqa: E402
+from . import retention, schedule  # noqa: E402
 from .schedule import Schedule  # noqa: E402
 from .sweeper import Sweep  # noqa: E402
 from . import timers  # noqa: E402
@@ -64,7 +64,8 @@ def _add_middleware(target: dramatiq.Broker) -> None:
     """The worker-side middleware of Tidings on ``target``, once: the schedule (its first task the sweep), the refusal."""
     if not any(isinstance(m, Schedule) for m in target.middleware):
         sweep = schedule.Task("sweep", actors.sweep, lambda: runtime.current().settings.sweep_interval)
-        target.add_middleware(Schedule([sweep, *due_work]))
+        pruning = schedule.Task("prune", retention.run, lambda: runtime.current().settings.prune_interval)
+        target.add_middleware(Schedule([sweep, *due_work, pruning]))
     if not any(isinstance(m, notifier_modules.RefuseWithoutNotifiers) for m in target.middleware):
         target.add_middleware(notifier_modules.RefuseWithoutNotifiers())
 

@@ -1,4 +1,4 @@
-"""The ``tidings`` command: ``worker | status | explain | graph | deliveries | resend | refan | preview | check | sweep | webhooks | demo``.
+"""The ``tidings`` command: ``worker | status | explain | graph | deliveries | resend | refan | preview | check | sweep | webhooks | prune | demo``.
 
 (``python -m jobs`` is the same.) Configuration comes from the ``TIDINGS_*`` variables, as for
 the workers; options given on the command line win. Exit codes: 0 done; 1 a threshold of
@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .. import actors, inprocess, notifier_modules, preflight
 from ..errors import ConfigurationError, JobsError
 from ..runtime import current
-from . import check, deliveries, demo, explain, graph, health, preview, refan, resend, webhooks, worker
+from . import check, deliveries, demo, explain, graph, health, preview, prune, refan, resend, webhooks, worker
 
 __all__ = ["main", "main_exit"]
 
@@ -88,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_parser(commands)
     check.add_parser(commands)
     webhooks.add_parser(commands)
+    prune.add_parser(commands)
     worker.add_parser(commands)
     demo.add_parser(commands)
     return parser
@@ -99,6 +100,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "graph":
         print(graph.graph(mermaid=args.mermaid))
         return 0
+    if args.command == "prune":
+        return prune.run(args)
     if args.command == "sweep":
         found = actors.sweep()
         print(json.dumps({"transitions": found.transitions, "deliveries": found.deliveries}) if args.json else
