@@ -64,8 +64,8 @@ def _add_middleware(target: dramatiq.Broker) -> None:
     """The worker-side middleware of Tidings on ``target``, once: the schedule (its first task the sweep), the refusal."""
     if not any(isinstance(m, Schedule) for m in target.middleware):
         sweep = schedule.Task("sweep", actors.sweep, lambda: runtime.current().settings.sweep_interval)
-        pruning = schedule.Task("prune", retention.run, lambda: runtime.current().settings.prune_interval)
-        target.add_middleware(Schedule([sweep, *due_work, pruning]))
+        turns = retention.Turns()
+        target.add_middleware(Schedule([sweep, *due_work, schedule.Task("prune", turns.run, turns.interval)]))
     if not any(isinstance(m, notifier_modules.RefuseWithoutNotifiers) for m in target.middleware):
         target.add_middleware(notifier_modules.RefuseWithoutNotifiers())
 

@@ -13,6 +13,7 @@ transition is what supersession and timeouts read, so it stays while anything of
 from __future__ import annotations
 
 import dataclasses
+import time
 import datetime as dt
 import contextlib
 from collections.abc import Iterator, Sequence
@@ -24,9 +25,10 @@ from workflow import TransitionRecord, utcnow
 
 from .config import Settings
 from .delivery_log import Delivery, Status
+from .runtime import current
 from .timers import Timer, TimerStatus
 
-__all__ = ["FINAL", "Pruned", "prune"]
+__all__ = ["FINAL", "Pruned", "Turns", "batches", "prune"]
 
 #: The statuses nothing changes any more.
 FINAL = (Status.SENT, Status.FAILED, Status.DEAD, Status.SKIPPED)
@@ -43,10 +45,6 @@ class Pruned:
     deliveries: int = 0
     transitions: int = 0
     inbox: int = 0
-
-
-def _cutoff(days: float, now: dt.datetime) -> dt.datetime | None:
-    return now - dt.timedelta(days=days) if days > 0 else None
 
 
 def _final_deliveries(cutoff: dt.datetime) -> ColumnElement[bool]:
@@ -89,19 +87,18 @@ def _batch(bind: Engine | Connection, table: Table, condition: ColumnElement[boo
     return query
 
 
-def _delete(bind: Engine | Connection, table: Table, condition: ColumnElement[bool], most: int) -> int:
-    """Delete ``table``'s rows matching ``condition``, a batch per transaction; the number deleted."""
-    total = 0
+def _delete(bind: Engine | Connection, table: Table, condition: ColumnElement[bool], most: int) -> Iterator[int]:
+    """Delete ``table``'s rows matching ``condition``, a batch per transaction; yields each batch's count."""
     while True:
         with _transaction(bind) as connection:
             ids = connection.scalars(_batch(bind, table, condition, most)).all()
-            if not ids:
-                return total
-            if table is _transitions:
+            if table is _transitions and ids:
                 _release(connection, ids)
-            total += connection.execute(delete(table).where(table.c.id.in_(ids), condition)).rowcount
+            deleted = connection.execute(delete(table).where(table.c.id.in_(ids), condition)).rowcount if ids else 0
+        if deleted:
+            yield deleted  # committed: a caller that stops here loses nothing
         if len(ids) < most:
-            return total
+            return
 
 
 def _release(connection: Connection, ids: Sequence[Any]) -> None:
@@ -121,27 +118,67 @@ def _count(bind: Engine | Connection, table: Table, condition: ColumnElement[boo
         return int(connection.scalar(select(func.count()).select_from(table).where(condition)) or 0)
 
 
+def _kinds(settings: Settings) -> Iterator[tuple[str, Table, ColumnElement[bool]]]:
+    """Each kind kept for a limited time: its name, its table, and which of its rows are past the limit."""
+    now = utcnow()
+    limits = (("deliveries", _deliveries, settings.keep_deliveries_days, _final_deliveries),
+              ("transitions", _transitions, settings.keep_transitions_days, _done_transitions),
+              ("inbox", _inbox, settings.keep_read_inbox_days, _read_inbox))
+    for name, table, days, condition_of in limits:
+        if days > 0:
+            yield name, table, condition_of(now - dt.timedelta(days=days))
+
+
+def _read_inbox(cutoff: dt.datetime) -> ColumnElement[bool]:
+    return and_(_inbox.c.read_at.is_not(None), _inbox.c.read_at < cutoff)
+
+
+def batches(bind: Engine | Connection, settings: Settings) -> Iterator[tuple[str, int]]:
+    """Prune one batch per step: yields the kind and the rows deleted after each transaction."""
+    for name, table, condition in _kinds(settings):
+        for deleted in _delete(bind, table, condition, settings.prune_batch):
+            yield name, deleted
+
+
 def prune(bind: Engine | Connection, settings: Settings, *, dry_run: bool = False) -> Pruned:
     """Delete what the retention settings no longer keep; ``dry_run``: count it, delete nothing."""
-    now = utcnow()
-    kinds = (("deliveries", _deliveries, settings.keep_deliveries_days, _final_deliveries),
-             ("transitions", _transitions, settings.keep_transitions_days, _done_transitions),
-             ("inbox", _inbox, settings.keep_read_inbox_days,
-              lambda cutoff: and_(_inbox.c.read_at.is_not(None), _inbox.c.read_at < cutoff)))
     pruned = Pruned()
-    for name, table, days, condition_of in kinds:
-        cutoff = _cutoff(days, now)
-        if cutoff is None:
-            continue
-        condition = condition_of(cutoff)
-        found = _count(bind, table, condition) if dry_run else _delete(bind, table, condition, settings.prune_batch)
-        setattr(pruned, name, found)
+    if dry_run:
+        for name, table, condition in _kinds(settings):
+            setattr(pruned, name, _count(bind, table, condition))
+        return pruned
+    for name, deleted in batches(bind, settings):
+        setattr(pruned, name, getattr(pruned, name) + deleted)
     return pruned
 
 
-def run() -> Pruned:
-    """The ``prune`` task of each worker's schedule: prune with the process's engine and settings."""
-    from .runtime import current
+class Turns:
+    """The ``prune`` task of each worker's schedule: at most ``TURN_SECONDS`` of batches per turn.
 
-    runtime = current()
-    return prune(runtime.engine, runtime.settings)
+    The schedule runs its tasks one after the other, so a long prune would hold back the sweep,
+    the due deliveries and the timeouts: a turn stops after its time, and while rows are left the
+    next turn comes within a second instead of after ``prune_interval``.
+    """
+
+    #: The most seconds of batches one turn runs (checked between batches).
+    TURN_SECONDS = 1.0
+
+    def __init__(self) -> None:
+        self.left = False
+
+    def run(self) -> Pruned:
+        """Prune with the process's engine and settings until done or out of time."""
+        runtime, pruned = current(), Pruned()
+        ends = time.monotonic() + self.TURN_SECONDS  # a work budget, not a time the clock controls
+        self.left = False
+        for name, deleted in batches(runtime.engine, runtime.settings):
+            setattr(pruned, name, getattr(pruned, name) + deleted)
+            if time.monotonic() >= ends:
+                self.left = True
+                break
+        return pruned
+
+    def interval(self) -> float:
+        """Seconds to the next turn: ``prune_interval`` (0: off), or at most 1 while rows are left."""
+        every = current().settings.prune_interval
+        return min(every, 1.0) if self.left else every

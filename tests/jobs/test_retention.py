@@ -11,7 +11,7 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 from jobs import Delivery, Settings, Status
 from jobs.commands.cli import main
-from jobs.retention import FINAL, Pruned, prune
+from jobs.retention import FINAL, Pruned, Turns, prune
 from jobs.schedule import Schedule
 from jobs.timers import Timer, TimerStatus
 from notifiers.inbox import InboxItem
@@ -107,3 +107,15 @@ def test_pruning_is_a_task_of_each_worker_s_schedule_and_not_of_due_work(broker:
 def test_a_retention_setting_out_of_range_is_refused(name: str, value: float) -> None:
     with pytest.raises(jobs.ConfigurationError, match=name):
         Settings(**{name: value})
+
+
+def test_a_worker_s_turn_stops_after_its_time_and_the_next_comes_soon_while_rows_are_left(
+        broker: StubBroker, engine: Engine, done: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    jobs.configure(engine=engine, prune_batch=1, prune_interval=3600)
+    turns = Turns()
+    monkeypatch.setattr(Turns, "TURN_SECONDS", 0.0)  # out of time after the first batch
+    assert turns.run() == Pruned(deliveries=1)
+    assert turns.interval() == 1.0
+    monkeypatch.setattr(Turns, "TURN_SECONDS", 60.0)
+    assert turns.run() == Pruned(deliveries=3)
+    assert turns.interval() == 3600
