@@ -94,6 +94,7 @@ class Settings:
     keep_read_inbox_days: float = 90.0
     prune_interval: float = 3600.0
     prune_batch: int = 1000
+    prune_pause: float = 1.0
     # `tidings worker`: the process supervisor, recycling, metrics and logs.
     worker_processes: int = 0
     worker_threads: int = 8
@@ -138,7 +139,7 @@ class Settings:
         self._check(1 <= self.smtp_port <= 65535, "smtp_port", f"{self.smtp_port} is not a TCP port (1 to 65535)")
         for name in ("max_retries", "min_backoff_ms", "max_backoff_ms", "sweep_interval", "due_interval",
                      "worker_processes", "max_memory_mb", "max_messages", "keep_deliveries_days",
-                     "keep_transitions_days", "keep_read_inbox_days", "prune_interval"):
+                     "keep_transitions_days", "keep_read_inbox_days", "prune_interval", "prune_pause"):
             self._check(getattr(self, name) >= 0, name, "must not be negative")
         for name in ("lease_seconds", "smtp_timeout", "broker_timeout", "sweep_after_seconds", "worker_threads",
                      "shutdown_timeout"):

@@ -134,10 +134,18 @@ def _read_inbox(cutoff: dt.datetime) -> ColumnElement[bool]:
 
 
 def batches(bind: Engine | Connection, settings: Settings) -> Iterator[tuple[str, int]]:
-    """Prune one batch per step: yields the kind and the rows deleted after each transaction."""
+    """Prune one batch per step: yields the kind and the rows deleted after each transaction.
+
+    After each batch it pauses ``prune_pause`` times as long as the batch took, so a prune leaves
+    the database to the workers that much of the time (and longer when the database is busy,
+    since its batches then take longer).
+    """
     for name, table, condition in _kinds(settings):
+        started = time.perf_counter()
         for deleted in _delete(bind, table, condition, settings.prune_batch):
+            time.sleep((time.perf_counter() - started) * settings.prune_pause)  # real time: a pause, not the clock
             yield name, deleted
+            started = time.perf_counter()
 
 
 def prune(bind: Engine | Connection, settings: Settings, *, dry_run: bool = False) -> Pruned:

@@ -60,17 +60,22 @@ with engine.begin() as c:
 """
 
 
+def extract_0_1_0(scratch: Path) -> Path:
+    """Release 0.1.0's three packages, from git, into ``scratch``; returns it."""
+    archive = subprocess.run(["git", "-C", str(HERE.parents[1]), "archive", RELEASE_0_1_0, "workflow", "notifiers",
+                              "jobs"], check=True, capture_output=True, timeout=60).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(scratch, filter="data")
+    return scratch
+
+
 def create_0_1_0(url: str, scratch: Path) -> None:
     """Make release 0.1.0's tables on ``url`` with its own ``create_all``, and put a few rows in them.
 
     The source of that commit is taken from git into ``scratch`` and run in a child process, so
     the schema is exactly the one 0.1.0 made.
     """
-    root = HERE.parents[1]
-    archive = subprocess.run(["git", "-C", str(root), "archive", RELEASE_0_1_0, "workflow", "notifiers", "jobs"],
-                             check=True, capture_output=True, timeout=60).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(scratch, filter="data")
+    extract_0_1_0(scratch)
     env = {**os.environ, "PYTHONPATH": str(scratch)}
     done = subprocess.run([sys.executable, "-c", _OLD_ROWS, url], cwd=scratch, env=env, timeout=120,
                           capture_output=True, text=True)
