@@ -1,6 +1,6 @@
 """Write Tidings' next revision from the models: ``python -m tests.alembic_app.new "what changed"``.
 
-It upgrades a scratch SQLite database to ``tidings@head``, then autogenerates the difference
+It upgrades a scratch SQLite database to ``heads`` (Tidings' and the test application's), then autogenerates the difference
 between it and ``workflow.metadata`` into ``jobs/migrations/`` as ``tidings_NNNN``. Read the file
 it writes: autogenerate misses renames and server-side details (see docs/operations.md).
 """
@@ -28,7 +28,7 @@ def main(message: str) -> Path:
     """Write the revision and return its path."""
     with tempfile.TemporaryDirectory() as scratch:
         cfg = config(f"sqlite:///{scratch}/head.db", app_metadata=False)
-        command.upgrade(cfg, "tidings@head")
+        command.upgrade(cfg, "heads")
         revision = next_id()
         slug = re.sub(r"\W+", "_", message.lower()).strip("_")[:40]
         script = command.revision(cfg, message, autogenerate=True, head="tidings@head", rev_id=revision,
