@@ -55,6 +55,14 @@ def test_the_sdist_holds_the_source_and_the_changelog(dist: Path) -> None:
     assert {"pyproject.toml", "README.md", "jobs/migrations/tidings_0002_time.py"} <= names
 
 
+def test_tidings_version_reports_the_version_the_package_declares(capsys: pytest.CaptureFixture[str]) -> None:
+    from jobs.commands.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert (done.value.code, capsys.readouterr().out) == (0, f"tidings {VERSION}\n")
+
+
 def test_the_changelog_tells_the_version_the_package_declares() -> None:
     assert f"\n## {VERSION}\n" in (ROOT / "CHANGELOG.md").read_text()
     assert importlib.metadata.version("tidings") == VERSION  # reinstall (make .venv/.installed) after a bump
@@ -150,5 +158,6 @@ def test_the_wheel_installed_alone_migrates_runs_an_application_and_its_commands
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "[('bob@example.com', 'sent')]"
     assert run(str(tmp_path / "venv" / "bin" / "tidings"), "--help").returncode == 0
+    assert run(str(tmp_path / "venv" / "bin" / "tidings"), "--version").stdout == f"tidings {VERSION}\n"
     demo = run(str(tmp_path / "venv" / "bin" / "tidings"), "demo")
     assert (demo.returncode, "from a Tidings checkout" in demo.stderr) == (2, True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import json
 import os
 import sys
@@ -72,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--import", dest="modules", action="append", default=[], metavar="MODULE",
                         help="application module to import first (models, notifiers)")
     parser.add_argument("--path", default=".", help="folder to import application modules from (default: .)")
+    parser.add_argument("--version", action="version", version=f"tidings {importlib.metadata.version('tidings')}")
     commands = parser.add_subparsers(dest="command", required=True)
     sweep = commands.add_parser("sweep", help="re-enqueue overdue transitions and deliveries once")
     sweep.add_argument("--json", action="store_true", help="the ids re-enqueued, as JSON")
