@@ -33,6 +33,7 @@ _built: set[dramatiq.Broker] = set() if _settings.app_broker else {broker}  # wh
 from . import actors, inprocess, notifier_modules, outbox  # noqa: E402
 from .delivery_log import Delivery, Status  # noqa: E402
 from . import retention, schedule  # noqa: E402
+from .retention import Pruned, prune  # noqa: E402
 from .schedule import Schedule  # noqa: E402
 from .sweeper import Sweep  # noqa: E402
 from . import timers  # noqa: E402
@@ -77,6 +78,7 @@ __all__ = [
     "Delivery",
     "DeliveryNotFound",
     "JobsError",
+    "Pruned",
     "RetryPolicy",
     "Schedule",
     "Settings",
@@ -88,6 +90,7 @@ __all__ = [
     "broker",
     "configure",
     "make_broker",
+    "prune",
 ]
 
 
