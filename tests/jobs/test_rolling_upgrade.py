@@ -48,17 +48,47 @@ sent += [actors.deliver.message(7).encode().decode(), actors.deliver_each.messag
 print(json.dumps(sent))
 """
 
+_DELIVER_AS_0_1_0 = """
+import sys
+import jobs
+from dramatiq.brokers.stub import StubBroker
+from jobs import Delivery
+from jobs.testing import drain
+from notifiers import MemoryChannel
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+from tests.rolling_app import Crate
+engine = create_engine(sys.argv[1])
+broker, mailbox = StubBroker(), MemoryChannel()
+broker.emit_after("process_boot")
+jobs.configure(jobs.Settings(), broker=broker, engine=engine, channels={"email": mailbox}, sweep_interval=0)
+with Session(engine) as session:
+    crate = Crate(recipient="bea@example.com")
+    session.add(crate)
+    session.commit()
+    crate.ship()
+    session.commit()
+drain()
+with Session(engine) as session:
+    print(sorted((d.address, d.status) for d in session.scalars(select(Delivery))), len(mailbox.outbox))
+"""
+
+
+def run_0_1_0(script: str, url: str, scratch: Path) -> str:
+    """Run ``script`` with 0.1.0's packages (from ``scratch``) and the test's model; its output."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(scratch), str(Path(__file__).parents[2])])}
+    done = subprocess.run([sys.executable, "-c", script, url], env=env, capture_output=True, text=True,
+                          timeout=120, cwd=scratch)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
 
 @pytest.fixture
 def sent_by_0_1_0(tmp_path: Path) -> tuple[str, list[dramatiq.Message[object]]]:
     """A database 0.1.0 made, a crate shipped by 0.1.0's code, and the messages that code sent (and would send)."""
-    scratch = extract_0_1_0(tmp_path / "0.1.0")
     url = f"sqlite:///{tmp_path / 'app.db'}"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(scratch), str(Path(__file__).parents[2])])}
-    done = subprocess.run([sys.executable, "-c", _SEND_AS_0_1_0, url], env=env, capture_output=True, text=True,
-                          timeout=120, cwd=scratch)
-    assert done.returncode == 0, done.stderr
-    return url, [dramatiq.Message.decode(line.encode()) for line in json.loads(done.stdout)]
+    sent = run_0_1_0(_SEND_AS_0_1_0, url, extract_0_1_0(tmp_path / "0.1.0"))
+    return url, [dramatiq.Message.decode(line.encode()) for line in json.loads(sent)]
 
 
 def test_a_fan_out_message_of_0_1_0_is_planned_and_delivered_by_today_s_worker(
@@ -83,3 +113,13 @@ def test_each_actor_of_0_1_0_is_there_today_and_takes_the_arguments_0_1_0_sends(
     assert {m.actor_name for m in messages} == {"tidings.fan_out", "tidings.deliver", "tidings.deliver_each"}
     for message in messages:
         inspect.signature(today[message.actor_name].fn).bind(*message.args, **message.kwargs)
+
+
+def test_a_0_1_0_worker_still_plans_and_delivers_on_the_upgraded_schema(
+        sent_by_0_1_0: tuple[str, list[dramatiq.Message[object]]], tmp_path: Path) -> None:
+    url, _ = sent_by_0_1_0
+    command.stamp(config(url), "tidings_0001")
+    command.upgrade(config(url), "tidings@head")
+    out = run_0_1_0(_DELIVER_AS_0_1_0, url, tmp_path / "0.1.0")
+    # the crate 0.1.0 shipped first was never fanned out (no worker); the second one 0.1.0 planned and sent
+    assert out.strip() == "[('bea@example.com', 'sent')] 1"
