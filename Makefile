@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-api demo-issues demo-signup test bench mutants typecheck clean
+.PHONY: demo demo-api demo-issues demo-signup test bench mutants typecheck clean migration
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,3 +44,7 @@ typecheck: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mutants
+
+# Tidings' next Alembic revision from the models (docs/operations.md, "Schema changes").
+migration: $(STAMP)
+	$(BIN)/python -m tests.alembic_app.new "$(MESSAGE)"

@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import digests, dkim, due, fanout, request, rows, rss, scale, throughput, timers
+from . import digests, dkim, due, fanout, prune, request, rows, rss, scale, throughput, timers
 from .common import REPORTED, machine, reachable, table
 
 
@@ -36,6 +36,7 @@ def main() -> None:
         with scale.filled() as full_url:
             scale.main(full_url)
             throughput.main(full_url)
+            prune.main(full_url)  # last on these tables: it deletes most of their deliveries
     due.main()
     rss.main()
     dkim.main()

@@ -32,7 +32,8 @@ _built: set[dramatiq.Broker] = set() if _settings.app_broker else {broker}  # wh
 
 from . import actors, inprocess, notifier_modules, outbox  # noqa: E402
 from .delivery_log import Delivery, Status  # noqa: E402
-from . import schedule  # noqa: E402
+from . import retention, schedule  # noqa: E402
+from .retention import Pruned, prune  # noqa: E402
 from .schedule import Schedule  # noqa: E402
 from .sweeper import Sweep  # noqa: E402
 from . import timers  # noqa: E402
@@ -67,7 +68,8 @@ def _add_middleware(target: dramatiq.Broker) -> None:
     """The worker-side middleware of Tidings on ``target``, once: the schedule (its first task the sweep), the refusal."""
     if not any(isinstance(m, Schedule) for m in target.middleware):
         sweep = schedule.Task("sweep", actors.sweep, lambda: runtime.current().settings.sweep_interval)
-        target.add_middleware(Schedule([sweep, *due_work]))
+        turns = retention.Turns()
+        target.add_middleware(Schedule([sweep, *due_work, schedule.Task("prune", turns.run, turns.interval)]))
     if not any(isinstance(m, notifier_modules.RefuseWithoutNotifiers) for m in target.middleware):
         target.add_middleware(notifier_modules.RefuseWithoutNotifiers())
 
@@ -81,6 +83,7 @@ __all__ = [
     "DigestRow",
     "DigestStatus",
     "JobsError",
+    "Pruned",
     "RetryPolicy",
     "Schedule",
     "Settings",
@@ -92,6 +95,7 @@ __all__ = [
     "broker",
     "configure",
     "make_broker",
+    "prune",
 ]
 
 

@@ -88,6 +88,13 @@ class Settings:
     sweep_after_seconds: float = 60.0
     due_interval: float = 5.0
     broker_timeout: float = 5.0
+    # Retention (jobs/retention.py): days to keep what is done; 0 keeps it for ever.
+    keep_deliveries_days: float = 90.0
+    keep_transitions_days: float = 0.0
+    keep_read_inbox_days: float = 90.0
+    prune_interval: float = 3600.0
+    prune_batch: int = 1000
+    prune_pause: float = 1.0
     # `tidings worker`: the process supervisor, recycling, metrics and logs.
     worker_processes: int = 0
     worker_threads: int = 8
@@ -131,11 +138,13 @@ class Settings:
         self._check(0 <= self.metrics_port <= 65535, "metrics_port", "must be a TCP port, or 0 for no metrics")
         self._check(1 <= self.smtp_port <= 65535, "smtp_port", f"{self.smtp_port} is not a TCP port (1 to 65535)")
         for name in ("max_retries", "min_backoff_ms", "max_backoff_ms", "sweep_interval", "due_interval",
-                     "worker_processes", "max_memory_mb", "max_messages"):
+                     "worker_processes", "max_memory_mb", "max_messages", "keep_deliveries_days",
+                     "keep_transitions_days", "keep_read_inbox_days", "prune_interval", "prune_pause"):
             self._check(getattr(self, name) >= 0, name, "must not be negative")
         for name in ("lease_seconds", "smtp_timeout", "broker_timeout", "sweep_after_seconds", "worker_threads",
                      "shutdown_timeout"):
             self._check(getattr(self, name) > 0, name, "must be positive")
+        self._check(1 <= self.prune_batch <= 100_000, "prune_batch", "must be 1 to 100000 rows per transaction")
 
     def _check_deliverability(self) -> None:
         """The unsubscribe, Reply-To and DKIM settings: each complete, and of the right shape."""
@@ -152,7 +161,8 @@ class Settings:
         given = [name for name, value in dkim.items() if value]
         for name in dkim:
             self._check(not given or name in given, name,
-                        f"DKIM signing needs dkim_selector, dkim_domain and dkim_key_path; {', '.join(given)} given")
+                        "DKIM signing needs dkim_selector, dkim_domain and dkim_key_path; "
+                        f"{', '.join(f'{g} ({_PREFIX}{g.upper()})' for g in given)} given")
 
     def notifier_modules(self) -> list[str]:
         """The modules of :attr:`notifiers`, in order."""

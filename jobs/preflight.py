@@ -20,8 +20,9 @@ from .config import mask_url
 __all__ = ["Problem", "broker_problem", "database_problem"]
 
 _TABLES = ("tidings_transitions", "tidings_deliveries", "tidings_timers", "tidings_digests")
-_CREATE = ("create them with `import jobs, workflow; workflow.metadata.create_all(engine)` "
-           "(or your Alembic migration with target_metadata including workflow.metadata)")
+_CREATE = ("create them with `alembic upgrade heads`, Tidings' version location jobs:migrations listed in "
+           "version_locations (docs/operations.md, Schema changes), or in a test or demo with "
+           "`import jobs, workflow; workflow.metadata.create_all(engine)`")
 
 #: An exit code and the one line that says why.
 Problem = tuple[int, str]
@@ -43,7 +44,8 @@ def database_problem(bind: Engine | Connection) -> Problem | None:
     lacking = [f"{table}.{column}" for table, columns in older.items() for column in columns]
     if lacking:
         return 2, (f"The database {url} lacks the columns {', '.join(lacking)} of this version of Tidings: add them "
-                   f"(your Alembic migration, or ALTER TABLE; see Upgrading in docs/operations.md).")
+                   f"with `alembic upgrade heads` (a database 0.1.0's create_all made: `alembic stamp tidings_0001` first; "
+                   f"see Schema changes in docs/operations.md).")
     return None
 
 

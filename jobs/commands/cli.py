@@ -1,4 +1,4 @@
-"""The ``tidings`` command: ``worker | status | explain | graph | deliveries | resend | refan | preview | check | sweep | webhooks | demo``.
+"""The ``tidings`` command: ``worker | status | explain | graph | deliveries | resend | refan | preview | check | sweep | webhooks | prune | demo``.
 
 (``python -m jobs`` is the same.) Configuration comes from the ``TIDINGS_*`` variables, as for
 the workers; options given on the command line win. Exit codes: 0 done; 1 a threshold of
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import json
 import os
 import sys
@@ -24,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .. import actors, inprocess, notifier_modules, preflight
 from ..errors import ConfigurationError, JobsError
 from ..runtime import current
-from . import check, deliveries, demo, explain, graph, health, preview, refan, resend, webhooks, worker
+from . import check, deliveries, demo, explain, graph, health, preview, prune, refan, resend, webhooks, worker
 
 __all__ = ["main", "main_exit"]
 
@@ -72,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--import", dest="modules", action="append", default=[], metavar="MODULE",
                         help="application module to import first (models, notifiers)")
     parser.add_argument("--path", default=".", help="folder to import application modules from (default: .)")
+    parser.add_argument("--version", action="version", version=f"tidings {importlib.metadata.version('tidings')}")
     commands = parser.add_subparsers(dest="command", required=True)
     sweep = commands.add_parser("sweep", help="re-enqueue overdue transitions and deliveries once")
     sweep.add_argument("--json", action="store_true", help="the ids re-enqueued, as JSON")
@@ -88,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_parser(commands)
     check.add_parser(commands)
     webhooks.add_parser(commands)
+    prune.add_parser(commands)
     worker.add_parser(commands)
     demo.add_parser(commands)
     return parser
@@ -99,6 +102,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "graph":
         print(graph.graph(mermaid=args.mermaid))
         return 0
+    if args.command == "prune":
+        return prune.run(args)
     if args.command == "sweep":
         found = actors.sweep()
         print(json.dumps({"transitions": found.transitions, "deliveries": found.deliveries}) if args.json else

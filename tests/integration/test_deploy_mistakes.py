@@ -172,9 +172,10 @@ def test_a_database_without_tidings_tables_stops_workers_and_commands_in_one_lin
     done = tidings("status", env=env)
     assert done.returncode == 2
     assert done.stderr.splitlines() == [f"error: The database {masked} has no table tidings_transitions, "
-                                        "tidings_deliveries, tidings_timers, tidings_digests: create them with `import jobs, workflow; "
-                                        "workflow.metadata.create_all(engine)` (or your Alembic migration with "
-                                        "target_metadata including workflow.metadata)."]
+                                        "tidings_deliveries, tidings_timers, tidings_digests: create them with `alembic upgrade heads`, "
+                                        "Tidings' version location jobs:migrations listed in version_locations "
+                                        "(docs/operations.md, Schema changes), or in a test or demo with `import jobs, "
+                                        "workflow; workflow.metadata.create_all(engine)`."]
     worker = tidings_worker("--processes", "2", env=env)
     assert worker.process.wait(timeout=120) == 2
     [line] = lines(worker)

@@ -13,7 +13,7 @@ import jobs
 import pytest
 import redis
 from jobs import Delivery, Status
-from sqlalchemy import Engine, func, inspect, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
 
@@ -171,21 +171,3 @@ def test_a_delay_of_hours_survives_a_worker_restart_and_a_broker_that_lost_its_m
     assert arrived_keys(smtp_server, "Have you picked up") == [key]
     with Session(pg_engine) as session:
         assert session.scalar(select(func.count()).select_from(Delivery).where(Delivery.status != Status.SENT)) == 0
-
-
-def test_the_readmes_sql_brings_a_delivery_log_from_before_time_to_todays_columns_and_indexes(pg_engine: Engine) -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    sql = readme.split("A database created before deliveries could wait", 1)[1].split("```sql", 1)[1].split("```")[0]
-    with pg_engine.begin() as connection:  # the delivery log as it was: without the four columns and the index
-        connection.exec_driver_sql("DROP INDEX ix_tidings_deliveries_due")
-        connection.exec_driver_sql("ALTER TABLE tidings_deliveries DROP COLUMN due_at, DROP COLUMN claimed_at, "
-                                   "DROP COLUMN void_unless_in, DROP COLUMN void_on")
-        connection.exec_driver_sql(sql)
-    found = inspect(pg_engine)
-    columns = {c["name"]: (str(c["type"]), c["nullable"]) for c in found.get_columns("tidings_deliveries")}
-    assert {name: columns[name] for name in ("due_at", "claimed_at", "void_unless_in", "void_on")} == {
-        "due_at": ("TIMESTAMP", True), "claimed_at": ("TIMESTAMP", True), "void_unless_in": ("VARCHAR(128)", True),
-        "void_on": ("VARCHAR(1000)", True)}
-    [due] = [i for i in found.get_indexes("tidings_deliveries") if i["name"] == "ix_tidings_deliveries_due"]
-    assert due["column_names"] == ["status", "due_at"]
-    assert "due_at IS NOT NULL" in str(due.get("dialect_options", {}).get("postgresql_where"))

@@ -40,8 +40,9 @@ def test_a_database_without_tidings_tables_is_said_in_one_line_with_how_to_creat
     assert done.stderr.splitlines() == [
         f"error: The database sqlite:///{tmp_path / 'empty.db'} has no table tidings_transitions, tidings_deliveries, "
         "tidings_timers, tidings_digests: "
-        "create them with `import jobs, workflow; workflow.metadata.create_all(engine)` (or your Alembic migration "
-        "with target_metadata including workflow.metadata)."]
+        "create them with `alembic upgrade heads`, Tidings' version location jobs:migrations listed in "
+        "version_locations (docs/operations.md, Schema changes), or in a test or demo with "
+        "`import jobs, workflow; workflow.metadata.create_all(engine)`."]
 
 
 def test_tables_from_an_older_version_are_said_in_one_line_naming_the_missing_columns(tmp_path: Path) -> None:
@@ -54,8 +55,8 @@ def test_tables_from_an_older_version_are_said_in_one_line_naming_the_missing_co
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         f"error: The database sqlite:///{tmp_path / 'old.db'} lacks the columns tidings_transitions.held_reason of "
-        "this version of Tidings: add them (your Alembic migration, or ALTER TABLE; see Upgrading in "
-        "docs/operations.md)."]
+        "this version of Tidings: add them with `alembic upgrade heads` (a database 0.1.0's create_all made: "
+        "`alembic stamp tidings_0001` first; see Schema changes in docs/operations.md)."]
 
 
 def unanswered() -> int:
