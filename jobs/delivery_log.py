@@ -81,6 +81,8 @@ class Delivery(TidingsBase):
     void_unless_in: Mapped[str | None] = mapped_column(String(128))
     #: Void once its row fired one of these triggers after its transition: ``",hand_over,cancel,"``.
     void_on: Mapped[str | None] = mapped_column(String(1000))
+    #: Which provider of a failover channel sent it, or failed last (see ``notifiers.FailoverChannel``).
+    provider: Mapped[str | None] = mapped_column(String(200))
 
     def __repr__(self) -> str:
         return f"<Delivery {self.id} {self.channel} to {self.address}: {self.status}>"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .base import Channel
 from .console import ConsoleChannel
+from .failover import FailoverChannel, provider_of
 from .files import FileChannel
 from .inapp import InAppChannel
 from .memory import MemoryChannel, Sent
@@ -15,12 +16,14 @@ from .webhook import WebhookChannel
 __all__ = [
     "Channel",
     "ConsoleChannel",
+    "FailoverChannel",
     "FileChannel",
     "InAppChannel",
     "MemoryChannel",
     "SMSChannel",
     "SMTPChannel",
     "Sent",
+    "provider_of",
     "WebhookChannel",
     "verify_signature",
     "verify_standard",

@@ -1,0 +1,75 @@
+"""`tidings suppress | unsuppress | suppressions`: the suppression list by hand, and bounce reports piped in."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import jobs
+import pytest
+from dramatiq.brokers.stub import StubBroker
+from jobs.commands.cli import main
+from notifiers import MemoryChannel, suppressed
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from tests.bounces import HARD, SOFT, dsn
+
+
+@pytest.fixture(autouse=True)
+def configured(broker: StubBroker, engine: Engine, mailbox: MemoryChannel) -> None:
+    jobs.configure(broker=broker, engine=engine, channels={"email": mailbox})
+
+
+def listed(session: Session) -> list[tuple[str, str, str]]:
+    session.expire_all()
+    return [(s.address, s.channel, s.reason) for s in suppressed(session)]
+
+
+def test_suppress_records_the_address_manual_by_default(session: Session, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["suppress", "Ann@Example.com"]) == 0
+    assert "suppressed ann@example.com (email): suppressed: manual at 20" in capsys.readouterr().out
+    assert listed(session) == [("ann@example.com", "email", "manual")]
+
+
+def test_suppress_takes_a_reason_and_a_channel(session: Session) -> None:
+    assert main(["suppress", "+49301234567", "--reason", "complained", "--channel", "sms"]) == 0
+    assert listed(session) == [("+49301234567", "sms", "complained")]
+
+
+def test_suppress_refuses_an_unknown_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["suppress", "ann@example.com", "--reason", "spam"])
+    assert exit_.value.code == 2 and "invalid choice: 'spam'" in capsys.readouterr().err
+
+
+def test_unsuppress_removes_the_address(session: Session) -> None:
+    main(["suppress", "ann@example.com"])
+    assert main(["unsuppress", "ANN@example.com"]) == 0
+    assert listed(session) == []
+
+
+def test_unsuppressing_an_address_that_is_not_suppressed_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["unsuppress", "nobody@example.com"]) == 1
+    assert "'nobody@example.com' is not suppressed on channel 'email'" in capsys.readouterr().out
+
+
+def test_suppressions_lists_them_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["suppress", "ann@example.com", "--reason", "bounced", "--detail", "550 5.1.1"])
+    capsys.readouterr()
+    assert main(["suppressions", "--json"]) == 0
+    [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (row["address"], row["channel"], row["reason"], row["detail"]) == (
+        "ann@example.com", "email", "bounced", "550 5.1.1")
+
+
+def test_suppress_dsn_reads_a_bounce_report_from_stdin_and_suppresses_its_hard_bounces(
+        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(dsn(HARD, SOFT))))
+    assert main(["suppress", "--dsn"]) == 0
+    assert listed(session) == [("ann@example.com", "email", "bounced")]
+
+
+def test_suppress_without_an_address_nor_dsn_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["suppress"]) == 2
+    assert "give an ADDRESS to suppress, or --dsn" in capsys.readouterr().err
