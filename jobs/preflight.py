@@ -19,7 +19,7 @@ from .config import mask_url
 
 __all__ = ["Problem", "broker_problem", "database_problem"]
 
-_TABLES = ("tidings_transitions", "tidings_deliveries", "tidings_timers")
+_TABLES = ("tidings_transitions", "tidings_deliveries", "tidings_timers", "tidings_suppressions")
 _CREATE = ("create them with `import jobs, workflow; workflow.metadata.create_all(engine)` "
            "(or your Alembic migration with target_metadata including workflow.metadata)")
 

@@ -172,7 +172,8 @@ def test_a_database_without_tidings_tables_stops_workers_and_commands_in_one_lin
     done = tidings("status", env=env)
     assert done.returncode == 2
     assert done.stderr.splitlines() == [f"error: The database {masked} has no table tidings_transitions, "
-                                        "tidings_deliveries, tidings_timers: create them with `import jobs, workflow; "
+                                        "tidings_deliveries, tidings_timers, tidings_suppressions: create them with "
+                                        "`import jobs, workflow; "
                                         "workflow.metadata.create_all(engine)` (or your Alembic migration with "
                                         "target_metadata including workflow.metadata)."]
     worker = tidings_worker("--processes", "2", env=env)

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import jobs
 import pytest
+import workflow
 from dramatiq.brokers.stub import StubBroker
 from jobs.commands.cli import main
+from jobs.preflight import database_problem
 from notifiers import MemoryChannel, suppressed
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 
 from tests.bounces import HARD, SOFT, dsn
+from tests.jobs.commands.test_command_errors import tidings
 
 
 @pytest.fixture(autouse=True)
@@ -73,3 +77,23 @@ def test_suppress_dsn_reads_a_bounce_report_from_stdin_and_suppresses_its_hard_b
 def test_suppress_without_an_address_nor_dsn_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["suppress"]) == 2
     assert "give an ADDRESS to suppress, or --dsn" in capsys.readouterr().err
+
+
+def test_a_database_without_the_provider_column_is_refused_naming_it(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    workflow.metadata.create_all(engine)
+    with engine.begin() as connection:  # the delivery log as it was before failover
+        connection.exec_driver_sql("ALTER TABLE tidings_deliveries DROP COLUMN provider")
+    engine.dispose()
+    done = tidings("status", env={"TIDINGS_DATABASE_URL": f"sqlite:///{tmp_path / 'old.db'}"}, cwd=tmp_path)
+    assert done.returncode == 2 and "lacks the columns tidings_deliveries.provider" in done.stderr
+
+
+def test_a_database_without_the_suppressions_table_is_refused_at_start_naming_it(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    workflow.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE tidings_suppressions")
+    problem = database_problem(engine)
+    engine.dispose()
+    assert problem is not None and problem[0] == 2 and "has no table tidings_suppressions" in problem[1]
