@@ -29,7 +29,7 @@ from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, WorkflowError, load_subject, read_record, utcnow
 
-from . import claims, metrics
+from . import claims, metrics, runtime, tracing
 from .claims import Claim, SentLog
 from .delivery_log import Delivery, Status
 from .errors import ConfigurationError, DeliveryNotFound
@@ -107,13 +107,15 @@ def send(session: Session, held: Claim, *, channel_for: Callable[[str], Channel]
     channel: Channel | None = None
     try:
         channel = channel_for(held.channel)
-        message, recipient, event = _compose(session, held, loaded, channel.address_kind)
+        message, recipient, event, record = _compose(session, held, loaded, channel.address_kind)
         if message is None:
             return claims.finish(session, held, Status.SKIPPED, "The notifier returned None for this recipient.")
         if not isinstance(message, channel.accepts):  # a notifier whose return annotation did not say
             raise RegistrationError(f"{held.notifier} returned {type(message).__name__}; channel {held.channel!r} "
                                     f"accepts {' or '.join(k.__name__ for k in channel.accepts)}.")
-        channel.send(message, recipient, key=held.key, event=event)
+        with tracing.span("deliver", runtime.current().settings.queue, [record.traceparent],
+                          delivery_id=held.id, transition_id=held.transition_id, channel=held.channel):
+            channel.send(message, recipient, key=held.key, event=event)
     except EndpointDisabled as error:  # a webhook endpoint that answered 410 Gone earlier
         return claims.finish(session, held, Status.SKIPPED, str(error))
     except PermanentChannelError as error:
@@ -155,14 +157,14 @@ def _retry_later(session: Session, held: Claim, error: Exception, retry: RetryPo
 
 
 def _compose(session: Session, held: Claim, loaded: tuple[TransitionRecord, Any] | None,
-             address_kind: str) -> tuple[object | None, Recipient, Event]:
+             address_kind: str) -> tuple[object | None, Recipient, Event, TransitionRecord]:
     record, subject = loaded if loaded is not None else load(session, held.transition_id)
     if subject is None:
         registry.named(held.notifier, record.model, record.trigger)  # a notifier missing says so first
         raise WorkflowError(f"{record.model} {record.key} no longer exists.")
     recipient = held.recipient(address_kind)
     event = Event.of(record, subject)
-    return Notifier.compose_for(held.notifier, event, recipient, channel=held.channel), recipient, event
+    return Notifier.compose_for(held.notifier, event, recipient, channel=held.channel), recipient, event, record
 
 
 def load(session: Session, transition_id: int) -> tuple[TransitionRecord, Any]:

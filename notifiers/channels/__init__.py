@@ -23,8 +23,8 @@ __all__ = [
     "SMSChannel",
     "SMTPChannel",
     "Sent",
-    "provider_of",
     "WebhookChannel",
+    "provider_of",
     "verify_signature",
     "verify_standard",
 ]
