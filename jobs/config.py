@@ -156,7 +156,8 @@ class Settings:
         given = [name for name, value in dkim.items() if value]
         for name in dkim:
             self._check(not given or name in given, name,
-                        f"DKIM signing needs dkim_selector, dkim_domain and dkim_key_path; {', '.join(given)} given")
+                        f"DKIM signing needs dkim_selector, dkim_domain and dkim_key_path; only "
+                        f"{', '.join(_PREFIX + n.upper() for n in given)} given")
 
     def smtp_relays(self) -> list[tuple[str, int]]:
         """Every SMTP relay, in the order they are tried: ``smtp_host:smtp_port``, then those of :attr:`smtp_failover`."""

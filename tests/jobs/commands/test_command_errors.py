@@ -39,7 +39,7 @@ def test_a_database_without_tidings_tables_is_said_in_one_line_with_how_to_creat
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         f"error: The database sqlite:///{tmp_path / 'empty.db'} has no table tidings_transitions, tidings_deliveries, "
-        "tidings_timers: "
+        "tidings_timers, tidings_suppressions: "
         "create them with `import jobs, workflow; workflow.metadata.create_all(engine)` (or your Alembic migration "
         "with target_metadata including workflow.metadata)."]
 
