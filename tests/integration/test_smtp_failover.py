@@ -145,3 +145,15 @@ def test_a_relay_failing_for_now_is_logged_naming_it(relays: tuple[SMTPServer, S
     assert [r.getMessage() for r in caplog.records if r.name == "notifiers.channels.failover"] == [
         f"Provider relay1 of channel 'email' failed for now (SMTPChannel('127.0.0.1', {first.port}) answered 451 4.3.0 try again "
         "later); trying the next."]
+
+
+def test_the_next_attempt_starts_again_from_the_first_relay(relays: tuple[SMTPServer, SMTPServer]) -> None:
+    first, second = relays
+    first.reply, second.reply = "451 4.3.0 try again later", "421 4.7.0 too busy"
+    with failover(first.port, second.port) as channel:
+        with pytest.raises(TransientChannelError):
+            channel.send(MAIL, ANN, key="k1")
+        first.reply = "250 OK"
+        channel.send(MAIL, ANN, key="k1")
+        assert channel.last_provider == "relay1"
+    assert len(first.wait_for(1)) == 1
