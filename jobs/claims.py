@@ -66,7 +66,7 @@ _RECORD = (
     .where(_HELD)
     .values(status=bindparam("record_status"), last_error=bindparam("record_error"),
             updated_at=bindparam("record_now"), lease_until=bindparam("record_lease"),
-            sent_at=bindparam("record_sent_at"))
+            sent_at=bindparam("record_sent_at"), provider=bindparam("record_provider"))
 )
 
 _RECORD_SENT = (
@@ -166,8 +166,9 @@ def renew(session: Session, held: list[Claim], lease_seconds: float) -> list[Cla
 
 
 def finish(session: Session, held: Claim, status: str, error: str | None,
-           lease_until: dt.datetime | None = None) -> str:
-    """Record the outcome of a claim while it is still held; the status written, or ``lost (<status now>)``."""
+           lease_until: dt.datetime | None = None, provider: str | None = None) -> str:
+    """Record the outcome of a claim while it is still held (and the failover ``provider`` it ended with, if any);
+    the status written, or ``lost (<status now>)``."""
     now = utcnow()
     # A transaction that failed in the database must be rolled back before the outcome can be
     # written; and what rendering changed must not be committed with it (a notifier must not
@@ -179,7 +180,8 @@ def finish(session: Session, held: Claim, status: str, error: str | None,
     single_statement(session)
     result = session.connection().execute(_RECORD, {
         "record_id": held.id, "record_attempts": held.attempts, "record_status": status, "record_error": error,
-        "record_now": now, "record_lease": lease_until, "record_sent_at": now if status == Status.SENT else None})
+        "record_now": now, "record_lease": lease_until, "record_sent_at": now if status == Status.SENT else None,
+        "record_provider": provider})
     session.commit()
     if not getattr(result, "rowcount", 1):
         return _lost(session, held, status)

@@ -65,6 +65,8 @@ class Settings:
     smtp_starttls: bool = False
     smtp_ssl: bool = False
     smtp_timeout: float = 10.0
+    #: Relays tried in order after smtp_host when it fails for now: ``"relay2.example.com:587,..."`` (same options).
+    smtp_failover: str = ""
     # The "sms" channel, an HTTP SMS gateway (notifiers.SMSChannel), when sms_url is set.
     sms_url: str | None = None
     sms_sender: str = ""
@@ -137,6 +139,8 @@ class Settings:
         self._check_deliverability()
         self._check(0 <= self.metrics_port <= 65535, "metrics_port", "must be a TCP port, or 0 for no metrics")
         self._check(1 <= self.smtp_port <= 65535, "smtp_port", f"{self.smtp_port} is not a TCP port (1 to 65535)")
+        self._check(all(_relay(r) for r in self.smtp_failover.split(",") if r.strip()), "smtp_failover",
+                    f"{self.smtp_failover!r} is not a comma-separated list of host:port (port 1 to 65535)")
         for name in ("max_retries", "min_backoff_ms", "max_backoff_ms", "sweep_interval", "due_interval",
                      "worker_processes", "max_memory_mb", "max_messages", "keep_deliveries_days",
                      "keep_transitions_days", "keep_read_inbox_days", "prune_interval", "prune_pause"):
@@ -161,8 +165,13 @@ class Settings:
         given = [name for name, value in dkim.items() if value]
         for name in dkim:
             self._check(not given or name in given, name,
-                        "DKIM signing needs dkim_selector, dkim_domain and dkim_key_path; "
-                        f"{', '.join(f'{g} ({_PREFIX}{g.upper()})' for g in given)} given")
+                        f"DKIM signing needs dkim_selector, dkim_domain and dkim_key_path; only "
+                        f"{', '.join(_PREFIX + n.upper() for n in given)} given")
+
+    def smtp_relays(self) -> list[tuple[str, int]]:
+        """Every SMTP relay, in the order they are tried: ``smtp_host:smtp_port``, then those of :attr:`smtp_failover`."""
+        return [(self.smtp_host, self.smtp_port)] + [_relay(r) or ("", 0) for r in self.smtp_failover.split(",")
+                                                     if r.strip()]
 
     def notifier_modules(self) -> list[str]:
         """The modules of :attr:`notifiers`, in order."""
@@ -208,6 +217,12 @@ class Settings:
         if unknown:
             raise ConfigurationError(f"Unknown settings {sorted(unknown)}; known: {[f.name for f in fields(self)]}.")
         return dataclasses.replace(self, **changes)
+
+
+def _relay(text: str) -> tuple[str, int] | None:
+    """``" relay2.example.com:587"`` -> ``("relay2.example.com", 587)``; ``None`` when it is not host:port."""
+    host, _, port = text.strip().rpartition(":")
+    return (host, int(port)) if host and port.isdigit() and 1 <= int(port) <= 65535 else None
 
 
 def _refuse_unknown(environ: Mapping[str, str]) -> None:

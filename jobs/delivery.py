@@ -21,6 +21,7 @@ from notifiers import (
     Recipient,
     RegistrationError,
     TransientChannelError,
+    provider_of,
     registry,
 )
 from sqlalchemy import select
@@ -28,7 +29,7 @@ from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, WorkflowError, load_subject, read_record, utcnow
 
-from . import claims, metrics
+from . import claims, metrics, runtime, tracing
 from .claims import Claim, SentLog
 from .delivery_log import Delivery, Status
 from .errors import ConfigurationError, DeliveryNotFound
@@ -103,21 +104,24 @@ def send(session: Session, held: Claim, *, channel_for: Callable[[str], Channel]
     Raises:
         RetryLater: a transient failure (or an unforeseen error), recorded; send it again later.
     """
+    channel: Channel | None = None
     try:
         channel = channel_for(held.channel)
-        message, recipient, event = _compose(session, held, loaded, channel.address_kind)
+        message, recipient, event, record = _compose(session, held, loaded, channel.address_kind)
         if message is None:
             return claims.finish(session, held, Status.SKIPPED, "The notifier returned None for this recipient.")
         if not isinstance(message, channel.accepts):  # a notifier whose return annotation did not say
             raise RegistrationError(f"{held.notifier} returned {type(message).__name__}; channel {held.channel!r} "
                                     f"accepts {' or '.join(k.__name__ for k in channel.accepts)}.")
-        channel.send(message, recipient, key=held.key, event=event)
+        with tracing.span("deliver", runtime.current().settings.queue, [record.traceparent],
+                          delivery_id=held.id, transition_id=held.transition_id, channel=held.channel):
+            channel.send(message, recipient, key=held.key, event=event)
     except EndpointDisabled as error:  # a webhook endpoint that answered 410 Gone earlier
         return claims.finish(session, held, Status.SKIPPED, str(error))
     except PermanentChannelError as error:
-        return claims.finish(session, held, Status.FAILED, str(error))
+        return claims.finish(session, held, Status.FAILED, str(error), provider=provider_of(channel))
     except TransientChannelError as error:
-        return _retry_later(session, held, error, retry, lease_seconds)
+        return _retry_later(session, held, error, retry, lease_seconds, provider_of(channel))
     except _DETERMINISTIC as error:
         recorded = claims.finish(session, held, Status.FAILED, f"{type(error).__name__}: {error}")
         if raise_message_errors and isinstance(error, NotifierError):
@@ -126,20 +130,23 @@ def send(session: Session, held: Claim, *, channel_for: Callable[[str], Channel]
     except Exception as error:  # anything unforeseen, e.g. a service down or a database blip
         return _retry_later(session, held, error, retry, lease_seconds)
     metrics.delivery_sent(held.channel, event.created_at)
-    if sent is not None:
+    provider = provider_of(channel)
+    if sent is not None and provider is None:  # the batched record writes no provider
         sent.add(held)
         return Status.SENT
-    return claims.finish(session, held, Status.SENT, None)
+    return claims.finish(session, held, Status.SENT, None, provider=provider)
 
 
-def _retry_later(session: Session, held: Claim, error: Exception, retry: RetryPolicy, lease_seconds: float) -> str:
+def _retry_later(session: Session, held: Claim, error: Exception, retry: RetryPolicy, lease_seconds: float,
+                 provider: str | None = None) -> str:
     """Record a failure worth retrying and raise RetryLater, or mark the delivery dead when attempts are used up."""
     reason = str(error) if isinstance(error, TransientChannelError) else f"{type(error).__name__}: {error}"
     if retry.gives_up(held.attempts):
-        return claims.finish(session, held, Status.DEAD, f"Gave up after {held.attempts} attempts: {reason}")
+        return claims.finish(session, held, Status.DEAD, f"Gave up after {held.attempts} attempts: {reason}",
+                             provider=provider)
     asked = getattr(error, "retry_after", None)  # the other side said when: wait that long, within the policy
     backoff_ms = retry.backoff_ms(held.attempts, asked)
-    recorded = claims.finish(session, held, Status.PENDING, reason,
+    recorded = claims.finish(session, held, Status.PENDING, reason, provider=provider,
                        lease_until=utcnow() + dt.timedelta(milliseconds=backoff_ms, seconds=lease_seconds))
     if recorded != Status.PENDING:  # the claim was lost meanwhile: whoever holds it now decides
         return recorded
@@ -150,14 +157,14 @@ def _retry_later(session: Session, held: Claim, error: Exception, retry: RetryPo
 
 
 def _compose(session: Session, held: Claim, loaded: tuple[TransitionRecord, Any] | None,
-             address_kind: str) -> tuple[object | None, Recipient, Event]:
+             address_kind: str) -> tuple[object | None, Recipient, Event, TransitionRecord]:
     record, subject = loaded if loaded is not None else load(session, held.transition_id)
     if subject is None:
         registry.named(held.notifier, record.model, record.trigger)  # a notifier missing says so first
         raise WorkflowError(f"{record.model} {record.key} no longer exists.")
     recipient = held.recipient(address_kind)
     event = Event.of(record, subject)
-    return Notifier.compose_for(held.notifier, event, recipient, channel=held.channel), recipient, event
+    return Notifier.compose_for(held.notifier, event, recipient, channel=held.channel), recipient, event, record
 
 
 def load(session: Session, transition_id: int) -> tuple[TransitionRecord, Any]:

@@ -82,6 +82,8 @@ class Delivery(Addressed, TidingsBase):
     void_on: Mapped[str | None] = mapped_column(String(1000))
     #: The digest it was told in, or is held for (``tidings_digests``); ``None``: sent alone.
     digest_id: Mapped[int | None] = mapped_column(Id, ForeignKey("tidings_digests.id"), index=True)
+    #: Which provider of a failover channel sent it, or failed last (see ``notifiers.FailoverChannel``).
+    provider: Mapped[str | None] = mapped_column(String(200))
 
     def __repr__(self) -> str:
         return f"<Delivery {self.id} {self.channel} to {self.address}: {self.status}>"

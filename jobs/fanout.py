@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, WorkflowError, load_subjects, read_records, utcnow
 
-from . import digesting, holding, notifier_modules, taking, timers
+from . import digesting, holding, notifier_modules, runtime, taking, timers, tracing
 from .claims import Claim
 from .delivery_log import Delivery, Status
 from .errors import TransitionNotFound
@@ -114,7 +114,9 @@ def plan_many(session: Session, transition_ids: Sequence[int], *, claim_up_to: i
         missing = [i for i in transition_ids if i not in records]
     total = claim_up_to if claim_total is None else claim_total
     try:
-        return _plan_many(session, records, missing, claim_up_to, total, lease_seconds)
+        with tracing.span("fan_out", runtime.current().settings.queue, (r.traceparent for r in records.values()),
+                          transitions=len(records)):
+            return _plan_many(session, records, missing, claim_up_to, total, lease_seconds)
     except IntegrityError:  # another fan-out of one of them committed first
         session.rollback()
         if len(records) == 1:

@@ -19,7 +19,7 @@ from sqlalchemy import String, Table
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
 
-from . import runtime, supersession
+from . import runtime, supersession, suppressions
 from .delivery_log import Delivery, Status, delivery_key
 from .digest_log import digest_key
 from .installation import installation_id
@@ -39,7 +39,8 @@ def plan_rows(session: Session, records: Mapping[int, TransitionRecord],
               subjects: Mapping[int, Any]) -> dict[int, list[dict[str, Any]]]:
     """A delivery row for each intent :func:`notifiers.plan` gives for each transition, by transition id.
 
-    The preferences of every recipient of every transition are read in one query.
+    The preferences of every recipient of every transition are read in one query, and the
+    suppressed addresses among theirs in one more (:mod:`jobs.suppressions`).
     """
     resolved: list[tuple[TransitionRecord, list[Registration], dict[str, Found]]] = []
     for record in records.values():
@@ -54,16 +55,21 @@ def plan_rows(session: Session, records: Mapping[int, TransitionRecord],
     rows: dict[int, dict[str, dict[str, Any]]] = {record_id: {} for record_id in records}
     installation = installation_id(session) if resolved else ""
     kinds = runtime.current().address_kinds(registry.channel_kinds()) if resolved else {}
-    for record, registrations, parties in resolved:
+    events = {record.id: Event.of(record, subjects[record.id]) for record, *_ in resolved}  # a digest's group
+    intents = [(record, intent) for record, registrations, parties in resolved
+               for intent in plan(registrations, parties, skip, kinds, at=_aware(record.created_at),
+                                  self_loop=record.source == record.dest, event=events[record.id],
+                                  every=getattr(skip, "every", None))]
+    for record, intent in suppressions.applied(session, intents):
         planned = rows[record.id]
-        at = record.created_at if record.created_at.tzinfo else record.created_at.replace(tzinfo=dt.timezone.utc)
-        event = Event.of(record, subjects[record.id])  # a digest's group (and a recipient may choose one)
-        for intent in plan(registrations, parties, skip, kinds, at=at, self_loop=record.source == record.dest,
-                           event=event, every=getattr(skip, "every", None)):
-            key = delivery_key(record.id, intent.registration.name, intent.target, intent.channel,
-                               installation=installation, repetition=intent.repetition)
-            planned.setdefault(key, _row(record, key, intent, installation))
+        key = delivery_key(record.id, intent.registration.name, intent.target, intent.channel,
+                           installation=installation, repetition=intent.repetition)
+        planned.setdefault(key, _row(record, key, intent, installation))
     return {record_id: list(planned.values()) for record_id, planned in rows.items()}
+
+
+def _aware(at: dt.datetime) -> dt.datetime:
+    return at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)
 
 
 def _row(record: TransitionRecord, key: str, intent: Intent, installation: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from notifiers import (
     ConsoleChannel,
     DKIMSigner,
     Email,
+    FailoverChannel,
     FileChannel,
     InAppChannel,
     MessageError,
@@ -139,9 +140,11 @@ class Runtime:
                 f"{' or set TIDINGS_SMS_URL' if kind == SMSChannel.kind else ''}."
             )
         if s.email_channel == "smtp":
-            return SMTPChannel(s.smtp_host, s.smtp_port, sender=s.sender, starttls=s.smtp_starttls, ssl=s.smtp_ssl,
-                               username=s.smtp_username, password=s.smtp_password, timeout=s.smtp_timeout,
-                               reply_to=s.reply_to, dkim=self.dkim)
+            relays = [SMTPChannel(host, port, sender=s.sender, starttls=s.smtp_starttls, ssl=s.smtp_ssl,
+                                  username=s.smtp_username, password=s.smtp_password, timeout=s.smtp_timeout,
+                                  reply_to=s.reply_to, dkim=self.dkim) for host, port in s.smtp_relays()]
+            return relays[0] if len(relays) == 1 else FailoverChannel(
+                relays, names=[f"{host}:{port}" for host, port in s.smtp_relays()])
         if s.email_channel == "console":
             return ConsoleChannel()
         return FileChannel(s.mail_dir, sender=s.sender, reply_to=s.reply_to, dkim=self.dkim)

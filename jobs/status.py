@@ -1,4 +1,4 @@
-"""Backlog and health: deliveries by status, the oldest undelivered one, recent rate, failures by reason.
+"""Backlog and health: deliveries by status, the oldest undelivered one, recent rate, failures by reason and provider.
 
 Undelivered means a delivery pending or sending, or a transition not fanned out yet (held
 transitions among them, with why), so ``--max-age`` fails on either. A delivery held for a
@@ -56,6 +56,7 @@ def status(session: Session, *, grace_seconds: float = 60.0) -> dict[str, Any]:
         "oldest_undelivered_seconds": round(_age(now, oldest), 1) if oldest else 0.0,
         "sent_per_minute_last_5": round(sent_5m / 5, 1),
         "failures_by_reason": [{"reason": reason or "", "count": int(count)} for reason, count in failures],
+        "by_provider": _by_provider(session),
         "timed": _timed(session, now, grace_seconds),
         "timers": _timers(session, now),
         "digests": _digests(session, now, grace_seconds),
@@ -68,6 +69,19 @@ def _digests(session: Session, now: dt.datetime, grace_seconds: float) -> dict[s
                          now, now - dt.timedelta(seconds=grace_seconds))
     held = session.scalar(select(func.count()).select_from(Delivery).where(Delivery.status == Status.DIGEST)) or 0
     return {"open": counts["scheduled"], "due": counts["due"], "overdue": counts["overdue"], "events": int(held)}
+
+
+def _by_provider(session: Session) -> list[dict[str, Any]]:
+    """For each failover provider, its deliveries by the status they ended in there (retrying: pending again)."""
+    found: dict[str, dict[str, Any]] = {}
+    for provider, status_, count in session.execute(
+            select(Delivery.provider, Delivery.status, func.count()).where(Delivery.provider.is_not(None))
+            .group_by(Delivery.provider, Delivery.status).order_by(Delivery.provider)):
+        row = found.setdefault(str(provider), {"provider": provider, Status.SENT: 0, Status.FAILED: 0, Status.DEAD: 0,
+                                          "retrying": 0})
+        key = "retrying" if status_ in (Status.PENDING, Status.SENDING) else status_
+        row[key] = row.get(key, 0) + int(count)
+    return list(found.values())
 
 
 def _timed(session: Session, now: dt.datetime, grace_seconds: float) -> dict[str, int]:

@@ -20,12 +20,14 @@ from .audience import Found, Intent, SkipReason, parties_of, plan
 from .channels import (
     Channel,
     ConsoleChannel,
+    FailoverChannel,
     FileChannel,
     InAppChannel,
     MemoryChannel,
     SMSChannel,
     SMTPChannel,
     WebhookChannel,
+    provider_of,
     verify_signature,
     verify_standard,
 )
@@ -51,6 +53,8 @@ from .event import Event
 from .notifier import Notifier, on, remind
 from .preferences import Choices, Preference, choose_every, opt_in, opt_out, preferences_of, skip_reasons
 from .recipients import Recipient, recipients_of
+from .suppressions import REASONS, Suppression, suppress, suppressed, suppression_reasons, unsuppress
+from .dsn import Bounce, read_dsn, record_dsn
 from .registry import Registration, registry
 from .templates import Templates
 from .unsubscribe_links import Unsubscription, UnsubscribeLinks, make_token, read_token, unsubscribe, use_links
@@ -59,6 +63,7 @@ from .timing import LEFT, MAX_REMINDERS, Left, Timing, Window, after_window, zon
 
 __all__ = [
     "Batch",
+    "Bounce",
     "Channel",
     "ChannelConfigurationError",
     "ChannelError",
@@ -72,6 +77,7 @@ __all__ = [
     "EndpointDisabled",
     "EndpointGone",
     "Event",
+    "FailoverChannel",
     "FileChannel",
     "Found",
     "InAppChannel",
@@ -88,6 +94,7 @@ __all__ = [
     "NotifierError",
     "PermanentChannelError",
     "Preference",
+    "REASONS",
     "Recipient",
     "RecipientError",
     "Registration",
@@ -95,6 +102,7 @@ __all__ = [
     "SMSChannel",
     "SMTPChannel",
     "SkipReason",
+    "Suppression",
     "TemplateError",
     "Templates",
     "Text",
@@ -119,12 +127,19 @@ __all__ = [
     "parties_of",
     "plan",
     "preferences_of",
+    "provider_of",
+    "read_dsn",
     "read_token",
     "recipients_of",
+    "record_dsn",
     "registry",
     "remind",
     "skip_reasons",
+    "suppress",
+    "suppressed",
+    "suppression_reasons",
     "unsubscribe",
+    "unsuppress",
     "use_links",
     "verify_signature",
     "verify_standard",

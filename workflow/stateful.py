@@ -29,6 +29,7 @@ from .clock import utcnow
 from .parties import resolve_party
 from .subjects import _models
 from .transition_log import TransitionRecord, attach_record, delete_records, insert_record
+from .tracing import traceparent
 
 
 class Trigger(Protocol):
@@ -97,7 +98,8 @@ class Stateful:
         workflow, machine, source = type(self).workflow, _machine(self), self.state
         session = _check_firing(self, trigger, context)
         log = {"model": workflow.name, "key": _key(self), "trigger": trigger, "source": source,
-               "actor": actor_reference(actor), "context": dict(context), "created_at": utcnow()}
+               "actor": actor_reference(actor), "context": dict(context), "created_at": utcnow(),
+               "traceparent": traceparent()}
         written: list[int] = []
 
         def write_state(dest: str) -> None:

@@ -71,13 +71,15 @@ class TransitionRecord(TidingsBase):
     fanned_out_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     retried_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     held_reason: Mapped[str | None] = mapped_column(String(500))
+    #: The W3C ``traceparent`` of the span current at the commit, if any (see :mod:`workflow.tracing`).
+    traceparent: Mapped[str | None] = mapped_column(String(55))
 
     def __repr__(self) -> str:
         return f"<TransitionRecord {self.id} {self.model} {self.key} {self.trigger}: {self.source} -> {self.dest}>"
 
 
 #: The columns a trigger writes; the others (id, fan-out marks) are the database's or the worker's.
-LOG_COLUMNS = ("model", "key", "trigger", "source", "dest", "actor", "context", "created_at")
+LOG_COLUMNS = ("model", "key", "trigger", "source", "dest", "actor", "context", "created_at", "traceparent")
 
 
 _READ = select(TransitionRecord.__table__).where(TransitionRecord.id == bindparam("read_id"))

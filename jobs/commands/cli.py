@@ -1,8 +1,9 @@
-"""The ``tidings`` command: ``worker | status | explain | graph | deliveries | resend | refan | preview | check | sweep | webhooks | prune | demo``.
+"""The ``tidings`` command: ``worker | status | explain | graph | deliveries | resend | refan | preview | check | sweep | webhooks | prune | suppress | demo``.
 
 (``python -m jobs`` is the same.) Configuration comes from the ``TIDINGS_*`` variables, as for
 the workers; options given on the command line win. Exit codes: 0 done; 1 a threshold of
-``status`` was passed, ``resend`` or ``refan`` named an id that is not there, ``webhooks enable``
+``status`` was passed, ``resend`` or ``refan`` named an id that is not there, ``unsuppress`` an
+address that is not suppressed, ``webhooks enable``
 an endpoint that is not disabled, the database (or
 the worker's broker) did not answer, or a worker process had to be killed at the shutdown
 deadline; 2 bad arguments, an application module that does not import, a setting that is
@@ -25,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .. import actors, inprocess, notifier_modules, preflight
 from ..errors import ConfigurationError, JobsError
 from ..runtime import current
-from . import check, deliveries, demo, explain, graph, health, preview, prune, refan, resend, webhooks, worker
+from . import check, deliveries, demo, explain, graph, health, preview, prune, refan, resend, suppressions, webhooks, worker
 
 __all__ = ["main", "main_exit"]
 
@@ -91,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_parser(commands)
     webhooks.add_parser(commands)
     prune.add_parser(commands)
+    suppressions.add_parser(commands)
     worker.add_parser(commands)
     demo.add_parser(commands)
     return parser
@@ -127,6 +129,8 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         if args.command == "webhooks":
             return webhooks.run(args, session)
+        if args.command in suppressions.COMMANDS:
+            return suppressions.run(args, session)
         return deliveries.run(args, session)
 
 

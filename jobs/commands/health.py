@@ -63,4 +63,6 @@ def render(figures: dict[str, Any]) -> str:
              f"sent per minute (last 5 min): {figures['sent_per_minute_last_5']}"]
     for failure in figures["failures_by_reason"]:
         lines.append(f"  {failure['count']} x {failure['reason']}")
+    lines += [f"provider {p['provider']}: sent {p['sent']}, failed {p['failed']}, dead {p['dead']}, "
+              f"retrying {p['retrying']}" for p in figures.get("by_provider", [])]
     return "\n".join(lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .base import Channel
 from .console import ConsoleChannel
+from .failover import FailoverChannel, provider_of
 from .files import FileChannel
 from .inapp import InAppChannel
 from .memory import MemoryChannel, Sent
@@ -15,6 +16,7 @@ from .webhook import WebhookChannel
 __all__ = [
     "Channel",
     "ConsoleChannel",
+    "FailoverChannel",
     "FileChannel",
     "InAppChannel",
     "MemoryChannel",
@@ -22,6 +24,7 @@ __all__ = [
     "SMTPChannel",
     "Sent",
     "WebhookChannel",
+    "provider_of",
     "verify_signature",
     "verify_standard",
 ]
