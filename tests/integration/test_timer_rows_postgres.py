@@ -32,10 +32,10 @@ def engine(pg_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def published(engine: Engine, count: int) -> list[int]:
+def published(engine: Engine, count: int, **fields: object) -> list[int]:
     """``count`` offers published and fanned out (their timers written, due in three days); the offers' ids."""
     with Session(engine) as session:
-        offers = [Offer() for _ in range(count)]
+        offers = [Offer(**fields) for _ in range(count)]
         session.add_all(offers)
         session.commit()
         records = [offer.publish(actor="olga").id for offer in offers]
@@ -55,6 +55,40 @@ def test_on_postgresql_a_timer_run_fires_the_timers_another_holds_none_of_withou
         holder.rollback()
     with Session(engine) as session:
         assert sorted(session.scalars(select(Offer.id).where(Offer.state == "lapsed"))) == ids[1:]
+
+
+def waiting_at_most_2_seconds_for_a_lock(connection: Any, _: Any) -> None:
+    """A new connection's lock_timeout: waiting for a lock held for good fails the test instead of hanging it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '2s'")
+    connection.commit()
+
+
+def test_on_postgresql_timers_fired_one_by_one_after_a_failed_batch_skip_the_one_another_run_holds(
+        engine: Engine) -> None:
+    published(engine, 1, corrupt=True)  # its trigger's writes the database refuses: the batch fails
+    [sound] = published(engine, 1)
+    clock.advance(LAPSE_AFTER)
+    with Session(engine) as session:
+        sound_timer = session.scalars(select(Timer.id).where(Timer.key == str(sound))).one()
+    event.listen(engine, "connect", waiting_at_most_2_seconds_for_a_lock)
+    engine.dispose()
+    holder = Session(engine)
+
+    def hold_the_sound_timer_once_they_are_fired_alone(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "tidings_timers.id = " in statement and "SKIP LOCKED" in statement and not holder.in_transaction():
+            holder.execute(select(Timer.id).where(Timer.id == sound_timer).with_for_update()).all()
+
+    event.listen(engine, "before_cursor_execute", hold_the_sound_timer_once_they_are_fired_alone)
+    try:
+        with Session(engine) as runner:
+            done = fire_due(runner)
+    finally:
+        event.remove(engine, "before_cursor_execute", hold_the_sound_timer_once_they_are_fired_alone)
+        holder.close()
+    assert done.fired == {} and len(done.void) == 1 and sound_timer not in done.void
+    with Session(engine) as session:
+        assert session.scalars(select(Timer.status).where(Timer.id == sound_timer)).one() == TimerStatus.PENDING
 
 
 def test_on_postgresql_the_rows_of_a_timer_batch_are_locked_before_the_run_looks_at_them(engine: Engine) -> None:

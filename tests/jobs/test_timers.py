@@ -13,6 +13,7 @@ import pytest
 import workflow
 from jobs.fanout import plan_many
 from jobs.testing import Kit
+from jobs import timers as timers_module
 from jobs.timers import ACTOR, Fired, Timer, TimerStatus, fire_due
 from sqlalchemy import create_engine, event, func, select, update
 from sqlalchemy.orm import Session
@@ -168,6 +169,31 @@ def test_due_timers_are_taken_in_batches_until_none_is_left(session: Session, ti
     done = fire_due(session, batch=2)
     assert len(done.fired) == 5 and done.void == {}
     assert dict(session.execute(select(Offer.id, Offer.state)).all()) == dict.fromkeys(ids, "lapsed")
+
+
+def test_a_run_fires_the_due_timers_500_per_transaction(session: Session) -> None:
+    offers = [Offer(state="open") for _ in range(501)]
+    session.add_all(offers)
+    session.flush()
+    records = [TransitionRecord(model="Offer", key=str(offer.id), trigger="publish", source="draft", dest="open",
+                                actor="olga", context={}, created_at=utcnow()) for offer in offers]
+    session.add_all(records)
+    session.flush()
+    timers_module.schedule(session.connection(), records)
+    session.commit()
+    workflow.clock.advance(LAPSE_AFTER)
+    marked: list[int] = []
+
+    def count_marks(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if statement.startswith("UPDATE tidings_timers SET status=?, reason=?"):  # the marks, not the write lock
+            marked.append(len(parameters) if many else 1)
+
+    event.listen(session.get_bind(), "before_cursor_execute", count_marks)
+    try:
+        done = fire_due(session)
+    finally:
+        event.remove(session.get_bind(), "before_cursor_execute", count_marks)
+    assert len(done.fired) == 501 and marked == [500, 1]
 
 
 def test_on_sqlite_a_run_started_while_another_is_between_its_reads_and_its_writes_fires_none_of_its_timers(
