@@ -149,6 +149,6 @@ def test_on_postgresql_the_timers_table_holds_what_the_transition_log_holds_and_
     timers = {c["name"]: str(c["type"]) for c in found.get_columns("tidings_timers")}
     assert {name: timers[name] for name in ("model", "key", "trigger")} == {
         name: transitions[name] for name in ("model", "key", "trigger")}
-    assert (timers["reason"], timers["due_at"], timers["created_at"], timers["updated_at"]) == (
-        "VARCHAR(500)", "TIMESTAMP", "TIMESTAMP", "TIMESTAMP")
+    assert (timers["status"], timers["reason"], timers["due_at"], timers["created_at"], timers["updated_at"]) == (
+        "VARCHAR(16)", "VARCHAR(500)", "TIMESTAMP", "TIMESTAMP", "TIMESTAMP")
     assert all(c["type"].timezone for c in found.get_columns("tidings_timers") if c["name"].endswith("_at"))
