@@ -61,6 +61,8 @@ _log = logging.getLogger(__name__)
 ACTOR = "tidings:timeout"
 #: The most timers one transaction takes.
 BATCH = 500
+#: The longest reason a void timer keeps: its column's length, and where a longer one is cut.
+_REASON_LENGTH = 500
 
 
 class TimerStatus:
@@ -89,7 +91,7 @@ class Timer(TidingsBase):
     trigger: Mapped[str] = mapped_column(String(128))
     due_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(16), default=TimerStatus.PENDING)
-    reason: Mapped[str | None] = mapped_column(String(500))
+    reason: Mapped[str | None] = mapped_column(String(_REASON_LENGTH))
     fired_transition_id: Mapped[int | None] = mapped_column(Id, ForeignKey("tidings_transitions.id"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -220,7 +222,7 @@ def _alone(session: Session, timer_id: int, done: Fired) -> None:
         session.rollback()
         _log.error("Timer %s: firing it failed in the database; the timer is void.", timer_id, exc_info=True)
         reason = f"The trigger failed in the database: {type(error.orig).__name__}: {error.orig}"
-        _mark(session, [{"timer_id": timer_id, "mark_status": TimerStatus.VOID, "mark_reason": reason[:500],
+        _mark(session, [{"timer_id": timer_id, "mark_status": TimerStatus.VOID, "mark_reason": reason[:_REASON_LENGTH],
                          "mark_fired": None, "mark_at": utcnow()}], done)
 
 
@@ -266,7 +268,8 @@ def _fire(session: Session, taken: Sequence[_Due]) -> list[dict[str, Any]]:
                 fired = record.id
                 fired_here[(timer.model, timer.key)] = (record.id, record.trigger, record.dest)
         marks.append({"timer_id": timer.id, "mark_status": TimerStatus.VOID if fired is None else TimerStatus.FIRED,
-                      "mark_reason": None if reason is None else reason[:500], "mark_fired": fired, "mark_at": now})
+                      "mark_reason": None if reason is None else reason[:_REASON_LENGTH], "mark_fired": fired,
+                      "mark_at": now})
     return marks
 
 

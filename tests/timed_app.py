@@ -59,6 +59,11 @@ class TicketNotifier(Notifier):
     def follow_up(self, event: Event, recipient: Recipient) -> Email:
         return Email(subject=f"Ticket {event.key}: follow up", text="Still open?")
 
+    @on(Case, "note", to="agent", delay=dt.timedelta(minutes=30), superseded_by=["note"])
+    def noted(self, event: Event, recipient: Recipient) -> Email:
+        """Told once the notes have stopped for 30 minutes: a later note voids the mail of the one before."""
+        return Email(subject=f"Ticket {event.key}: new notes", text="Read them.")
+
     @remind(Case, "open", after=dt.timedelta(days=2), every=dt.timedelta(days=1), times=3, to="agent")
     def waiting(self, event: Event, recipient: Recipient) -> Email:
         return Email(subject=f"Ticket {event.key} still waits", text="Please answer.")

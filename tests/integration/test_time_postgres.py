@@ -13,7 +13,8 @@ import jobs
 import pytest
 import redis
 from jobs import Delivery, Status
-from sqlalchemy import Engine, func, select, update
+from jobs.due import due_query, take_due
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
 
@@ -171,3 +172,31 @@ def test_a_delay_of_hours_survives_a_worker_restart_and_a_broker_that_lost_its_m
     assert arrived_keys(smtp_server, "Have you picked up") == [key]
     with Session(pg_engine) as session:
         assert session.scalar(select(func.count()).select_from(Delivery).where(Delivery.status != Status.SENT)) == 0
+
+
+def scheduled_deliveries(engine: Engine, count: int) -> list[int]:
+    """``count`` pick-up nudges held for a time and due a minute ago or more, oldest last; their ids."""
+    with Session(engine) as session:
+        record = TransitionRecord(model="Loan", key="1", trigger="accept", source="requested", dest="accepted",
+                                  actor="test", context={})
+        session.add(record)
+        session.flush()
+        due = utcnow() - dt.timedelta(minutes=1)
+        rows = [Delivery(key=f"due-{i}", transition_id=record.id, notifier=PICK_UP, party="borrower", channel="email",
+                         address=f"b{i}@example.com", status=Status.SCHEDULED, due_at=due - dt.timedelta(seconds=i))
+                for i in range(count)]
+        session.add_all(rows)
+        session.commit()
+        return [row.id for row in rows]
+
+
+def test_on_postgresql_a_due_task_takes_the_due_deliveries_another_holds_none_of_without_waiting_for_it(
+        pg_engine: Engine) -> None:
+    ids = scheduled_deliveries(pg_engine, 4)
+    with Session(pg_engine) as first, Session(pg_engine) as second:
+        held = list(first.scalars(due_query(utcnow(), 2)))  # a due task between its read and its write: the 2 oldest
+        second.execute(text("SET lock_timeout = '2s'"))  # waiting for the first (which never commits) fails the test
+        taken = take_due(second)
+        assert held == [ids[3], ids[2]] and sorted(taken) == ids[:2]
+        first.rollback()
+

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from dramatiq.brokers.stub import StubBroker
@@ -11,7 +14,7 @@ from jobs import Delivery, Status
 from jobs.due import take_due
 from jobs.sweeper import sweep
 from jobs.testing import drain
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 from workflow import clock
 
@@ -52,6 +55,37 @@ def test_the_due_task_takes_each_due_delivery_once(answered: Session, engine: En
     first = take_due(answered)
     with Session(engine) as other:
         second = take_due(other)
+    assert len(first) == 2 and second == []
+
+
+def test_on_sqlite_a_due_task_started_while_another_is_between_its_read_and_its_write_takes_none_of_its_deliveries(
+        answered: Session, engine: Engine) -> None:
+    clock.advance(dt.timedelta(hours=1, minutes=1))  # two due
+    first_read, second_read = threading.Event(), threading.Event()
+    holder: list[int] = []
+
+    def hold_the_first_before_it_writes(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if threading.get_ident() == holder[0] and statement.startswith("UPDATE tidings_deliveries SET status"):
+            first_read.set()
+            second_read.wait(timeout=1)  # the second task reads now, unless the write lock holds it back
+
+    def one_run(hold: bool) -> list[int]:
+        if hold:
+            holder.append(threading.get_ident())
+        else:
+            assert first_read.wait(timeout=10)
+        with Session(engine) as own:
+            found = take_due(own)
+        if not hold:
+            second_read.set()
+        return found
+
+    event.listen(engine, "before_cursor_execute", hold_the_first_before_it_writes)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            first, second = pool.map(one_run, [True, False])
+    finally:
+        event.remove(engine, "before_cursor_execute", hold_the_first_before_it_writes)
     assert len(first) == 2 and second == []
 
 

@@ -112,6 +112,44 @@ def test_a_delivery_superseded_by_a_named_trigger_is_skipped(session: Session, t
     assert [s.reason[:24] for s in tidings.skipped("al@example.com", trigger="answer")] == ["superseded by close at 2"]
 
 
+def test_a_delivery_superseded_by_its_own_trigger_is_void_only_by_a_later_firing_of_it(
+        session: Session, ticket: Case, tidings: Kit) -> None:
+    fire(session, ticket, "open", "note")
+    clock.advance(dt.timedelta(minutes=10))
+    fire(session, ticket, "note")
+    sent = tidings.advance(minutes=30)  # the first note's mail due 20 minutes ago, the second's now
+    assert [n.subject for n in sent if "new notes" in n.subject] == [f"Ticket {ticket.id}: new notes"]
+    [skipped] = tidings.skipped("al@example.com", trigger="note")
+    assert skipped.reason.startswith("superseded by note at ")
+
+
+def test_a_delivery_whose_claim_ran_out_after_its_row_moved_on_is_skipped_when_claimed_again(
+        session: Session, ticket: Case, tidings: Kit) -> None:
+    from jobs.claims import claim
+    from jobs.due import take_due
+
+    fire(session, ticket, "open")
+    tidings.run()
+    clock.advance(dt.timedelta(minutes=10))
+    [survey] = take_due(session)
+    assert claim(session, survey, lease_seconds=60) is not None  # claimed before the answer; its worker dies
+    fire(session, ticket, "answer")
+    clock.advance(dt.timedelta(minutes=2))
+    assert claim(session, survey, lease_seconds=60) is None
+    status, error = session.execute(select(Delivery.status, Delivery.last_error).where(Delivery.id == survey)).one()
+    assert status == Status.SKIPPED and error.startswith("superseded by answer at ")
+
+
+def test_the_reason_of_a_void_delivery_tells_the_superseding_time_in_utc_whatever_zone_it_was_read_in() -> None:
+    from zoneinfo import ZoneInfo
+
+    from jobs.supersession import reason
+
+    at_berlin = dt.datetime(2026, 12, 1, 11, 0, tzinfo=ZoneInfo("Europe/Berlin"))  # PostgreSQL in a server's zone
+    at_naive_utc = dt.datetime(2026, 12, 1, 10, 0)  # SQLite's naive UTC
+    assert reason("close", at_berlin) == reason("close", at_naive_utc) == "superseded by close at 2026-12-01 10:00 UTC"
+
+
 def test_a_delay_without_supersession_still_sends_after_the_row_moved_on(session: Session, ticket: Case,
                                                                          tidings: Kit) -> None:
     fire(session, ticket, "open", "answer", "close")

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import workflow
 from jobs.fanout import plan_many
 from jobs.testing import Kit
-from jobs.timers import ACTOR, Timer, TimerStatus, fire_due
-from sqlalchemy import create_engine, func, select, update
+from jobs import timers as timers_module
+from jobs.timers import ACTOR, Fired, Timer, TimerStatus, fire_due
+from sqlalchemy import create_engine, event, func, select, update
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
 
@@ -165,6 +169,65 @@ def test_due_timers_are_taken_in_batches_until_none_is_left(session: Session, ti
     done = fire_due(session, batch=2)
     assert len(done.fired) == 5 and done.void == {}
     assert dict(session.execute(select(Offer.id, Offer.state)).all()) == dict.fromkeys(ids, "lapsed")
+
+
+def test_a_run_fires_the_due_timers_500_per_transaction(session: Session) -> None:
+    offers = [Offer(state="open") for _ in range(501)]
+    session.add_all(offers)
+    session.flush()
+    records = [TransitionRecord(model="Offer", key=str(offer.id), trigger="publish", source="draft", dest="open",
+                                actor="olga", context={}, created_at=utcnow()) for offer in offers]
+    session.add_all(records)
+    session.flush()
+    timers_module.schedule(session.connection(), records)
+    session.commit()
+    workflow.clock.advance(LAPSE_AFTER)
+    marked: list[int] = []
+
+    def count_marks(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if statement.startswith("UPDATE tidings_timers SET status=?, reason=?"):  # the marks, not the write lock
+            marked.append(len(parameters) if many else 1)
+
+    event.listen(session.get_bind(), "before_cursor_execute", count_marks)
+    try:
+        done = fire_due(session)
+    finally:
+        event.remove(session.get_bind(), "before_cursor_execute", count_marks)
+    assert len(done.fired) == 501 and marked == [500, 1]
+
+
+def test_on_sqlite_a_run_started_while_another_is_between_its_reads_and_its_writes_fires_none_of_its_timers(
+        session: Session, tidings: Kit) -> None:
+    published(session, 2)
+    tidings.run()
+    workflow.clock.advance(LAPSE_AFTER)
+    engine = session.get_bind()
+    first_read, second_read = threading.Event(), threading.Event()
+    holder: list[int] = []
+
+    def hold_the_first_before_it_writes(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if threading.get_ident() == holder[0] and statement.startswith("UPDATE timed_offers SET state"):
+            first_read.set()
+            second_read.wait(timeout=1)  # the second run reads now, unless the write lock holds it back
+
+    def one_run(hold: bool) -> Fired:
+        if hold:
+            holder.append(threading.get_ident())
+        else:
+            assert first_read.wait(timeout=10)
+        with Session(engine) as own:
+            done = fire_due(own)
+        if not hold:
+            second_read.set()
+        return done
+
+    event.listen(engine, "before_cursor_execute", hold_the_first_before_it_writes)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            first, second = pool.map(one_run, [True, False])
+    finally:
+        event.remove(engine, "before_cursor_execute", hold_the_first_before_it_writes)
+    assert len(first.fired) == 2 and (second.fired, second.void) == ({}, {})
 
 
 def test_a_timer_not_yet_due_is_left_pending(session: Session, tidings: Kit) -> None:
