@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from .errors import RegistrationError, UnsubscribeError
@@ -39,11 +39,12 @@ class UnsubscribeEndpoint:
     Mount it at the path of the ``unsubscribe_url`` setting (e.g. ``/unsubscribe``).
 
     Args:
-        bind: the application's engine: opt-outs are written there (``tidings_preferences``).
+        bind: the application's engine (or, in tests, a connection whose transaction it joins): opt-outs
+            are written there (``tidings_preferences``).
         secret: the ``unsubscribe_secret`` the links were signed with.
     """
 
-    def __init__(self, bind: Engine, secret: str | bytes) -> None:
+    def __init__(self, bind: Engine | Connection, secret: str | bytes) -> None:
         self.bind = bind
         self._secret = secret.encode() if isinstance(secret, str) else secret
 

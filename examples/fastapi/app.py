@@ -16,9 +16,12 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse
 from jobs import runtime
+from notifiers import UnsubscribeEndpoint
 from pydantic import BaseModel
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from workflow import ConcurrentTransition, InvalidTransition
@@ -90,8 +93,13 @@ def describe(loan: Loan) -> dict[str, Any]:
 
 
 def create_app(database_url: str | None = None) -> FastAPI:
-    """The API on ``database_url`` (default: the workers' ``TIDINGS_DATABASE_URL``)."""
-    engine = create_async_engine(async_url(database_url or runtime.current().settings.database_url))
+    """The API on ``database_url`` (default: the workers' ``TIDINGS_DATABASE_URL``).
+
+    With ``TIDINGS_UNSUBSCRIBE_SECRET`` set, the mails' one-click unsubscribe links are answered at
+    ``/unsubscribe`` (``TIDINGS_UNSUBSCRIBE_URL=https://<this API>/unsubscribe``).
+    """
+    settings = runtime.current().settings
+    engine = create_async_engine(async_url(database_url or settings.database_url))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -105,7 +113,19 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.add_exception_handler(ConcurrentTransition, refuse)  # a subclass: looked up before InvalidTransition
     app.add_exception_handler(InvalidTransition, refuse)
     app.include_router(router)
+    if settings.unsubscribe_secret:  # the endpoint writes opt-outs through the sync driver, as the workers do
+        answer_links(app, UnsubscribeEndpoint(create_engine(database_url or settings.database_url),
+                                              settings.unsubscribe_secret))
     return app
+
+
+def answer_links(app: FastAPI, endpoint: UnsubscribeEndpoint) -> None:
+    """Answer ``/unsubscribe?token=...`` (exactly the link's path: a one-click POST follows no redirect)."""
+
+    @app.api_route("/unsubscribe", methods=["GET", "HEAD", "POST"], include_in_schema=False)
+    async def unsubscribe(request: Request) -> HTMLResponse:
+        status, page = await run_in_threadpool(endpoint.answer, request.method, request.url.query)
+        return HTMLResponse(page, status_code=int(status.split()[0]))
 
 
 async def refuse(request: Request, error: Exception) -> JSONResponse:

@@ -126,3 +126,34 @@ def test_of_two_requests_racing_on_a_loan_one_wins_and_the_other_answers_409(api
     assert "changed by another transaction while firing 'decline'" in loser["detail"]
     assert [n.to for n in tidings.notifications(trigger="accept")] == ["bob@example.com"]
     assert tidings.notifications(trigger="decline") == []
+
+
+def test_with_an_unsubscribe_secret_the_api_answers_the_mails_one_click_links(tmp_path: Path) -> None:
+    import datetime as dt
+    from urllib.parse import quote
+
+    import workflow
+    from notifiers import make_token, preferences_of
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    previous = runtime.current().settings
+    database_url = f"sqlite:///{tmp_path / 'lending.db'}"
+    jobs.configure(database_url=database_url, unsubscribe_secret="lending-links-secret")
+    try:
+        app = create_app(database_url)
+        accepted = "examples.lending.notifications.LoanNotifier.accepted"
+        token = make_token(b"lending-links-secret", "User:2", accepted, "email",
+                           expires=workflow.utcnow() + dt.timedelta(days=1))
+
+        async def unsubscribe(client: Client) -> tuple[int, int]:
+            forged = await client.post("/unsubscribe?token=forged", content=b"List-Unsubscribe=One-Click")
+            done = await client.post(f"/unsubscribe?token={quote(token)}", content=b"List-Unsubscribe=One-Click")
+            return forged.status_code, done.status_code
+
+        assert call(app, unsubscribe) == (400, 200)
+        with Session(create_engine(database_url)) as session:
+            assert [(p.notifier, p.channel, p.enabled) for p in preferences_of(session, "User:2")] == [
+                (accepted, "email", False)]
+    finally:
+        jobs.configure(previous)

@@ -7,13 +7,13 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 from wsgiref.util import setup_testing_defaults
 
 import pytest
 import workflow
 from jobs.testing import Kit
-from notifiers import Email, InAppChannel, Inbox, Recipient, opt_out
+from notifiers import Email, InAppChannel, Inbox, Recipient, UnsubscribeEndpoint, make_token, opt_out, preferences_of
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
@@ -225,13 +225,13 @@ def test_a_rolled_back_assignment_tells_nobody(session: Session, cast: Cast, iss
 # --- The inbox page (web.py), called as a WSGI application ----------------------------------------
 
 
-def call(app: WSGIApp, method: str, path: str,
-         form: dict[str, list[str]] | None = None) -> tuple[str, dict[str, str], str]:
+def call(app: WSGIApp, method: str, path: str, form: dict[str, list[str]] | None = None,
+         query: str = "") -> tuple[str, dict[str, str], str]:
     """One request to ``app``: its status, headers and page."""
     body = urlencode(form or {}, doseq=True).encode()
     environ: dict[str, object] = {}
     setup_testing_defaults(environ)
-    environ.update({"REQUEST_METHOD": method, "PATH_INFO": path, "CONTENT_LENGTH": str(len(body)),
+    environ.update({"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query, "CONTENT_LENGTH": str(len(body)),
                     "CONTENT_TYPE": "application/x-www-form-urlencoded", "wsgi.input": io.BytesIO(body)})
     answer: dict[str, object] = {}
 
@@ -277,6 +277,21 @@ def test_nobody_can_mark_another_users_items_read(inbox_page: WSGIApp, session: 
     [cleos] = Inbox(session, cast.cleo).items()
     call(inbox_page, "POST", f"/users/{cast.dieter.id}/inbox/read", {"item": [str(cleos.id)]})
     assert Inbox(session, cast.cleo).unread_count() == 1
+
+
+def test_the_page_answers_the_mails_one_click_unsubscribe_links(session: Session, cast: Cast) -> None:
+    secret = b"issues-unsubscribe-secret"
+    app = inbox_app(session.connection(), unsubscribe=UnsubscribeEndpoint(session.connection(), secret))
+    watching = "examples.issues.notifications.IssueNotifier.updated_for_watchers"
+    token = make_token(secret, f"User:{cast.cleo.id}", watching, "email",
+                       expires=workflow.utcnow() + dt.timedelta(days=1))
+    assert call(app, "GET", "/unsubscribe", query=f"token={quote(token)}")[0] == "200 OK"  # the form, no change
+    assert preferences_of(session, cast.cleo) == []
+    status, _, page = call(app, "POST", "/unsubscribe", {"List-Unsubscribe": ["One-Click"]}, f"token={quote(token)}")
+    assert (status, "Unsubscribed" in page) == ("200 OK", True)
+    assert [(p.notifier, p.channel, p.enabled) for p in preferences_of(session, cast.cleo)] == [
+        (watching, "email", False)]
+    assert call(app, "POST", "/unsubscribe", query="token=forged")[0] == "400 Bad Request"
 
 
 def test_an_unknown_user_or_method_is_refused(inbox_page: WSGIApp, cast: Cast) -> None:

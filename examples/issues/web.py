@@ -1,7 +1,8 @@
 """The in-app inbox in a web page: a tiny WSGI application on the standard library alone.
 
 ``inbox_app(engine)`` serves one user's inbox at ``/users/<id>/inbox`` (the unread count, the
-newest items, a form to mark them read) and the list of users at ``/``. A real application
+newest items, a form to mark them read) and the list of users at ``/``; given an
+``unsubscribe`` endpoint, it also answers the mails' one-click unsubscribe links at ``/unsubscribe``. A real application
 takes the user from its login session; here the path stands in for it. Run it with
 ``python -m examples.issues.web``: it tells the demo's story in a temporary folder, then
 serves it on http://127.0.0.1:8000/ until Ctrl-C.
@@ -19,7 +20,8 @@ from typing import Any
 from urllib.parse import parse_qs
 from wsgiref.simple_server import make_server
 
-from notifiers import Inbox, InboxItem
+from jobs.runtime import current
+from notifiers import Inbox, InboxItem, UnsubscribeEndpoint
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,17 +38,22 @@ _PAGE = """<!doctype html>
 </head><body>{body}</body></html>"""
 
 
-def inbox_app(bind: Engine | Connection, *, limit: int = 20) -> WSGIApp:
+def inbox_app(bind: Engine | Connection, *, limit: int = 20,
+              unsubscribe: UnsubscribeEndpoint | None = None) -> WSGIApp:
     """The WSGI application serving the inboxes of the users in ``bind``'s database.
 
     Args:
         bind: the application's engine (or, in tests, a connection whose transaction it joins).
         limit: how many of the newest items a page shows.
+        unsubscribe: the endpoint of the ``unsubscribe_url`` links, mounted at ``/unsubscribe``
+            (``TIDINGS_UNSUBSCRIBE_URL=https://<this site>/unsubscribe``).
     """
     sessions = sessionmaker(bind, join_transaction_mode="create_savepoint")
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", "/"), environ.get("REQUEST_METHOD", "GET")
+        if path == "/unsubscribe" and unsubscribe is not None:
+            return unsubscribe.wsgi(environ, start_response)
         with sessions() as session:
             if path == "/" and method == "GET":
                 return _respond(start_response, "200 OK", _users_page(session))
@@ -117,7 +124,9 @@ def main(port: int = 8000) -> int:
 
     with tempfile.TemporaryDirectory(prefix="tidings-issues-web-") as tmp:
         story = tell(Path(tmp))
-        with make_server("127.0.0.1", port, inbox_app(story.engine)) as server:
+        secret = current().settings.unsubscribe_secret  # TIDINGS_UNSUBSCRIBE_SECRET: answer the mails' links too
+        endpoint = UnsubscribeEndpoint(story.engine, secret) if secret else None
+        with make_server("127.0.0.1", port, inbox_app(story.engine, unsubscribe=endpoint)) as server:
             print(f"Serving the inboxes on http://127.0.0.1:{port}/ (Ctrl-C to stop)")
             try:
                 server.serve_forever()

@@ -11,14 +11,15 @@ from ..runtime import current
 
 __all__ = ["add_parser", "run"]
 
+_HELP = "delete final deliveries, read inbox items (and done transitions) past their retention"
+_ABOUT = ("Deletes in batches of TIDINGS_PRUNE_BATCH rows, one transaction each, skipping rows a worker holds: safe "
+          "beside running workers. TIDINGS_KEEP_DELIVERIES_DAYS, TIDINGS_KEEP_READ_INBOX_DAYS, "
+          "TIDINGS_KEEP_TRANSITIONS_DAYS say how long each is kept (0: for ever).")
+
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``prune`` to the commands."""
-    pruning = commands.add_parser(
-        "prune", help="delete final deliveries, read inbox items (and done transitions) past their retention",
-        description="Deletes in batches of TIDINGS_PRUNE_BATCH rows, one transaction each, skipping rows a worker "
-                    "holds: safe beside running workers. TIDINGS_KEEP_DELIVERIES_DAYS, TIDINGS_KEEP_READ_INBOX_DAYS, "
-                    "TIDINGS_KEEP_TRANSITIONS_DAYS say how long each is kept (0: for ever).")
+    pruning = commands.add_parser("prune", help=_HELP, description=_ABOUT)
     pruning.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
     pruning.add_argument("--json", action="store_true", help="the counts as JSON")
 
