@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from workflow.clock import aware
+
 __all__ = ["Failed", "Notification", "Scheduled", "Skipped", "aware", "check_count", "fields_of", "listing"]
 
 
@@ -80,10 +82,6 @@ def fields_of(delivery: Any, record: Any) -> dict[str, Any]:
     return {"to": delivery.address, "name": delivery.name, "party": delivery.party, "channel": delivery.channel,
             "model": record.model, "key": record.key, "trigger": record.trigger, "notifier": delivery.notifier}
 
-
-def aware(moment: dt.datetime) -> dt.datetime:
-    """``moment`` with its zone: SQLite returns naive UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
 def check_count(what: str, found: list[Any], count: int | None, to: str | None, match: dict[str, str],

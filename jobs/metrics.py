@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 
 import dramatiq
 from workflow import utcnow
+from workflow.clock import aware
 
 from .errors import ConfigurationError
 
@@ -108,9 +109,7 @@ def delivery_finished(channel: str, status: str) -> None:
 def delivery_sent(channel: str, committed_at: dt.datetime) -> None:
     """Observe the latency of one sent delivery from its transition's commit (a no-op without metrics)."""
     if _worker is not None:
-        if committed_at.tzinfo is None:  # SQLite returns naive UTC
-            committed_at = committed_at.replace(tzinfo=dt.timezone.utc)
-        seconds = (utcnow() - committed_at).total_seconds()
+        seconds = (utcnow() - aware(committed_at)).total_seconds()
         _worker.latency.labels(channel).observe(max(seconds, 0.0))
 
 

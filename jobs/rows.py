@@ -18,6 +18,7 @@ from notifiers import Event, Found, Intent, Recipient, Registration, parties_of,
 from sqlalchemy import String, Table
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
+from workflow.clock import aware
 
 from . import runtime, supersession, suppressions
 from .delivery_log import Delivery, Status, delivery_key
@@ -57,7 +58,7 @@ def plan_rows(session: Session, records: Mapping[int, TransitionRecord],
     kinds = runtime.current().address_kinds(registry.channel_kinds()) if resolved else {}
     events = {record.id: Event.of(record, subjects[record.id]) for record, *_ in resolved}  # a digest's group
     intents = [(record, intent) for record, registrations, parties in resolved
-               for intent in plan(registrations, parties, skip, kinds, at=_aware(record.created_at),
+               for intent in plan(registrations, parties, skip, kinds, at=aware(record.created_at),
                                   self_loop=record.source == record.dest, event=events[record.id],
                                   every=getattr(skip, "every", None))]
     for record, intent in suppressions.applied(session, intents):
@@ -66,10 +67,6 @@ def plan_rows(session: Session, records: Mapping[int, TransitionRecord],
                            installation=installation, repetition=intent.repetition)
         planned.setdefault(key, _row(record, key, intent, installation))
     return {record_id: list(planned.values()) for record_id, planned in rows.items()}
-
-
-def _aware(at: dt.datetime) -> dt.datetime:
-    return at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)
 
 
 def _row(record: TransitionRecord, key: str, intent: Intent, installation: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
+from workflow.clock import aware
 
 from .delivery_log import Delivery, Status
 from .digest_log import DigestRow, DigestStatus
@@ -33,10 +34,10 @@ def status(session: Session, *, grace_seconds: float = 60.0) -> dict[str, Any]:
     oldest = session.scalar(select(func.min(Delivery.created_at)).where(undelivered, Delivery.due_at.is_(None)))
     oldest_due = session.scalar(select(func.min(Delivery.due_at)).where(
         or_(undelivered, Delivery.status == Status.SCHEDULED), Delivery.due_at.is_not(None), Delivery.due_at <= now))
-    oldest = min((t for t in (oldest, oldest_due) if t is not None), key=_aware, default=None)
+    oldest = min((t for t in (oldest, oldest_due) if t is not None), key=aware, default=None)
     unfanned, unfanned_since = session.execute(select(func.count(), func.min(TransitionRecord.created_at))
                                                .where(TransitionRecord.fanned_out_at.is_(None))).one()
-    oldest = min((t for t in (oldest, unfanned_since) if t is not None), key=_aware, default=None)
+    oldest = min((t for t in (oldest, unfanned_since) if t is not None), key=aware, default=None)
     is_held = (TransitionRecord.fanned_out_at.is_(None), TransitionRecord.held_reason.is_not(None))
     held_count = session.scalar(select(func.count()).select_from(TransitionRecord).where(*is_held)) or 0
     held = session.execute(select(TransitionRecord.held_reason, func.count()).where(*is_held)
@@ -105,9 +106,5 @@ def _due_counts(session: Session, due_at: Any, waiting: tuple[Any, ...], now: dt
     return {"scheduled": int(scheduled), "due": int(due), "overdue": int(overdue)}
 
 
-def _aware(then: dt.datetime) -> dt.datetime:
-    return then.replace(tzinfo=dt.timezone.utc) if then.tzinfo is None else then  # SQLite returns naive UTC
-
-
 def _age(now: dt.datetime, then: dt.datetime) -> float:
-    return (now - _aware(then)).total_seconds()
+    return (now - aware(then)).total_seconds()

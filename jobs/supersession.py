@@ -18,6 +18,7 @@ from notifiers import Timing
 from sqlalchemy import ColumnElement, Table, and_, bindparam, exists, func, literal, not_, or_, select, update
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
+from workflow.clock import aware
 
 from .delivery_log import Delivery, Status
 
@@ -70,8 +71,7 @@ def superseding(session: Session, delivery_ids: Sequence[int]) -> dict[int, tupl
 
 def reason(trigger: str, at: dt.datetime) -> str:
     """Why a delivery is void, as ``skipped()`` and ``tidings explain`` show it."""
-    moment = at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)
-    return f"superseded by {trigger} at {moment.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
+    return f"superseded by {trigger} at {aware(at).astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
 
 
 _SKIP = (

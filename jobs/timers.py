@@ -49,6 +49,7 @@ from workflow import (
     stateful_models,
     utcnow,
 )
+from workflow.clock import aware
 
 from . import notifier_modules
 from .runtime import current
@@ -137,7 +138,7 @@ def schedule(connection: Connection, records: Iterable[TransitionRecord]) -> int
         model = models.get(record.model)
         for trigger, timeout in model.workflow.timeouts.get(record.dest, ()) if model is not None else ():
             rows.append({"transition_id": record.id, "model": record.model, "key": record.key, "trigger": trigger,
-                         "due_at": _aware(record.created_at) + timeout, "status": TimerStatus.PENDING,
+                         "due_at": aware(record.created_at) + timeout, "status": TimerStatus.PENDING,
                          "created_at": now, "updated_at": now})
     if rows:
         _insert_new(connection, rows)
@@ -290,6 +291,3 @@ def _left(session: Session, taken: Sequence[_Due]) -> dict[int, tuple[int, str, 
     by_id = {id_: (id_, trigger, dest) for id_, trigger, dest in found}
     return {timer_id: by_id[id_] for timer_id, id_ in moved.items()}
 
-
-def _aware(then: dt.datetime) -> dt.datetime:
-    return then.replace(tzinfo=dt.timezone.utc) if then.tzinfo is None else then  # SQLite returns naive UTC

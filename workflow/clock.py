@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-__all__ = ["advance", "offset", "reset", "utcnow"]
+__all__ = ["advance", "aware", "offset", "reset", "utcnow"]
 
 _offset = dt.timedelta(0)
 
@@ -17,6 +17,11 @@ _offset = dt.timedelta(0)
 def utcnow() -> dt.datetime:
     """The current time, timezone-aware in UTC (plus whatever a test moved the clock by)."""
     return dt.datetime.now(dt.timezone.utc) + _offset
+
+
+def aware(moment: dt.datetime) -> dt.datetime:
+    """``moment`` with its zone: a naive time is UTC, as Tidings writes every time (SQLite drops the zone)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
 def advance(delta: dt.timedelta) -> dt.datetime:

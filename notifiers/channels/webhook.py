@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 from workflow import utcnow
+from workflow.clock import aware
 
 from .. import endpoints
 from ..errors import ChannelConfigurationError, EndpointDisabled, EndpointGone, MessageError, TransientChannelError
@@ -186,7 +187,7 @@ def _body(message: Email, to: Recipient, *, key: str, event: Event | None, kind:
 
 def _iso(moment: dt.datetime) -> str:
     """ISO 8601 with its offset; a naive time (SQLite drops the zone) is UTC, as Tidings writes it."""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)).isoformat()
+    return aware(moment).isoformat()
 
 
 def _state(subject: Any) -> str | None:
