@@ -44,6 +44,17 @@ def test_the_policy_is_built_from_the_settings() -> None:
     assert RetryPolicy.of(settings) == RetryPolicy(max_retries=7, min_backoff_ms=20, max_backoff_ms=90)
 
 
+def test_a_policy_given_only_its_tries_waits_as_the_default_settings_do() -> None:
+    defaults = Settings()
+    assert RetryPolicy(max_retries=defaults.max_retries) == RetryPolicy.of(defaults)
+
+
+def test_a_policy_cannot_be_changed_once_built() -> None:
+    policy = RetryPolicy(max_retries=2)
+    with pytest.raises(AttributeError):
+        policy.max_retries = 9  # type: ignore[misc]
+
+
 @pytest.fixture
 def restored() -> Iterator[None]:
     previous, broker = jobs.runtime.current().settings, jobs.broker
