@@ -16,7 +16,7 @@ from jobs.retries import RetryPolicy
 from jobs.errors import DeliveryNotFound
 from jobs.fanout import plan
 from jobs.sweeper import sweep
-from notifiers import MemoryChannel, PermanentChannelError, TransientChannelError
+from notifiers import FailoverChannel, MemoryChannel, PermanentChannelError, TransientChannelError
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, object_session
 
@@ -168,6 +168,20 @@ def test_sent_outcomes_are_written_as_soon_as_the_log_holds_its_size(engine: Eng
     assert status(first) == Status.SENDING  # one waits
     log.add(second)
     assert (status(first), status(second)) == (Status.SENT, Status.SENT)  # two: written together
+
+
+def test_a_delivery_sent_by_a_failover_channel_among_others_records_its_provider_at_once(
+        engine: Engine, session: Session, order: Order) -> None:
+    order.cancel()
+    session.commit()
+    first, _, _ = claim_many(session, plan(session, 1).pending, lease_seconds=60)
+    failover = FailoverChannel([MemoryChannel(), MemoryChannel()], names=["primary", "secondary"])
+    log = SentLog(session, size=8, seconds=3600)  # the batched record, which writes no provider
+    assert send(session, first, channel_for=lambda kind: failover, lease_seconds=60, retry=RetryPolicy(2),
+                sent=log) == "sent"
+    with Session(engine) as other:
+        row = other.get_one(Delivery, first.id)
+        assert (row.status, row.provider) == (Status.SENT, "primary")
 
 
 class Meddling(MemoryChannel):
