@@ -10,6 +10,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from workflow import Stateful, Workflow
 
 HOUR = dt.timedelta(hours=1)
+DAY = dt.timedelta(days=1)
 
 
 class Base(DeclarativeBase):
@@ -35,7 +36,8 @@ class HelpCase(Stateful, Base):
     workflow = Workflow(
         states=["open"],
         initial="open",
-        transitions=[[trigger, "open", "open"] for trigger in ("assign", "mention", "label", "tag", "ping", "note")],
+        transitions=[[trigger, "open", "open"] for trigger in ("assign", "mention", "escalate", "remind", "label", "tag",
+                                                                     "ping", "note")],
         parties={"owner": "owner"},
     )
 
@@ -49,6 +51,16 @@ class DeskNotifier(Notifier):
     @on(HelpCase, "mention", to="owner", channels=["sms"], throttle=Throttle(2, per=HOUR, scope="all"))
     def mentioned(self, event: Event, recipient: Recipient) -> Text:
         return Text(body=f"Case {event.key}: you were mentioned")
+
+    # The same budget as those two, measured against a limit of its own: sent alone while fewer than 3 were.
+    @on(HelpCase, "escalate", to="owner", throttle=Throttle(3, per=HOUR, scope="all"))
+    def escalated(self, event: Event, recipient: Recipient) -> Email:
+        return Email(subject=f"Case {event.key} escalated", text="Urgent.")
+
+    # Another window: a budget of its own (1 a day), not the hourly one.
+    @on(HelpCase, "remind", to="owner", throttle=Throttle(1, per=DAY, scope="all"))
+    def reminded(self, event: Event, recipient: Recipient) -> Email:
+        return Email(subject=f"Case {event.key}: a reminder", text="Still open.")
 
     # One budget of 2 an hour per channel across these three: two on email, one on SMS.
     @on(HelpCase, "label", to="owner", throttle=Throttle(2, per=HOUR, scope="channel"))

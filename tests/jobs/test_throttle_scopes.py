@@ -76,6 +76,18 @@ def test_a_shared_throttle_leaves_a_throttle_of_the_default_scope_its_own_limit(
     assert sorted(n.subject for n in tidings.run()) == [f"Case {case.id} assigned"] * 2 + [f"Case {case.id}: a note"]
 
 
+def test_each_event_of_a_shared_throttle_is_measured_against_its_own_notifier_s_limit(
+        session: Session, case: HelpCase, tidings: Kit) -> None:
+    fire(session, case, "assign", "assign", "assign", "escalate", "escalate")
+    assert sorted(n.subject for n in tidings.run()) == [f"Case {case.id} assigned"] * 2 + [f"Case {case.id} escalated"]
+
+
+def test_throttles_of_one_scope_with_another_window_keep_a_budget_of_their_own(
+        session: Session, case: HelpCase, tidings: Kit) -> None:
+    fire(session, case, "assign", "assign", "remind", "remind")
+    assert sorted(n.subject for n in tidings.run()) == [f"Case {case.id} assigned"] * 2 + [f"Case {case.id}: a reminder"]
+
+
 def test_a_shared_throttle_records_why_an_event_was_held_and_what_it_counts(
         session: Session, case: HelpCase, tidings: Kit) -> None:
     fire(session, case, "label", "tag", "label", "assign", "mention", "assign")
