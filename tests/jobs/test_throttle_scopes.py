@@ -84,6 +84,7 @@ def test_each_event_of_a_shared_throttle_is_measured_against_its_own_notifier_s_
 
 def test_throttles_of_one_scope_with_another_window_keep_a_budget_of_their_own(
         session: Session, case: HelpCase, tidings: Kit) -> None:
+    clock.advance(dt.timedelta(hours=12))  # 00:05 UTC: the hour's window and the day's start together
     fire(session, case, "assign", "assign", "remind", "remind")
     assert sorted(n.subject for n in tidings.run()) == [f"Case {case.id} assigned"] * 2 + [f"Case {case.id}: a reminder"]
 
