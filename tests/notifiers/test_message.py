@@ -202,3 +202,9 @@ def test_multipart_bytes_use_a_boundary_found_in_neither_body(monkeypatch: pytes
 def test_a_header_the_email_writes_itself_is_refused_among_the_headers(name: str) -> None:
     with pytest.raises(MessageError, match=f"Header '{name}' is written by the Email itself"):
         Email(subject="Hi", text="body", headers={name: "x@example.com"})
+
+
+def test_a_non_ascii_extra_header_is_written_encoded_and_reads_back_as_given() -> None:
+    written = Email(subject="Hi", text="body", headers={"X-Tag": "café"}).to_bytes(ANN, sender="t@example.com", key="k1")
+    assert written.partition(b"\r\n\r\n")[0].isascii()
+    assert email.message_from_bytes(written, policy=email.policy.default)["X-Tag"] == "café"
