@@ -15,7 +15,7 @@ from jobs.claims import claim_many
 from jobs.fanout import fan_out, plan, plan_many
 from jobs.sweeper import sweep
 from notifiers import opt_out
-from sqlalchemy import Engine, delete, event, select
+from sqlalchemy import Engine, delete, event, select, update
 from sqlalchemy.orm import Session, object_session
 from workflow import TransitionRecord
 
@@ -39,6 +39,17 @@ def test_running_the_fan_out_twice_writes_nothing_new(session: Session, order: O
     record = order.pay()
     session.commit()
     assert len(fan_out(session, record.id)) == 2
+    assert fan_out(session, record.id) == []
+    assert count(Delivery) == 2
+
+
+def test_a_second_fan_out_writes_nothing_again_whose_key_was_written_before_keys_carried_the_installation_id(
+        session: Session, order: Order, count: Callable[[type], int]) -> None:
+    record = order.pay()
+    session.commit()
+    assert len(fan_out(session, record.id)) == 2
+    session.execute(update(Delivery).values(key="old-" + Delivery.key))  # as an older release wrote them
+    session.commit()
     assert fan_out(session, record.id) == []
     assert count(Delivery) == 2
 
