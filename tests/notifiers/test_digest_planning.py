@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from notifiers import Digest, Event, Notifier, Recipient, Registration, Throttle, Timing, plan, window_start
+from notifiers.digests import chosen
 
 HOUR = dt.timedelta(hours=1)
 AT = dt.datetime(2026, 12, 1, 12, 5, tzinfo=dt.timezone.utc)
@@ -66,3 +67,8 @@ def test_a_reminder_is_not_digested_whatever_the_recipient_chose() -> None:
 def test_a_throttle_lets_its_limit_through_before_its_digest() -> None:
     [intent] = plan([registration(Throttle(3, per=HOUR))], {"watchers": [ANN]}, at=AT, event=EVENT)
     assert intent.batch is not None and (intent.batch.leads, intent.batch.throttled) == (3, True)
+
+
+def test_a_stored_choice_of_how_often_that_tidings_does_not_know_leaves_the_notifiers_own_digest() -> None:
+    hourly = Digest(window=dt.timedelta(hours=1), by="subject")
+    assert chosen(hourly, "weekly") is hourly and chosen(None, "weekly") is None
