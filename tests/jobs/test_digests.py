@@ -122,6 +122,20 @@ def test_a_superseded_event_leaves_the_digest_before_it_is_sent(session: Session
     assert [d.status for d in tidings.digests("ann@example.com")] == ["empty"]
 
 
+def test_a_superseded_event_leaves_the_digest_alone_and_the_events_of_other_digests_stay(
+        session: Session, ticket: Watched, tidings: Kit) -> None:
+    other = Watched(title="Other", author=ticket.author)
+    session.add(other)
+    session.commit()
+    fire(session, ticket, "nudge")
+    fire(session, other, "nudge")
+    fire(session, ticket, "close")
+    tidings.run()
+    tidings.advance(hours=1)
+    assert [len(d.events) for d in tidings.assert_digested("ann@example.com")] == [1]
+    assert len(tidings.skipped("ann@example.com", trigger="nudge")) == 1
+
+
 def test_quiet_hours_delay_a_digest_as_a_whole(session: Session, ticket: Watched, tidings: Kit) -> None:
     clock.advance(dt.timedelta(hours=9, minutes=10))  # 21:15 UTC: the window closes at 22:00, inside the quiet hours
     fire(session, ticket, "nudge", 2)
