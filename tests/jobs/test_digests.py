@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import workflow
 from jobs import Delivery, RetryPolicy, Status, digest_sending
 from jobs.digest_sending import Closed
 from jobs.testing import Kit
-from notifiers import (Channel, Digest, choose_every, MessageError, PermanentChannelError, RegistrationError, Throttle, TransientChannelError,
+from notifiers import (Channel, Digest, MemoryChannel, choose_every, MessageError, PermanentChannelError, RegistrationError, Throttle, TransientChannelError,
                        on)
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, event, select
 from sqlalchemy.orm import Session
 from workflow import clock, utcnow
 
@@ -282,3 +285,38 @@ def test_a_recipient_who_chose_daily_for_a_channel_gets_one_digest_a_day(
 def test_a_choice_of_how_often_must_be_instant_hourly_or_daily(session: Session) -> None:
     with pytest.raises(RegistrationError, match="every='weekly': give one of 'instant', 'hourly', 'daily'"):
         choose_every(session, "w0@example.com", "weekly")
+
+
+def test_on_sqlite_a_run_started_while_another_is_between_its_read_and_its_claim_sends_none_of_its_digests(
+        session: Session, ticket: Watched, tidings: Kit) -> None:
+    fire(session, ticket, "comment", 2)
+    tidings.run()
+    clock.advance(HOUR + dt.timedelta(minutes=1))  # three digests due
+    engine = session.get_bind()
+    first_read, second_read = threading.Event(), threading.Event()
+    holder: list[int] = []
+
+    def hold_the_first_before_it_claims(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if threading.get_ident() == holder[0] and statement.startswith("UPDATE tidings_digests SET status"):
+            first_read.set()
+            second_read.wait(timeout=1)  # the second run reads now, unless the write lock holds it back
+
+    def one_run(hold: bool) -> Closed:
+        if hold:
+            holder.append(threading.get_ident())
+        else:
+            assert first_read.wait(timeout=10)
+        with Session(engine) as own:
+            done = digest_sending.close_due(own, channel_for=lambda kind: MemoryChannel(), lease_seconds=60,
+                                            retry=RetryPolicy(max_retries=2))
+        if not hold:
+            second_read.set()
+        return done
+
+    event.listen(engine, "before_cursor_execute", hold_the_first_before_it_claims)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            first, second = pool.map(one_run, [True, False])
+    finally:
+        event.remove(engine, "before_cursor_execute", hold_the_first_before_it_claims)
+    assert (first.sent, second.sent) == (3, 0)
