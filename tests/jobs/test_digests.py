@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 import workflow
 from jobs import Delivery, RetryPolicy, Status, digest_sending
+from jobs.digest_log import DigestRow
 from jobs.digest_sending import Closed
 from jobs.testing import Kit
 from notifiers import (Channel, Digest, MemoryChannel, choose_every, MessageError, PermanentChannelError, RegistrationError, Throttle, TransientChannelError,
                        on)
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, event, select, update
 from sqlalchemy.orm import Session
 from workflow import clock, utcnow
 
@@ -320,3 +321,16 @@ def test_on_sqlite_a_run_started_while_another_is_between_its_read_and_its_claim
     finally:
         event.remove(engine, "before_cursor_execute", hold_the_first_before_it_claims)
     assert (first.sent, second.sent) == (3, 0)
+
+
+def test_a_digest_whose_worker_died_while_sending_it_is_sent_once_its_lease_ran_out(
+        session: Session, ticket: Watched, tidings: Kit) -> None:
+    fire(session, ticket, "comment", 2)
+    tidings.run()
+    clock.advance(HOUR + dt.timedelta(minutes=1))
+    session.execute(update(DigestRow).values(status="sending", attempts=1,  # claimed by a worker killed since
+                                             lease_until=utcnow() - dt.timedelta(seconds=1)))
+    session.commit()
+    done = digest_sending.close_due(session, channel_for=lambda kind: MemoryChannel(), lease_seconds=60,
+                                    retry=RetryPolicy(max_retries=2))
+    assert (done.sent, done.events) == (3, 6)
