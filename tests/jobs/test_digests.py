@@ -241,6 +241,19 @@ def test_a_digest_refused_for_now_until_the_policy_gives_up_is_dead_with_its_eve
     assert statuses(session) == {Status.DEAD: 6}
 
 
+def test_a_digest_refused_for_now_is_tried_as_often_as_the_policy_says_then_dead(
+        session: Session, ticket: Watched, tidings: Kit) -> None:
+    fire(session, ticket, "comment", 2)
+    tidings.run()
+    clock.advance(HOUR)
+    outcomes = []
+    for _ in range(3):
+        done = close_with(tidings, Refusing(TransientChannelError("421 busy")), max_retries=2)
+        outcomes.append((done.retried, done.failed))
+        clock.advance(dt.timedelta(minutes=15))  # past the backoff
+    assert outcomes == [(3, 0), (3, 0), (0, 3)] and statuses(session) == {Status.DEAD: 6}
+
+
 def test_an_event_fanned_out_after_its_digest_closed_goes_into_the_next_one(session: Session, ticket: Watched,
                                                                             tidings: Kit) -> None:
     fire(session, ticket, "comment", 2)
