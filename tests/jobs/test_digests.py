@@ -347,3 +347,29 @@ def test_a_digest_whose_worker_died_while_sending_it_is_sent_once_its_lease_ran_
     done = digest_sending.close_due(session, channel_for=lambda kind: MemoryChannel(), lease_seconds=60,
                                     retry=RetryPolicy(max_retries=2))
     assert (done.sent, done.events) == (3, 6)
+
+
+class SendingMeanwhile(MemoryChannel):
+    """Runs another digests run while it sends its first message; notes what that run sent."""
+
+    def __init__(self, engine: Any) -> None:
+        super().__init__()
+        self.engine, self.meanwhile = engine, list[int]()
+
+    def send(self, message: Any, to: Any, *, key: str, event: Any = None) -> None:
+        if not self.meanwhile:
+            with Session(self.engine) as other:
+                self.meanwhile.append(digest_sending.close_due(
+                    other, channel_for=lambda kind: MemoryChannel(), lease_seconds=60, retry=RetryPolicy(2)).sent)
+        super().send(message, to, key=key, event=event)
+
+
+def test_a_digest_being_sent_is_held_for_its_lease_and_another_run_takes_none_of_them(
+        session: Session, ticket: Watched, tidings: Kit) -> None:
+    fire(session, ticket, "comment", 2)
+    tidings.run()
+    clock.advance(HOUR + dt.timedelta(minutes=1))
+    channel = SendingMeanwhile(session.get_bind())
+    done = digest_sending.close_due(session, channel_for=lambda kind: channel, lease_seconds=60,
+                                    retry=RetryPolicy(max_retries=2))
+    assert (done.sent, channel.meanwhile) == (3, [0])
