@@ -221,6 +221,16 @@ def test_a_digest_refused_permanently_fails_with_its_events(session: Session, ti
     assert {(f.reason.split(":")[0]) for f in tidings.failed()} == {f"Digest #{d.id} failed" for d in tidings.digests()}
 
 
+def test_a_digest_that_failed_records_no_time_sent_nor_do_its_events(session: Session, ticket: Watched,
+                                                                      tidings: Kit) -> None:
+    fire(session, ticket, "comment", 2)
+    tidings.run()
+    clock.advance(HOUR)
+    close_with(tidings, Refusing(PermanentChannelError("550 no such user")))
+    assert {row.sent_at for row in session.scalars(select(DigestRow))} == {None}
+    assert {row.sent_at for row in session.scalars(select(Delivery))} == {None}
+
+
 def test_a_digest_refused_for_now_is_sent_again_after_the_backoff(session: Session, ticket: Watched,
                                                                   tidings: Kit) -> None:
     fire(session, ticket, "comment", 2)
