@@ -383,3 +383,9 @@ def test_a_digest_being_sent_is_held_for_its_lease_and_another_run_takes_none_of
     done = digest_sending.close_due(session, channel_for=lambda kind: channel, lease_seconds=60,
                                     retry=RetryPolicy(max_retries=2))
     assert (done.sent, channel.meanwhile) == (3, [0])
+
+
+def test_a_sent_digest_records_how_many_events_it_told(session: Session, ticket: Watched, tidings: Kit) -> None:
+    fire(session, ticket, "comment", 2)
+    tidings.advance(hours=1)
+    assert [row.events for row in session.scalars(select(DigestRow))] == [2, 2, 2]
