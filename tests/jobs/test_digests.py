@@ -17,8 +17,8 @@ from jobs.digest_sending import Closed
 from jobs.testing import Kit
 from notifiers import (Channel, Digest, MemoryChannel, choose_every, MessageError, PermanentChannelError, RegistrationError, Throttle, TransientChannelError,
                        on)
-from sqlalchemy import create_engine, event, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy.orm import Session, object_session
 from workflow import clock, utcnow
 
 from tests.digest_app import HOUR, Base, Member, WatchNotifier, Watched
@@ -210,6 +210,32 @@ def close_with(tidings: Kit, channel: Channel, max_retries: int = 3) -> Closed:
     with tidings._session() as db:
         return digest_sending.close_due(db, channel_for=lambda kind: channel, lease_seconds=60,
                                         retry=RetryPolicy(max_retries=max_retries))
+
+
+class MeddlingThenRefusing(Channel):
+    """Changes the event's row (or adds a row to its session) while sending, then refuses the message."""
+
+    def __init__(self, change: str) -> None:
+        self.change = change
+
+    def send(self, message: object, to: object, *, key: str, event: Any = None, **extra: object) -> None:
+        if self.change == "dirty":
+            event.subject.title = "Meddled"
+        else:
+            object_session(event.subject).add(Member(name="Meddler", email="meddler@example.com"))
+        raise PermanentChannelError("550 no such user")
+
+
+@pytest.mark.parametrize("change", ["dirty", "new"])
+def test_what_is_changed_in_the_session_while_a_digest_is_sent_is_never_committed(
+        session: Session, ticket: Watched, tidings: Kit, change: str) -> None:
+    fire(session, ticket, "comment", 2)
+    tidings.run()
+    clock.advance(HOUR)
+    assert close_with(tidings, MeddlingThenRefusing(change)).failed == 3
+    with Session(session.get_bind()) as other:
+        assert other.scalars(select(Watched.title)).all() == ["Crash"]
+        assert other.scalar(select(func.count()).select_from(Member).where(Member.name == "Meddler")) == 0
 
 
 def test_a_digest_refused_permanently_fails_with_its_events(session: Session, ticket: Watched, tidings: Kit) -> None:
