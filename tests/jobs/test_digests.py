@@ -415,3 +415,25 @@ def test_a_sent_digest_records_how_many_events_it_told(session: Session, ticket:
     fire(session, ticket, "comment", 2)
     tidings.advance(hours=1)
     assert [row.events for row in session.scalars(select(DigestRow))] == [2, 2, 2]
+
+
+class RefusingOnceTakenAgain(Channel):
+    """Refuses the message after another run took the digest again (its lease ran out meanwhile)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def send(self, message: object, to: object, *, key: str, **extra: object) -> None:
+        with Session(self.engine) as other:
+            other.execute(update(DigestRow).values(attempts=DigestRow.attempts + 1))
+            other.commit()
+        raise PermanentChannelError("550 no such user")
+
+
+def test_a_run_whose_claim_was_taken_since_records_nothing_for_the_digests_events(
+        session: Session, ticket: Watched, tidings: Kit) -> None:
+    fire(session, ticket, "comment", 2)
+    tidings.run()
+    clock.advance(HOUR)
+    close_with(tidings, RefusingOnceTakenAgain(session.get_bind()))
+    assert statuses(session) == {Status.DIGEST: 6}
