@@ -16,6 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from workflow import Id, TidingsBase, utcnow
 
 from .addressed import Addressed
+from .throttle_log import ThrottleRow  # noqa: F401 - the budgets wider throttles share, created with the digests
 
 __all__ = ["DigestRow", "DigestStatus", "digest_key"]
 

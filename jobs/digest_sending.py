@@ -18,13 +18,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from notifiers import (Channel, EndpointDisabled, Event, PermanentChannelError, Recipient, TransientChannelError,
-                       registry)
+from notifiers import (Channel, ChannelError, EndpointDisabled, Event, NotifierError, PermanentChannelError, Recipient,
+                       TransientChannelError, registry)
 from notifiers.digest_messages import compose_digest
 from sqlalchemy import Table, and_, bindparam, false, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 from workflow import load_subjects, read_records, utcnow
 
+from . import delivery as single
 from . import notifier_modules, supersession
 from .addressed import recipient_of
 from .delivery import _DETERMINISTIC
@@ -89,6 +90,8 @@ class Closed:
     failed: int = 0
     retried: int = 0
     loaded: dict[int, tuple[Any, Any]] = field(default_factory=dict, repr=False)
+    #: In the test kit: the first message that could not be built, raised at the end of the run.
+    unbuilt: NotifierError | None = field(default=None, repr=False)
 
 
 def run() -> Closed:
@@ -123,6 +126,8 @@ def close_due(session: Session, *, channel_for: Callable[[str], Channel], lease_
             if _close(session, one, members.get(one.id, []), done, channel_for, retry, lease_seconds):
                 sent.append(one)
         _record_sent(session, sent, done)
+    if done.unbuilt is not None:  # as a delivery's in the kit: the test fails where production records `failed`
+        raise done.unbuilt
     return done
 
 
@@ -215,6 +220,8 @@ def _close(session: Session, held: HeldDigest, members: list[tuple[int, int]], d
     except (EndpointDisabled, PermanentChannelError, *_DETERMINISTIC) as error:
         _finish(session, held, DigestStatus.FAILED, f"{type(error).__name__}: {error}", ids, Status.FAILED)
         done.failed += 1
+        if single.raise_message_errors and isinstance(error, NotifierError) and not isinstance(error, ChannelError):
+            done.unbuilt = done.unbuilt or error  # the test kit: raised once the run recorded everything
         return False
     except Exception as error:  # transient: the whole digest again after the policy's backoff
         _retry(session, held, error, ids, retry, lease_seconds, done)

@@ -8,6 +8,8 @@ round), and each member row gets its ``digest_id`` and the status ``digest``. A 
 closed already (a fan-out late after its window) is not added to: its events go to the digest
 of the window the fan-out runs in. The first events of a window a lead mode or a throttle lets
 through (the digest's ``alone`` count) are written as any other delivery, to be sent at once.
+A throttle of scope ``"channel"`` or ``"all"`` counts them on its shared budget row instead
+(:mod:`jobs.throttle_log`), written if new and locked in the same way, after the digests.
 """
 
 from __future__ import annotations
@@ -24,12 +26,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from .delivery_log import Status
 from .digest_log import DigestRow, DigestStatus
 from .rows import BATCH
+from .throttle_log import ThrottleRow
 
 __all__ = ["attach"]
 
 _digests = cast(Table, DigestRow.__table__)
 _ALONE = update(_digests).where(_digests.c.id == bindparam("digest_id_")).values(alone=bindparam("alone_"))
+_throttles = cast(Table, ThrottleRow.__table__)
+_SENT = update(_throttles).where(_throttles.c.key == bindparam("key_")).values(sent=bindparam("sent_"))
 _LATE_TRIES = 3
+#: How a held event's reason names what its throttle counts.
+_SHARED = {"notifier": "", "channel": " (shared by the notifiers on this channel)",
+           "all": " (shared by the notifiers on every channel)"}
 
 
 def attach(connection: Connection, rows: list[dict[str, Any]], now: dt.datetime) -> None:
@@ -38,26 +46,64 @@ def attach(connection: Connection, rows: list[dict[str, Any]], now: dt.datetime)
     if not held:
         return
     wanted: dict[str, dict[str, Any]] = {}
+    shared: dict[str, dict[str, Any]] = {}
     for row in held:
-        batch, key = row[BATCH]
+        batch, key, budget = row[BATCH]
         wanted.setdefault(key, _values(row, key, batch, now))
+        if budget is not None:
+            shared.setdefault(budget, _budget(row, budget, batch, now))
     found = _open(connection, wanted, now)
+    used_before = _budgets(connection, shared)
     alone_before = {digest_id: alone for digest_id, alone, _ in found.values()}
-    alone = dict(alone_before)
+    alone, used = dict(alone_before), dict(used_before)
     for row in held:
-        batch, key = row.pop(BATCH)
+        batch, key, budget = row.pop(BATCH)
         digest_id, _, leads = found[key]
         if row["status"] not in (Status.PENDING, Status.SCHEDULED):
             continue
-        if alone[digest_id] < leads:
+        if (alone[digest_id] if budget is None else used[budget]) < leads:
             alone[digest_id] += 1
+            if budget is not None:
+                used[budget] += 1
             continue
         row.update(status=Status.DIGEST, digest_id=digest_id)
         if batch.throttled:
-            row["last_error"] = f"Over the throttle of {leads} a window: told in digest #{digest_id}."
+            row["last_error"] = (f"Over the throttle of {leads} a window{_SHARED[batch.scope]}: "
+                                 f"told in digest #{digest_id}.")
     changed = [{"digest_id_": i, "alone_": n} for i, n in alone.items() if n != alone_before[i]]
     if changed:
         connection.execute(_ALONE, changed)
+    spent = [{"key_": key, "sent_": n} for key, n in used.items() if n != used_before[key]]
+    if spent:
+        connection.execute(_SENT, spent)
+
+
+def _budget(row: dict[str, Any], key: str, batch: Batch, now: dt.datetime) -> dict[str, Any]:
+    """The shared budget row of a member row of a throttle of scope ``"channel"`` or ``"all"``."""
+    return {"key": key, "scope": batch.scope, "recipient_ref": row["recipient_ref"] or row["address"].lower(),
+            "channel": row["channel"] if batch.scope == "channel" else "*", "window_start": batch.start,
+            "window_end": batch.start + batch.window, "sent": 0, "created_at": now}
+
+
+def _budgets(connection: Connection, shared: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """How many events each shared budget let through so far: locked (in key order), written first if new."""
+    if not shared:
+        return {}
+    used = _spent(connection, list(shared))
+    new = [shared[key] for key in sorted(shared) if key not in used]
+    if new:  # the first event of a window under these budgets: they are written, then locked
+        make: Callable[..., Any] = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+        connection.execute(make(_throttles).on_conflict_do_nothing(index_elements=["key"]), new)
+        used.update(_spent(connection, [values["key"] for values in new]))
+    return used
+
+
+def _spent(connection: Connection, keys: list[str]) -> dict[str, int]:
+    """``sent`` of the budgets of ``keys`` that exist, locked on PostgreSQL (in key order)."""
+    query = select(_throttles.c.key, _throttles.c.sent).where(_throttles.c.key.in_(keys)).order_by(_throttles.c.key)
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return {key: sent for key, sent in connection.execute(query)}
 
 
 def _values(row: dict[str, Any], key: str, batch: Batch, now: dt.datetime) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from .config import mask_url
 
 __all__ = ["Problem", "broker_problem", "database_problem"]
 
-_TABLES = ("tidings_transitions", "tidings_deliveries", "tidings_timers", "tidings_digests",
+_TABLES = ("tidings_transitions", "tidings_deliveries", "tidings_timers", "tidings_digests", "tidings_throttles",
            "tidings_suppressions")
 _CREATE = ("create them with `alembic upgrade heads`, Tidings' version location jobs:migrations listed in "
            "version_locations (docs/operations.md, Schema changes), or in a test or demo with "

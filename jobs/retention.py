@@ -8,6 +8,9 @@ lock. A delivery is deleted only when final (sent, failed, dead, skipped) and la
 the limit; a transition only when it was fanned out, every delivery of it is final and older than
 the limit, and no delivery of its record is still to be sent nor any timer of it pending (a later
 transition is what supersession and timeouts read, so it stays while anything of that record waits).
+A digest is deleted once done (sent, failed, dead, empty), last changed before the limit and with
+no delivery left pointing at it (its events' rows went first: the foreign key ``digest_id``); a
+shared throttle's row once its window ended before the limit.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ from workflow import TransitionRecord, utcnow
 
 from .config import Settings
 from .delivery_log import Delivery, Status
+from .digest_log import DigestRow, DigestStatus
 from .runtime import current
+from .throttle_log import ThrottleRow
 from .timers import Timer, TimerStatus
 
-__all__ = ["FINAL", "Pruned", "Turns", "batches", "prune"]
+__all__ = ["DONE_DIGESTS", "FINAL", "Pruned", "Turns", "batches", "prune"]
 
 #: The statuses nothing changes any more.
 FINAL = (Status.SENT, Status.FAILED, Status.DEAD, Status.SKIPPED)
@@ -36,6 +41,10 @@ _deliveries = cast(Table, Delivery.__table__)
 _transitions = cast(Table, TransitionRecord.__table__)
 _timers = cast(Table, Timer.__table__)
 _inbox = cast(Table, InboxItem.__table__)
+_digests = cast(Table, DigestRow.__table__)
+_throttles = cast(Table, ThrottleRow.__table__)
+#: The statuses of a digest nothing sends or adds to any more.
+DONE_DIGESTS = (DigestStatus.SENT, DigestStatus.FAILED, DigestStatus.DEAD, DigestStatus.EMPTY)
 
 
 @dataclasses.dataclass
@@ -45,6 +54,8 @@ class Pruned:
     deliveries: int = 0
     transitions: int = 0
     inbox: int = 0
+    digests: int = 0
+    throttles: int = 0
 
 
 def _final_deliveries(cutoff: dt.datetime) -> ColumnElement[bool]:
@@ -65,6 +76,17 @@ def _done_transitions(cutoff: dt.datetime) -> ColumnElement[bool]:
     return and_(_transitions.c.created_at < cutoff, _transitions.c.fanned_out_at.is_not(None),
                 ~exists(select(_deliveries.c.id).where(mine, ~_final_deliveries(cutoff))),
                 ~exists(waiting_on_record), ~exists(timer_waits))
+
+
+def _done_digests(cutoff: dt.datetime) -> ColumnElement[bool]:
+    """Digests done before ``cutoff`` whose events' delivery rows are all gone."""
+    member = select(_deliveries.c.id).where(_deliveries.c.digest_id == _digests.c.id)
+    return and_(_digests.c.status.in_(DONE_DIGESTS), _digests.c.updated_at < cutoff, ~exists(member))
+
+
+def _past_throttles(cutoff: dt.datetime) -> ColumnElement[bool]:
+    """Shared throttles' rows of windows that ended before ``cutoff``: no fan-out counts on them any more."""
+    return _throttles.c.window_end < cutoff
 
 
 @contextlib.contextmanager
@@ -121,9 +143,14 @@ def _count(bind: Engine | Connection, table: Table, condition: ColumnElement[boo
 def _kinds(settings: Settings) -> Iterator[tuple[str, Table, ColumnElement[bool]]]:
     """Each kind kept for a limited time: its name, its table, and which of its rows are past the limit."""
     now = utcnow()
+    # Digests and throttle rows go by the deliveries' limit, or the transitions' when deliveries stay
+    # until their transitions go; after those, so a digest whose members went in this prune goes too.
+    told = settings.keep_deliveries_days or settings.keep_transitions_days
     limits = (("deliveries", _deliveries, settings.keep_deliveries_days, _final_deliveries),
               ("transitions", _transitions, settings.keep_transitions_days, _done_transitions),
-              ("inbox", _inbox, settings.keep_read_inbox_days, _read_inbox))
+              ("inbox", _inbox, settings.keep_read_inbox_days, _read_inbox),
+              ("digests", _digests, told, _done_digests),
+              ("throttles", _throttles, told, _past_throttles))
     for name, table, days, condition_of in limits:
         if days > 0:
             yield name, table, condition_of(now - dt.timedelta(days=days))

@@ -23,11 +23,13 @@ from workflow.clock import aware
 from . import runtime, supersession, suppressions
 from .delivery_log import Delivery, Status, delivery_key
 from .digest_log import digest_key
+from .throttle_log import throttle_key
 from .installation import installation_id
 
 __all__ = ["BATCH", "plan_rows"]
 
-#: The key of a row's :class:`~notifiers.Batch` and digest key, popped by :func:`jobs.digesting.attach` before the insert.
+#: The key of a row's :class:`~notifiers.Batch`, digest key and shared throttle's key (or ``None``),
+#: popped by :func:`jobs.digesting.attach` before the insert.
 BATCH = "_batch"
 
 _table = cast(Table, Delivery.__table__)
@@ -90,8 +92,11 @@ def _row(record: TransitionRecord, key: str, intent: Intent, installation: str) 
         row.update({name: _safe(row[name], _TEXT[name]) for name in _TEXT if name in row})
     elif intent.batch is not None:
         batch = intent.batch
+        budget = None if batch.scope == "notifier" else throttle_key(
+            installation, batch.scope, recipient.ref if recipient else intent.address, intent.channel, batch.window,
+            batch.start)
         row[BATCH] = (batch, digest_key(installation, intent.address, intent.channel, intent.registration.name,
-                                        batch.group, batch.start))
+                                        batch.group, batch.start), budget)
     return row
 
 

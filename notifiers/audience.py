@@ -146,7 +146,8 @@ def _batch(batching: Digest | Throttle, timing: Timing | None, when: dt.datetime
     """The digest an event due at ``when`` goes into: its window's, closing at its end (out of the quiet hours)."""
     group, start, end = batch_of(batching, when, event.model, event.key, event)
     due = timing.due(end, at, tz, False) if timing is not None else end
-    return Batch(group, start, due or end, batching.leads, isinstance(batching, Throttle), end - start)
+    scope = batching.scope if isinstance(batching, Throttle) else "notifier"
+    return Batch(group, start, due or end, batching.leads, isinstance(batching, Throttle), end - start, scope)
 
 
 def _intent(registration: Registration, party: str, channel: str, kind: str,

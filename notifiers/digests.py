@@ -7,7 +7,9 @@ stores the events as members of one digest row and sends the digest once when it
 ``Digest(window, mode="wait")`` holds every event until the window closes; ``mode="lead"``
 sends the first event of a window at once and collects the rest. ``Throttle(n, per)`` sends up
 to ``n`` events of a window at once and collects the rest into the digest that closes the window:
-nothing over the limit is dropped.
+nothing over the limit is dropped. Its ``scope`` says what the ``n`` counts: the notifier's
+events on one channel (the default), every notifier's on one channel, or every notifier's on
+every channel.
 """
 
 from __future__ import annotations
@@ -20,10 +22,14 @@ from typing import Any, Literal
 from .errors import RegistrationError
 from .timing import checked_span
 
-__all__ = ["EVERY", "Batch", "Digest", "Throttle", "chosen", "window_start"]
+__all__ = ["EVERY", "SCOPES", "Batch", "Digest", "Throttle", "chosen", "window_start"]
 
 #: How often a recipient may choose to be told (:func:`notifiers.choose_every`): at once, or in a digest of that window.
 EVERY: dict[str, dt.timedelta | None] = {"instant": None, "hourly": dt.timedelta(hours=1), "daily": dt.timedelta(days=1)}
+
+#: What a throttle's limit counts, for one recipient (:class:`Throttle`'s ``scope``).
+SCOPES = ("notifier", "channel", "all")
+Scope = Literal["notifier", "channel", "all"]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 #: ``by=`` a function of the event (:class:`~notifiers.Event`): the group's name, e.g. the issue's project.
@@ -78,17 +84,28 @@ class Digest:
 class Throttle:
     """``@on(..., throttle=Throttle(5, per=timedelta(hours=1)))``: at most ``n`` messages a window to a recipient.
 
-    What is over the limit is not dropped: it goes into one digest sent when the window closes.
-    The limit is per recipient, notifier and channel.
+    What is over the limit is not dropped: it goes into one digest sent when the window closes
+    (the notifier's digest on its channel, whatever the scope).
+
+    Attributes:
+        n: how many events of a window are sent alone, at once.
+        per: the window; windows start on multiples of it since 1970 (UTC).
+        scope: what the ``n`` counts, for one recipient: ``"notifier"`` the events of this
+            notifier on one channel; ``"channel"`` those of every notifier throttled with
+            ``scope="channel"`` and the same ``per``, on one channel; ``"all"`` those of every
+            notifier throttled with ``scope="all"`` and the same ``per``, on every channel.
     """
 
     n: int
     per: dt.timedelta
+    scope: Scope = "notifier"
 
     def __post_init__(self) -> None:
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
             raise RegistrationError(f"Throttle(n={self.n!r}): give a whole number of messages, 1 or more.")
         checked_span(self.per, "Throttle(per)")
+        if self.scope not in SCOPES:
+            raise RegistrationError(f"Throttle(scope={self.scope!r}): give 'notifier', 'channel' or 'all'.")
 
     @property
     def digest(self) -> Digest:
@@ -112,6 +129,7 @@ class Batch:
         leads: how many events of the window are sent at once, alone (lead mode, a throttle).
         throttled: the registration throttles (the events held are over its limit), rather than digests.
         window: the window's length.
+        scope: what a throttle's limit counts (:class:`Throttle`); ``"notifier"`` for a digest.
     """
 
     group: str
@@ -120,6 +138,7 @@ class Batch:
     leads: int = 0
     throttled: bool = False
     window: dt.timedelta = dt.timedelta(hours=1)
+    scope: Scope = "notifier"
 
 
 def batch_of(spec: Digest | Throttle, at: dt.datetime, model: str, key: str,

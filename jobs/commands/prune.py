@@ -11,10 +11,11 @@ from ..runtime import current
 
 __all__ = ["add_parser", "run"]
 
-_HELP = "delete final deliveries, read inbox items (and done transitions) past their retention"
+_HELP = "delete final deliveries, read inbox items, done digests (and done transitions) past their retention"
 _ABOUT = ("Deletes in batches of TIDINGS_PRUNE_BATCH rows, one transaction each, skipping rows a worker holds: safe "
           "beside running workers. TIDINGS_KEEP_DELIVERIES_DAYS, TIDINGS_KEEP_READ_INBOX_DAYS, "
-          "TIDINGS_KEEP_TRANSITIONS_DAYS say how long each is kept (0: for ever).")
+          "TIDINGS_KEEP_TRANSITIONS_DAYS say how long each is kept (0: for ever); done digests whose deliveries are "
+          "gone, and throttle windows, go by the deliveries' limit (the transitions' when that is 0).")
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,5 +33,6 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"dry_run": args.dry_run, **dataclasses.asdict(pruned)}))
         return 0
     verb = "would delete" if args.dry_run else "deleted"
-    print(f"{verb} {pruned.deliveries} deliveries, {pruned.transitions} transitions, {pruned.inbox} read inbox items")
+    print(f"{verb} {pruned.deliveries} deliveries, {pruned.transitions} transitions, {pruned.inbox} read inbox items, "
+          f"{pruned.digests} digests, {pruned.throttles} throttle windows")
     return 0

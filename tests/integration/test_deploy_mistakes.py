@@ -172,7 +172,7 @@ def test_a_database_without_tidings_tables_stops_workers_and_commands_in_one_lin
     done = tidings("status", env=env)
     assert done.returncode == 2
     assert done.stderr.splitlines() == [f"error: The database {masked} has no table tidings_transitions, "
-                                        "tidings_deliveries, tidings_timers, tidings_digests, tidings_suppressions: create them with `alembic upgrade heads`, "
+                                        "tidings_deliveries, tidings_timers, tidings_digests, tidings_throttles, tidings_suppressions: create them with `alembic upgrade heads`, "
                                         "Tidings' version location jobs:migrations listed in version_locations "
                                         "(docs/operations.md, Schema changes), or in a test or demo with `import jobs, "
                                         "workflow; workflow.metadata.create_all(engine)`."]

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 import workflow
-from jobs import Delivery, Settings, Status
+from jobs import Delivery, DigestRow, DigestStatus, Settings, Status
 from jobs.retention import FINAL, Pruned, prune
 from sqlalchemy import Engine, create_engine, select
 from workflow import TransitionRecord
 
-from tests.retention_rows import count, delivery, transition
+from tests.retention_rows import count, delivery, digest, throttle_window, transition
 
 pytestmark = pytest.mark.integration
 
@@ -44,3 +44,28 @@ def test_a_prune_on_postgresql_deletes_a_fully_delivered_transition_and_keeps_on
     assert prune(tables, Settings(keep_deliveries_days=0, keep_transitions_days=30)) == Pruned(transitions=1)
     with tables.connect() as connection:
         assert connection.scalars(select(TransitionRecord.id)).all() == [sending]
+
+
+def test_a_prune_on_postgresql_deletes_done_digests_after_their_deliveries_and_keeps_one_collecting(
+        tables: Engine) -> None:
+    done, collecting = digest(tables, DigestStatus.SENT), digest(tables, DigestStatus.OPEN)
+    transition_id = transition(tables)
+    for _ in range(3):  # the foreign key digest_id: the digest can go only once its members went
+        delivery(tables, transition_id, Status.SENT, digest_id=done)
+    delivery(tables, transition_id, Status.DIGEST, digest_id=collecting)
+    throttle_window(tables)
+    assert prune(tables, Settings(keep_deliveries_days=30, prune_batch=2)) == Pruned(deliveries=3, digests=1,
+                                                                                      throttles=1)
+    with tables.connect() as connection:
+        assert connection.scalars(select(DigestRow.id)).all() == [collecting]
+    assert count(tables, Delivery) == 1
+
+
+def test_a_prune_on_postgresql_skips_a_digest_a_worker_holds(tables: Engine) -> None:
+    held = digest(tables, DigestStatus.SENT)
+    digest(tables, DigestStatus.EMPTY)
+    with tables.connect() as worker, worker.begin():
+        worker.execute(select(DigestRow.id).where(DigestRow.id == held).with_for_update())
+        assert prune(tables, Settings(keep_deliveries_days=30)) == Pruned(digests=1)
+    with tables.connect() as connection:
+        assert connection.scalars(select(DigestRow.id)).all() == [held]

@@ -11,7 +11,7 @@ import workflow
 from jobs import Delivery, RetryPolicy, Status, digest_sending
 from jobs.digest_sending import Closed
 from jobs.testing import Kit
-from notifiers import (Channel, Digest, choose_every, PermanentChannelError, RegistrationError, Throttle, TransientChannelError,
+from notifiers import (Channel, Digest, choose_every, MessageError, PermanentChannelError, RegistrationError, Throttle, TransientChannelError,
                        on)
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
@@ -149,6 +149,16 @@ def test_a_throttle_records_why_an_event_was_held(session: Session, ticket: Watc
     tidings.run()
     held = session.scalars(select(Delivery).where(Delivery.status == Status.DIGEST)).all()
     assert len(held) == 1 and "Over the throttle of 2" in (held[0].last_error or "")
+
+
+def test_in_the_kit_a_digest_whose_message_cannot_be_built_fails_the_test_and_is_recorded_failed(
+        session: Session, ticket: Watched, tidings: Kit) -> None:
+    ticket.fire("comment", text="two\nlines")  # the notifier puts it in a subject: a header with a line break
+    session.commit()
+    with pytest.raises(MessageError, match="CR or LF"):
+        tidings.advance(hours=1)
+    assert {d.status for d in tidings.digests()} == {"failed"}
+    assert statuses(session) == {Status.FAILED: 3}
 
 
 def test_a_required_notifier_cannot_digest() -> None:

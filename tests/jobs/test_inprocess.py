@@ -38,7 +38,7 @@ def test_draining_a_database_without_tidings_tables_says_how_to_create_them(tmp_
         drain()
     assert str(refused.value) == (
         f"The database sqlite:///{tmp_path / 'app.db'} has no table tidings_deliveries, tidings_digests, tidings_disabled_endpoints, tidings_inbox, "
-        "tidings_installation, tidings_preferences, tidings_suppressions, tidings_timers, tidings_transitions: create Tidings' tables with workflow.metadata.create_all(engine) "
+        "tidings_installation, tidings_preferences, tidings_suppressions, tidings_throttles, tidings_timers, tidings_transitions: create Tidings' tables with workflow.metadata.create_all(engine) "
         "after importing jobs (or add workflow.metadata to your migrations), or point Tidings at your application's "
         "database (TIDINGS_DATABASE_URL, or jobs.configure(engine=...)).")
 
@@ -47,7 +47,8 @@ def test_a_database_with_some_tables_missing_names_those(tmp_path: Path, stub: S
     engine = create_engine(f"sqlite:///{tmp_path / 'app.db'}")
     with engine.begin() as connection:
         for table in ("tidings_transitions", "tidings_deliveries", "tidings_inbox", "tidings_installation",
-                      "tidings_disabled_endpoints", "tidings_suppressions", "tidings_timers", "tidings_digests"):
+                      "tidings_disabled_endpoints", "tidings_suppressions", "tidings_timers", "tidings_digests",
+                      "tidings_throttles"):
             connection.exec_driver_sql(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY)")
     jobs.configure(jobs.Settings(), broker=stub, engine=engine)
     with pytest.raises(ConfigurationError, match=r"has no table tidings_preferences: create Tidings' tables"):

@@ -91,9 +91,11 @@ def test_a_dry_run_counts_and_deletes_nothing(engine: Engine, done: int, setting
 def test_tidings_prune_dry_run_says_what_would_go(broker: StubBroker, engine: Engine, done: int,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["prune", "--dry-run"]) == 0
-    assert capsys.readouterr().out == "would delete 4 deliveries, 0 transitions, 0 read inbox items\n"
+    assert capsys.readouterr().out == ("would delete 4 deliveries, 0 transitions, 0 read inbox items, 0 digests, "
+                                       "0 throttle windows\n")
     assert main(["prune", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"dry_run": False, "deliveries": 4, "transitions": 0, "inbox": 0}
+    assert json.loads(capsys.readouterr().out) == {"dry_run": False, "deliveries": 4, "transitions": 0, "inbox": 0,
+                                                       "digests": 0, "throttles": 0}
     assert count(engine, Delivery) == 0
 
 

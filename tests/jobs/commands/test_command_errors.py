@@ -39,7 +39,7 @@ def test_a_database_without_tidings_tables_is_said_in_one_line_with_how_to_creat
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         f"error: The database sqlite:///{tmp_path / 'empty.db'} has no table tidings_transitions, tidings_deliveries, "
-        "tidings_timers, tidings_digests, tidings_suppressions: "
+        "tidings_timers, tidings_digests, tidings_throttles, tidings_suppressions: "
         "create them with `alembic upgrade heads`, Tidings' version location jobs:migrations listed in "
         "version_locations (docs/operations.md, Schema changes), or in a test or demo with "
         "`import jobs, workflow; workflow.metadata.create_all(engine)`."]
