@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from jinja2 import Environment, PackageLoader
 from sqlalchemy import Connection, Engine
@@ -99,8 +99,9 @@ class Console:
             query = urlencode([*pairs, *((k, v) for k, v in params.items() if v not in (None, ""))])
             return f"{request.root}{path}" + (f"?{query}" if query else "")
 
+        here = _without_done(url(request.path, *((k, v) for k, vs in request.query.items() for v in vs)))
         page = self._templates.get_template(template).render(
-            root=request.root, path=request.path, url=url, csrf=token, operator=self.guard.operator(request),
+            root=request.root, path=request.path, url=url, here=here, csrf=token, operator=self.guard.operator(request),
             may_act=self.guard.may_act(request), actions_enabled=self.guard.actions, login=self._login is not None,
             **values)
         response = Response.html(status, page)
@@ -164,5 +165,12 @@ def _back(request: Request) -> str:
     """Where an action returns to: the page that posted it (a path of this console only), else the failures."""
     back = request.field("back")
     if back.startswith(f"{request.root}/") and _SAFE_BACK.match(back) and "//" not in back:
-        return back
+        return _without_done(back)
     return f"{request.root}/failures"
+
+
+def _without_done(url: str) -> str:
+    """``url`` without its ``done`` parameter: the previous action's notice is not carried on."""
+    path, _, query = url.partition("?")
+    kept = [(name, value) for name, value in parse_qsl(query, keep_blank_values=True) if name != "done"]
+    return path + (f"?{urlencode(kept)}" if kept else "")

@@ -171,3 +171,11 @@ def test_the_failures_page_offers_re_send_and_refan_to_an_authorised_operator_on
     assert 'id="resend"' in allowed and 'name="delivery"' in allowed and ">refan</button>" in allowed
     refused = Console(engine, authorize=lambda r: None, actions=True).answer(Request("GET", "/failures")).body.decode()
     assert 'id="resend"' not in refused and ">refan</button>" not in refused
+
+
+def test_an_action_returns_to_the_page_that_posted_it_without_the_previous_notice(engine: Engine,
+                                                                                   failed: list[int]) -> None:
+    console = Console(engine, authorize=operator, actions=True)
+    back = "/failures?status=failed&done=7"
+    location = post(console, "/resend", {"delivery": [str(failed[0])], "back": [back]})[2]["Location"]
+    assert location.startswith("/failures?status=failed&done=") and location.count("done=") == 1
