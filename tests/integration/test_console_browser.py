@@ -117,13 +117,20 @@ def test_each_console_page_loads_in_chromium_against_a_database_with_failures(ch
     context = chromium.new_context(viewport={"width": 1280, "height": 800}, extra_http_headers={"X-Operator": "ada"})
     page = context.new_page()
     folder = _screenshots(tmp_path)
+    page.goto(mounted + "/failures?status=failed")
+    page.locator("input[name=delivery]").first.check()  # one re-sent first, so that the Actions page shows it
+    page.click("#resend button[type=submit]")
+    assert page.inner_text("#done") == "ada: re-sent 1 delivery" and "status=failed" in page.url
     seen = {}
     for name, path in PAGES.items():
         response = page.goto(mounted + path)
         assert response is not None and response.status == 200, name
+        if name == "timeline":
+            page.click("details summary")
         seen[name] = page.inner_text("main")
         page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
-    assert "dead\n4" in seen["overview"] and "failed\n2" in seen["overview"] and "sent\n7" in seen["overview"]
+    assert "dead\n4" in seen["overview"] and "failed\n1" in seen["overview"]  # the one re-sent is sent (the
+    assert "sent\n8" in seen["overview"] and "ada\tresend\tdeliveries 12" in seen["actions"]  # test's worker)
     assert "Connection refused" in seen["overview"] and "mailbox unavailable" in seen["overview"]
     assert seen["deliveries"].count("dead") >= 4 and "sent\t" not in seen["deliveries"]
     assert "pay: new → paid by shop" in seen["timeline"]
