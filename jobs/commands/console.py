@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -19,7 +20,7 @@ from .. import actors, inprocess
 from ..console import Console
 from ..runtime import current
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "server"]
 
 _log = logging.getLogger(__name__)
 
@@ -33,6 +34,11 @@ class _Server(ThreadingMixIn, WSGIServer):
 class _Quiet(WSGIRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
         _log.debug("console: " + format, *args)
+
+
+def server(app: Callable[..., Iterable[bytes]], host: str, port: int) -> WSGIServer:
+    """A threaded WSGI server of ``app`` on ``host``:``port`` (0: a free port), logging requests at debug level."""
+    return make_server(host, port, app, server_class=_Server, handler_class=_Quiet)
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,12 +60,12 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(broker, StubBroker) and broker in sys.modules["jobs"]._built:
         inprocess.start(broker, finish_at_exit=True)  # broker_url=stub: what an action enqueues is delivered here
     console = Console(token=settings.console_token, actions=settings.console_actions)
-    with make_server(args.host, args.port, console.wsgi, server_class=_Server, handler_class=_Quiet) as server:
+    with server(console.wsgi, args.host, args.port) as served:
         mode = ("actions enabled" if settings.console_actions else "read-only") + (
             "" if settings.console_token else ", no login (TIDINGS_CONSOLE_TOKEN unset)")
-        print(f"Tidings console on http://{args.host}:{server.server_port}/ ({mode}); Ctrl-C to stop", flush=True)
+        print(f"Tidings console on http://{args.host}:{served.server_port}/ ({mode}); Ctrl-C to stop", flush=True)
         try:
-            server.serve_forever()
+            served.serve_forever()
         except KeyboardInterrupt:
             pass
     return 0

@@ -218,9 +218,12 @@ def tcp_proxy() -> Iterator[Callable[[int], TCPProxy]]:
         proxy.cut()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     """Debian's headless Chromium (``/usr/bin/chromium``, installed by ``make test``) driven by Playwright.
+
+    One browser per test module: Playwright's sync API holds an event loop on the main thread while
+    it runs, so it is stopped before the modules that run their own (``asyncio.run``).
 
     Skipped, saying why, where either is missing; with CI=true a missing browser fails instead.
     No browser build is ever downloaded: Playwright launches the system's.

@@ -14,21 +14,21 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import jobs
 import pytest
 from dramatiq.brokers.stub import StubBroker
 from jobs import Delivery
+from jobs.commands.console import server as serve
 from jobs.console import Console, Request
 from jobs.testing import drain
-from notifiers import MemoryChannel, PermanentChannelError, SMTPChannel, TransientChannelError
+from notifiers import MemoryChannel
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from tests.app import Order, Person
+from tests.failing_channels import Down, Refusing
 from tests.processes import ROOT, stop_group, wait_for
 from tests.servers import SMTPServer
 
@@ -38,14 +38,8 @@ PAGES = {"overview": "/", "deliveries": "/deliveries?status=dead", "failures": "
          "timeline": "/timeline?model=Order&key=4", "graph": "/graph", "actions": "/actions"}
 
 
-class Down(MemoryChannel):
-    def send(self, message: object, to: object, *, key: str, event: object = None) -> None:
-        raise TransientChannelError("[Errno 111] Connection refused", channel="smtp")
 
 
-class Refusing(MemoryChannel):
-    def send(self, message: object, to: object, *, key: str, event: object = None) -> None:
-        raise PermanentChannelError("550 5.1.1 <sam@example.com>: mailbox unavailable", channel="smtp")
 
 
 def _orders(session: Session, count: int) -> list[Order]:
@@ -61,7 +55,8 @@ def _orders(session: Session, count: int) -> list[Order]:
 def seeded(broker: StubBroker, engine: Engine, session: Session) -> Engine:
     """Orders 1-3 paid and told; 4-5 paid while the mail server was down (dead); 6 refused (failed); 1 shipped."""
     orders = _orders(session, 6)
-    for channel, chosen in ((MemoryChannel(), orders[:3]), (Down(), orders[3:5]), (Refusing(), orders[5:])):
+    for channel, chosen in ((MemoryChannel(), orders[:3]), (Down(), orders[3:5]),
+                           (Refusing("550 5.1.1 <sam@example.com>: mailbox unavailable"), orders[5:])):
         jobs.configure(broker=broker, engine=engine, channels={"email": channel})
         for order in chosen:
             order.pay(actor="shop", note="<script>alert('paid')</script>")
@@ -72,15 +67,6 @@ def seeded(broker: StubBroker, engine: Engine, session: Session) -> Engine:
     session.commit()
     drain()
     return engine
-
-
-class _Threads(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
 
 
 @pytest.fixture
@@ -96,7 +82,7 @@ def mounted(seeded: Engine) -> Iterator[str]:
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"the host's own pages"]
 
-    server = make_server("127.0.0.1", 0, host, server_class=_Threads, handler_class=_Quiet)
+    server = serve(host, "127.0.0.1", 0)  # what `tidings console` serves with
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}/ops"

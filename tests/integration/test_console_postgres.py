@@ -11,18 +11,16 @@ from dramatiq.brokers.stub import StubBroker
 from jobs import Delivery
 from jobs.console import Console, Request
 from jobs.testing import drain, stop_workers
-from notifiers import MemoryChannel, PermanentChannelError
+from notifiers import MemoryChannel
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from tests.app import Order, Person
+from tests.failing_channels import Refusing
 
 pytestmark = pytest.mark.integration
 
 
-class Refusing(MemoryChannel):
-    def send(self, message: object, to: object, *, key: str, event: object = None) -> None:
-        raise PermanentChannelError("550 no such user", channel="smtp")
 
 
 @pytest.fixture
@@ -35,7 +33,7 @@ def seeded(shop: Engine) -> Iterator[Engine]:
                         seller=Person(name=f"S{n}", email=f"s{n}@example.com")) for n in range(4)]
         session.add_all(orders)
         session.commit()
-        for channel, chosen in ((MemoryChannel(), orders[:3]), (Refusing(), orders[3:])):
+        for channel, chosen in ((MemoryChannel(), orders[:3]), (Refusing("550 no such user"), orders[3:])):
             jobs.configure(jobs.Settings(), broker=stub, engine=shop, channels={"email": channel}, max_retries=0)
             for order in chosen:
                 order.pay()

@@ -8,24 +8,22 @@ from dramatiq.brokers.stub import StubBroker
 from jobs import ConsoleAction, Delivery
 from jobs.console import Console, Request
 from jobs.testing import drain
-from notifiers import MemoryChannel, PermanentChannelError
+from notifiers import MemoryChannel
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from tests.app import Order
+from tests.failing_channels import Refusing
 
 CSRF = "0123456789abcdef0123456789abcdef"
 
 
-class Refusing(MemoryChannel):
-    def send(self, message: object, to: object, *, key: str, event: object = None) -> None:
-        raise PermanentChannelError("550 mailbox unavailable", channel="smtp")
 
 
 @pytest.fixture
 def failed(broker: StubBroker, engine: Engine, session: Session, order: Order, mailbox: MemoryChannel) -> list[int]:
     """Two failed deliveries; the mail server accepts mail again afterwards (``mailbox``)."""
-    jobs.configure(broker=broker, engine=engine, channels={"email": Refusing()})
+    jobs.configure(broker=broker, engine=engine, channels={"email": Refusing("550 mailbox unavailable")})
     order.pay()
     session.commit()
     drain()

@@ -8,18 +8,16 @@ from dramatiq.brokers.stub import StubBroker
 from jobs import Delivery
 from jobs.console import Console, Request
 from jobs.testing import drain
-from notifiers import Email, Event, MemoryChannel, Notifier, PermanentChannelError, Recipient, on
+from notifiers import Email, Event, Notifier, Recipient, on
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from tests.app import Order, Person
+from tests.failing_channels import Refusing
 
 HOSTILE = "<script>alert(1)</script>"
 
 
-class Refusing(MemoryChannel):
-    def send(self, message: object, to: object, *, key: str, event: object = None) -> None:
-        raise PermanentChannelError(f"550 {HOSTILE}", channel="smtp")
 
 
 @pytest.fixture
@@ -34,7 +32,7 @@ def hostile(broker: StubBroker, engine: Engine, session: Session, restore_regist
     order = Order(buyer=Person(name=HOSTILE, email="bea@example.com"), seller=Person(name="Sam", email="s@example.com"))
     session.add(order)
     session.commit()
-    jobs.configure(broker=broker, engine=engine, channels={"email": Refusing()})
+    jobs.configure(broker=broker, engine=engine, channels={"email": Refusing(f"550 {HOSTILE}")})
     order.cancel(actor=HOSTILE, note=HOSTILE)
     session.commit()
     drain()

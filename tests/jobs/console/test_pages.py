@@ -10,24 +10,19 @@ from dramatiq.brokers.stub import StubBroker
 from jobs import Delivery
 from jobs.console import Console, Request
 from jobs.testing import drain
-from notifiers import MemoryChannel, PermanentChannelError
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from tests.app import Order, Person
+from tests.failing_channels import Refusing
 
 
-class Refusing(MemoryChannel):
-    """An SMTP server refusing every recipient: deliveries fail at once."""
-
-    def send(self, message: object, to: object, *, key: str, event: object = None) -> None:
-        raise PermanentChannelError("550 mailbox unavailable", channel="smtp")
 
 
 @pytest.fixture
 def failed(broker: StubBroker, engine: Engine, session: Session, order: Order) -> list[int]:
     """Order paid while the server refused: two failed deliveries (buyer and seller)."""
-    jobs.configure(broker=broker, engine=engine, channels={"email": Refusing()})
+    jobs.configure(broker=broker, engine=engine, channels={"email": Refusing("550 mailbox unavailable")})
     order.pay(actor="clerk")
     session.commit()
     drain()
