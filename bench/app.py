@@ -28,6 +28,22 @@ class PlainTask(Base):
     state: Mapped[str] = mapped_column(String(64), index=True)  # as Stateful declares it
 
 
+class HandTask(Base):
+    """The task of the hand-written alternative (``bench/handwritten.py``): a state column, its watchers."""
+
+    __tablename__ = "bench_hand_tasks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    state: Mapped[str] = mapped_column(String(64), index=True)
+    watchers: Mapped[list[HandWatcher]] = relationship()
+
+
+class HandWatcher(Base):
+    __tablename__ = "bench_hand_watchers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("bench_hand_tasks.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+
+
 class Watcher(Base):
     __tablename__ = "bench_watchers"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -18,6 +18,9 @@ PG_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/12"
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
+#: ``make bench-quick`` (``BENCH_QUICK=1``): fewer rounds and mails, the same figures; under 3 minutes.
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+
 #: Every figure reported so far in this process, for the summary of ``python -m bench``.
 REPORTED: list[Figure] = []
 

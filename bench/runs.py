@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,20 +21,30 @@ import redis
 from .common import REDIS_URL
 
 WINDOW = 100
+_SUBJECT = re.compile(rb"Subject: Task (\d+) finished")
 ROOT = Path(__file__).parents[1]
 _CLOCK = os.sysconf("SC_CLK_TCK")
 
 
 class Sink:
-    """An SMTP server that notes when each message arrived."""
+    """An SMTP server that notes when each message arrived, and when the first mail of each task did.
+
+    The task is read from the subject (``Task <n> finished``, the bench's mails), for the latency
+    from a commit to its mail (``bench/versus.py``).
+    """
 
     def __init__(self) -> None:
         self.times: list[float] = []
+        self.tasks: dict[int, float] = {}
         self.arrived = threading.Condition()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        now = time.perf_counter()
+        found = _SUBJECT.search(envelope.content)
         with self.arrived:
-            self.times.append(time.perf_counter())
+            self.times.append(now)
+            if found:
+                self.tasks.setdefault(int(found[1]), now)
             self.arrived.notify_all()
         return "250 OK"
 

@@ -40,6 +40,7 @@ from . import timers  # noqa: E402
 from . import digest_sending  # noqa: E402
 from .digest_log import DigestRow, DigestStatus  # noqa: E402
 from .timers import Timer, TimerStatus  # noqa: E402
+from .console_log import ConsoleAction  # noqa: E402 - its table, created with the others
 
 
 def _deliver_in_process(stub: StubBroker) -> None:
@@ -78,6 +79,7 @@ _add_middleware(broker)
 
 __all__ = [
     "ConfigurationError",
+    "ConsoleAction",
     "Delivery",
     "DeliveryNotFound",
     "DigestRow",

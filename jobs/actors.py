@@ -167,14 +167,17 @@ def _retry(later: list[delivery.RetryLater]) -> None:
 
 
 def sweep() -> sweeper.Sweep:
-    """Sweep once: re-enqueue overdue transitions and deliveries (the worker's sweeper thread calls this)."""
+    """Sweep once: re-enqueue overdue transitions and deliveries (the worker's sweeper thread calls this).
+
+    Both go a few to a message: under a backlog a sweep may take up to 1,000 deliveries merely
+    waiting in the queue, and one message each would slow the backlog it guards.
+    """
     runtime = current()
     with runtime.session() as session:
         found = sweeper.sweep(session, grace_seconds=runtime.settings.sweep_after_seconds)
     for chunk in batches.split(found.transitions, BATCH, least=4):
         fan_out.send(chunk[0] if len(chunk) == 1 else chunk, swept=True)
-    for delivery_id in found.deliveries:
-        deliver.send(delivery_id)
+    _enqueue(found.deliveries)
     return found
 
 

@@ -200,7 +200,9 @@ def _lost(session: Session, held: Claim, status: str) -> str:
 
 def _recorded(held: Claim, status: str, error: str | None) -> None:
     """Log and count an outcome written."""
-    log = _log.info if status in (Status.SENT, Status.SKIPPED, Status.PENDING) else _log.warning  # a retry warns itself
+    # A sent delivery is the common case: one line each at DEBUG, so that INFO logs what needs a look.
+    log = (_log.debug if status == Status.SENT else _log.info if status in (Status.SKIPPED, Status.PENDING)
+           else _log.warning)  # a retry warns itself
     log("Delivery %s (%s to %s): %s%s", held.id, held.channel, held.address, status,
         f" - {error}" if error else "",
         extra={"delivery_id": held.id, "transition_id": held.transition_id, "channel": held.channel,

@@ -26,7 +26,7 @@ _BROKER_SCHEMES = ("stub", "redis://", "rediss://", "amqp://", "amqps://")
 _EMAIL_CHANNELS = ("files", "smtp", "console")
 _LOG_FORMATS = ("text", "json")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-_SECRETS = ("smtp_password", "sms_password", "sms_token", "unsubscribe_secret")
+_SECRETS = ("smtp_password", "sms_password", "sms_token", "unsubscribe_secret", "console_token")
 _SMS_BODIES = ("form", "json")
 _URLS = ("database_url", "broker_url")
 _REFERENCE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")  # module:attribute
@@ -107,6 +107,9 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     log_format: str = "text"
     log_level: str = "INFO"
+    # `tidings console` run alone (docs/console.md): operators log in with the token; actions only when enabled.
+    console_token: str | None = dataclasses.field(default=None, repr=False)
+    console_actions: bool = False
     # Where the notifiers live: comma-separated modules, imported by workers and commands when first needed.
     notifiers: str = ""
 
@@ -137,6 +140,9 @@ class Settings:
                     "notifiers",
                     f"{self.notifiers!r} is not a comma-separated list of module names")
         self._check_deliverability()
+        self._check(self.console_token is None or len(self.console_token) >= 16, "console_token",
+                    "must be at least 16 characters (e.g. the output of `python -c \"import secrets; "
+                    "print(secrets.token_urlsafe())\"`)")
         self._check(0 <= self.metrics_port <= 65535, "metrics_port", "must be a TCP port, or 0 for no metrics")
         self._check(1 <= self.smtp_port <= 65535, "smtp_port", f"{self.smtp_port} is not a TCP port (1 to 65535)")
         self._check(all(_relay(r) for r in self.smtp_failover.split(",") if r.strip()), "smtp_failover",

@@ -60,6 +60,11 @@ class Delivery(Addressed, TidingsBase):
         # The deliveries held for a time (docs/time.md): only those rows, so the index stays small.
         Index("ix_tidings_deliveries_due", "status", "due_at", postgresql_where=text("due_at IS NOT NULL"),
               sqlite_where=text("due_at IS NOT NULL")),
+        # The console (docs/console.md): sent per minute, and the figures of each failover provider.
+        Index("ix_tidings_deliveries_sent_at", "sent_at", postgresql_where=text("sent_at IS NOT NULL"),
+              sqlite_where=text("sent_at IS NOT NULL")),
+        Index("ix_tidings_deliveries_provider", "provider", "status", postgresql_where=text("provider IS NOT NULL"),
+              sqlite_where=text("provider IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)

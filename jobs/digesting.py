@@ -68,7 +68,8 @@ def attach(connection: Connection, rows: list[dict[str, Any]], now: dt.datetime)
             continue
         row.update(status=Status.DIGEST, digest_id=digest_id)
         if batch.throttled:
-            row["last_error"] = f"Over the throttle of {leads} a window{_SHARED[batch.scope]}: told in digest #{digest_id}."
+            row["last_error"] = (f"Over the throttle of {leads} a window{_SHARED[batch.scope]}: "
+                                 f"told in digest #{digest_id}.")
     changed = [{"digest_id_": i, "alone_": n} for i, n in alone.items() if n != alone_before[i]]
     if changed:
         connection.execute(_ALONE, changed)

@@ -190,8 +190,8 @@ def _plan_many(session: Session, records: dict[int, TransitionRecord], missing: 
     for transition_id in first:
         records[transition_id].fanned_out_at = now
     for transition_id, transition_rows in rows_of.items():
-        if transition_rows:
-            _log.info("Transition %s fanned out to %d new deliveries.", transition_id, len(transition_rows),
+        if transition_rows and _log.isEnabledFor(logging.DEBUG):
+            _log.debug("Transition %s fanned out to %d new deliveries.", transition_id, len(transition_rows),
                       extra={"transition_id": transition_id})
     return Planned(claimed=[_claim_of(ids[row["key"]], row) for row in to_claim],
                    pending=[ids[row["key"]] for row in rows if row["status"] == Status.PENDING],

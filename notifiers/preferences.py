@@ -18,7 +18,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Index, String, UniqueConstraint, select
+from sqlalchemy import Boolean, DateTime, Index, String, UniqueConstraint, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from workflow import TidingsBase, did_you_mean, utcnow
 
@@ -134,6 +134,11 @@ class Choices:
         return chosen[-1] if chosen else None
 
 
+# Built once: a fan-out reads its recipients' preferences with it (building it each time cost more than the read).
+_CHOICES = (select(Preference.recipient, Preference.notifier, Preference.channel, Preference.enabled, Preference.every)
+            .where(Preference.recipient.in_(bindparam("refs", expanding=True))))
+
+
 def skip_reasons(session: Session, refs: Iterable[str]) -> Choices:
     """Load the preferences of ``refs`` at once; return ``reason(ref, registration, channel)``.
 
@@ -144,10 +149,8 @@ def skip_reasons(session: Session, refs: Iterable[str]) -> Choices:
     choices: dict[str, list[tuple[str, str, bool, str | None]]] = {}
     wanted = sorted(set(refs))
     for start in range(0, len(wanted), _CHUNK):
-        query = select(Preference.recipient, Preference.notifier, Preference.channel, Preference.enabled,
-                       Preference.every)
         for ref, notifier, channel, enabled, every in session.execute(
-                query.where(Preference.recipient.in_(wanted[start:start + _CHUNK]))):
+                _CHOICES, {"refs": wanted[start:start + _CHUNK]}):
             choices.setdefault(ref, []).append((notifier, channel, enabled, every))
     return Choices(choices)
 

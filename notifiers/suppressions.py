@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable
 
-from sqlalchemy import DateTime, String, Text, select, tuple_
+from sqlalchemy import DateTime, String, Text, bindparam, select, tuple_
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from workflow import TidingsBase, utcnow
 
@@ -100,6 +100,11 @@ def suppressed(session: Session, address: str | None = None, *, channel: str | N
     return list(session.scalars(query))
 
 
+# Built once: a fan-out reads its addresses' suppressions with it (building it each time cost more than the read).
+_SUPPRESSED = select(Suppression).where(
+    tuple_(Suppression.address, Suppression.channel).in_(bindparam("pairs", expanding=True)))
+
+
 def suppression_reasons(session: Session, addresses: Iterable[tuple[str, str]]) -> SuppressionReason:
     """Load the suppressions of ``(channel, address)`` pairs at once; return ``reason(channel, address, required)``.
 
@@ -109,8 +114,7 @@ def suppression_reasons(session: Session, addresses: Iterable[tuple[str, str]]) 
     found: dict[tuple[str, str], Suppression] = {}
     for start in range(0, len(wanted), _CHUNK):
         pairs = [(address, channel) for channel, address in wanted[start:start + _CHUNK]]
-        query = select(Suppression).where(tuple_(Suppression.address, Suppression.channel).in_(pairs))
-        for row in session.scalars(query):
+        for row in session.scalars(_SUPPRESSED, {"pairs": pairs}):
             found[(row.channel, row.address)] = row
 
     def reason(channel: str, address: str, required: bool) -> str | None:

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.orm import Session
 
 from tests.app import Base, Order, Person
+from tests.leftovers import pytest_sessionstart  # noqa: F401  (the hook, for every run of the suite)
 
 
 @pytest.fixture

@@ -12,9 +12,6 @@ from pathlib import Path
 
 from tests.servers import SMTPServer
 
-
-
-
 ROOT = Path(__file__).parents[1]
 
 
@@ -66,6 +63,22 @@ def stop_group(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
         process.wait(timeout=timeout)
     except ProcessLookupError:
         pass
+
+
+def stop_leftover_groups() -> None:
+    """SIGKILL every process group led by a child of this process (a worker a killed run left behind).
+
+    Every worker a test starts leads a session of its own (``start_new_session=True``), so its
+    group holds the worker processes it forked; the fixtures stop each at teardown, and this is
+    the net for a run that ends before its teardowns (SIGTERM, Ctrl-C).
+    """
+    me = os.getpid()
+    for pid, state, ppid, group in _processes():
+        if ppid == me and group == pid and state != "Z":
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def wait_for(check: Callable[[], bool], timeout: float) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import inspect, select
+from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.orm import Session, selectinload
 
 from .errors import WorkflowError
@@ -74,12 +74,29 @@ def load_subjects(session: Session, records: Iterable[TransitionRecord], *,
             found.update((record.id, load_subject(session, record, lock=lock)) for record in group)
             continue
         keys = {record.id: _convert(columns[0], record.key) for record in group}
-        query = select(cls).where(columns[0].in_(set(keys.values()))).options(*_party_loads(cls))
-        if lock:
-            query = query.order_by(columns[0]).with_for_update(of=cls).execution_options(populate_existing=True)
-        rows = {inspect(row).identity[0]: row for row in session.scalars(query)}
+        rows = {inspect(row).identity[0]: row
+                for row in session.scalars(_rows_query(cls, lock), {"keys": list(set(keys.values()))})}
         found.update((record_id, rows.get(key)) for record_id, key in keys.items())
     return found
+
+
+_queries: dict[tuple[type[Stateful], bool], Any] = {}
+
+
+def _rows_query(cls: type[Stateful], lock: bool) -> Any:
+    """The query of ``cls``'s rows by key, with its parties' relationships: built once per model.
+
+    Built afresh for every fan-out, the statement and its cache key cost more Python than
+    the round trip's own work.
+    """
+    query = _queries.get((cls, lock))
+    if query is None:
+        key = inspect(cls).primary_key[0]
+        query = select(cls).where(key.in_(bindparam("keys", expanding=True))).options(*_party_loads(cls))
+        if lock:
+            query = query.order_by(key).with_for_update(of=cls).execution_options(populate_existing=True)
+        _queries[(cls, lock)] = query
+    return query
 
 
 def _party_loads(cls: type[Stateful]) -> list[Any]:

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 from jobs import runtime
+from jobs.console import Console, Request as ConsoleRequest
 from notifiers import UnsubscribeEndpoint
 from pydantic import BaseModel
 from sqlalchemy import create_engine
@@ -96,7 +97,9 @@ def create_app(database_url: str | None = None) -> FastAPI:
     """The API on ``database_url`` (default: the workers' ``TIDINGS_DATABASE_URL``).
 
     With ``TIDINGS_UNSUBSCRIBE_SECRET`` set, the mails' one-click unsubscribe links are answered at
-    ``/unsubscribe`` (``TIDINGS_UNSUBSCRIBE_URL=https://<this API>/unsubscribe``).
+    ``/unsubscribe`` (``TIDINGS_UNSUBSCRIBE_URL=https://<this API>/unsubscribe``). The operators'
+    console is mounted at ``/console/`` (docs/console.md): read-only, and with
+    ``TIDINGS_CONSOLE_ACTIONS=true`` re-send and refan for the operator the login proxy names.
     """
     settings = runtime.current().settings
     engine = create_async_engine(async_url(database_url or settings.database_url))
@@ -116,7 +119,18 @@ def create_app(database_url: str | None = None) -> FastAPI:
     if settings.unsubscribe_secret:  # the endpoint writes opt-outs through the sync driver, as the workers do
         answer_links(app, UnsubscribeEndpoint(create_engine(database_url or settings.database_url),
                                               settings.unsubscribe_secret))
+    console = Console(create_engine(database_url or settings.database_url), authorize=operator,
+                      actions=settings.console_actions)
+    app.mount("/console", console.asgi)  # every page and form is under /console/ (a bare /console redirects there)
     return app
+
+
+def operator(request: ConsoleRequest) -> str | None:
+    """Who may act in the console: the user the login proxy in front of this API names (it drops the client's own).
+
+    Use the application's own login instead where it has one, e.g. its session cookie.
+    """
+    return request.headers.get("x-forwarded-user") or None
 
 
 def answer_links(app: FastAPI, endpoint: UnsubscribeEndpoint) -> None:

@@ -157,3 +157,44 @@ def test_with_an_unsubscribe_secret_the_api_answers_the_mails_one_click_links(tm
                 (accepted, "email", False)]
     finally:
         jobs.configure(previous)
+
+
+CONSOLE_PAGES = ["/console/", "/console/deliveries", "/console/failures", "/console/timeline", "/console/graph",
+                 "/console/actions"]
+
+
+def test_the_console_mounted_at_console_answers_every_page(api: FastAPI) -> None:
+    async def scenario(client: Client) -> list[tuple[int, bool]]:
+        answers = []
+        for path in CONSOLE_PAGES:
+            response = await client.get(path)
+            answers.append((response.status_code, 'href="/console/failures"' in response.text))
+        return answers
+
+    assert call(api, scenario) == [(200, True)] * len(CONSOLE_PAGES)
+
+
+def test_a_bare_console_path_redirects_below_the_mount(api: FastAPI) -> None:
+    async def scenario(client: Client) -> tuple[int, str]:
+        response = await client.get("/console")
+        return response.status_code, response.headers["location"]
+
+    status, location = call(api, scenario)
+    assert status == 307 and location.endswith("/console/")
+
+
+def test_a_form_posted_to_the_mounted_console_reaches_its_action(api: FastAPI, tmp_path: Path) -> None:
+    jobs.configure(console_actions=True)
+    app = create_app(f"sqlite:///{tmp_path / 'lending.db'}")
+
+    async def scenario(client: Client) -> tuple[int, str, int]:
+        page = await client.get("/console/failures", headers={"X-Forwarded-User": "ada"})
+        csrf = page.cookies["tidings_console_csrf"]
+        response = await client.post("/console/resend", data={"csrf": csrf, "delivery": "1"},
+                                     headers={"X-Forwarded-User": "ada"})
+        anonymous = await client.post("/console/resend", data={"csrf": csrf, "delivery": "1"})
+        return response.status_code, response.headers["location"], anonymous.status_code
+
+    status, location, anonymous = call(app, scenario)
+    assert status == 303 and location.startswith("/console/failures?done=")  # done, and back under the mount
+    assert anonymous == 403  # no operator named by the proxy: refused

@@ -12,6 +12,7 @@ from wsgiref.util import setup_testing_defaults
 
 import pytest
 import workflow
+from jobs.console import Console
 from jobs.testing import Kit
 from notifiers import Email, InAppChannel, Inbox, Recipient, UnsubscribeEndpoint, make_token, opt_out, preferences_of
 from sqlalchemy import create_engine
@@ -362,3 +363,18 @@ def test_a_reopened_issue_assigned_in_time_is_not_escalated(session: Session, ca
     tidings.run()
     assert [n for n in tidings.advance(days=3) if n.to == "lead@example.com"] == []
     tidings.assert_skipped("lead@example.com", trigger="reopen", reason="superseded by assign at ", count=1)
+
+
+def test_the_page_mounts_the_operators_console_at_console(session: Session, cast: Cast) -> None:
+    app = inbox_app(session.connection(), console=Console(session.connection()))
+    for path in ("/console/", "/console/deliveries", "/console/failures", "/console/timeline", "/console/graph",
+                 "/console/actions"):
+        status, _, page = call(app, "GET", path)
+        assert status == "200 OK" and 'href="/console/failures"' in page, path
+    assert "<h1>Inboxes</h1>" in call(app, "GET", "/")[2]  # the application's own pages are still its own
+
+
+def test_a_form_posted_to_the_mounted_console_reaches_its_action(session: Session, cast: Cast) -> None:
+    app = inbox_app(session.connection(), console=Console(session.connection()))
+    status, _, page = call(app, "POST", "/console/resend", {"delivery": ["1"]})
+    assert status == "403 Forbidden" and "Actions are disabled" in page

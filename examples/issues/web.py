@@ -2,7 +2,8 @@
 
 ``inbox_app(engine)`` serves one user's inbox at ``/users/<id>/inbox`` (the unread count, the
 newest items, a form to mark them read) and the list of users at ``/``; given an
-``unsubscribe`` endpoint, it also answers the mails' one-click unsubscribe links at ``/unsubscribe``. A real application
+``unsubscribe`` endpoint, it also answers the mails' one-click unsubscribe links at ``/unsubscribe``,
+and given a ``console``, the operators' console at ``/console/`` (docs/console.md). A real application
 takes the user from its login session; here the path stands in for it. Run it with
 ``python -m examples.issues.web``: it tells the demo's story in a temporary folder, then
 serves it on http://127.0.0.1:8000/ until Ctrl-C.
@@ -20,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs
 from wsgiref.simple_server import make_server
 
+from jobs.console import Console
 from jobs.runtime import current
 from notifiers import Inbox, InboxItem, UnsubscribeEndpoint
 from sqlalchemy import Connection, Engine, select
@@ -39,7 +41,7 @@ _PAGE = """<!doctype html>
 
 
 def inbox_app(bind: Engine | Connection, *, limit: int = 20,
-              unsubscribe: UnsubscribeEndpoint | None = None) -> WSGIApp:
+              unsubscribe: UnsubscribeEndpoint | None = None, console: Console | None = None) -> WSGIApp:
     """The WSGI application serving the inboxes of the users in ``bind``'s database.
 
     Args:
@@ -47,6 +49,7 @@ def inbox_app(bind: Engine | Connection, *, limit: int = 20,
         limit: how many of the newest items a page shows.
         unsubscribe: the endpoint of the ``unsubscribe_url`` links, mounted at ``/unsubscribe``
             (``TIDINGS_UNSUBSCRIBE_URL=https://<this site>/unsubscribe``).
+        console: the operators' console, mounted at ``/console/`` (its pages and forms below that prefix).
     """
     sessions = sessionmaker(bind, join_transaction_mode="create_savepoint")
 
@@ -54,6 +57,10 @@ def inbox_app(bind: Engine | Connection, *, limit: int = 20,
         path, method = environ.get("PATH_INFO", "/"), environ.get("REQUEST_METHOD", "GET")
         if path == "/unsubscribe" and unsubscribe is not None:
             return unsubscribe.wsgi(environ, start_response)
+        if console is not None and (path == "/console" or path.startswith("/console/")):
+            environ = {**environ, "SCRIPT_NAME": environ.get("SCRIPT_NAME", "") + "/console",
+                       "PATH_INFO": path[len("/console"):] or "/"}
+            return console.wsgi(environ, start_response)
         with sessions() as session:
             if path == "/" and method == "GET":
                 return _respond(start_response, "200 OK", _users_page(session))
@@ -126,8 +133,10 @@ def main(port: int = 8000) -> int:
         story = tell(Path(tmp))
         secret = current().settings.unsubscribe_secret  # TIDINGS_UNSUBSCRIBE_SECRET: answer the mails' links too
         endpoint = UnsubscribeEndpoint(story.engine, secret) if secret else None
-        with make_server("127.0.0.1", port, inbox_app(story.engine, unsubscribe=endpoint)) as server:
-            print(f"Serving the inboxes on http://127.0.0.1:{port}/ (Ctrl-C to stop)")
+        console = Console(story.engine)  # read-only: this demo has no login to name an operator
+        with make_server("127.0.0.1", port, inbox_app(story.engine, unsubscribe=endpoint, console=console)) as server:
+            print(f"Serving the inboxes on http://127.0.0.1:{port}/ and the console on "
+                  f"http://127.0.0.1:{port}/console/ (Ctrl-C to stop)")
             try:
                 server.serve_forever()
             except KeyboardInterrupt:

@@ -1,4 +1,4 @@
-"""The ``tidings`` command: ``worker | status | explain | graph | deliveries | resend | refan | preview | check | sweep | webhooks | prune | suppress | demo``.
+"""The ``tidings`` command: ``worker | status | explain | graph | deliveries | resend | refan | preview | check | sweep | webhooks | prune | suppress | console | demo``.
 
 (``python -m jobs`` is the same.) Configuration comes from the ``TIDINGS_*`` variables, as for
 the workers; options given on the command line win. Exit codes: 0 done; 1 a threshold of
@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .. import actors, inprocess, notifier_modules, preflight
 from ..errors import ConfigurationError, JobsError
 from ..runtime import current
-from . import check, deliveries, demo, explain, graph, health, preview, prune, refan, resend, suppressions, webhooks, worker
+from . import check, console, deliveries, demo, explain, graph, health, preview, prune, refan, resend, suppressions, webhooks, worker
 
 __all__ = ["main", "main_exit"]
 
@@ -95,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     suppressions.add_parser(commands)
     worker.add_parser(commands)
     demo.add_parser(commands)
+    console.add_parser(commands)
     return parser
 
 
@@ -106,6 +107,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "prune":
         return prune.run(args)
+    if args.command == "console":
+        return console.run(args)
     if args.command == "sweep":
         found = actors.sweep()
         print(json.dumps({"transitions": found.transitions, "deliveries": found.deliveries}) if args.json else

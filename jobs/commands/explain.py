@@ -19,13 +19,18 @@ __all__ = ["explain"]
 
 def explain(session: Session, model: str, key: str) -> list[dict[str, Any]]:
     """One entry per transition of ``model`` ``key``, oldest first, each with its deliveries or why none, and timers."""
-    records = session.scalars(select(TransitionRecord).where(TransitionRecord.model == model,
-                                                             TransitionRecord.key == key)
-                              .order_by(TransitionRecord.id))
-    timers = _timers(session, model, key)
+    records = list(session.scalars(select(TransitionRecord).where(TransitionRecord.model == model,
+                                                                  TransitionRecord.key == key)
+                                   .order_by(TransitionRecord.id)))
+    timers = _timers(session, [r.id for r in records])
+    told: dict[int, list[Delivery]] = {}
+    for start in range(0, len(records), 500):  # one query per 500 transitions, not one per transition
+        for d in session.scalars(select(Delivery).where(Delivery.transition_id.in_(
+                [r.id for r in records[start:start + 500]])).order_by(Delivery.id)):
+            told.setdefault(d.transition_id, []).append(d)
     timeline = []
     for record in records:
-        deliveries = session.scalars(select(Delivery).where(Delivery.transition_id == record.id).order_by(Delivery.id))
+        deliveries = told.get(record.id, [])
         entry: dict[str, Any] = {
             "transition": record.id, "at": record.created_at.isoformat(), "trigger": record.trigger,
             "from": record.source, "to": record.dest, "actor": record.actor, "context": record.context,
@@ -48,13 +53,18 @@ def explain(session: Session, model: str, key: str) -> list[dict[str, Any]]:
     return timeline
 
 
-def _timers(session: Session, model: str, key: str) -> dict[int, list[dict[str, Any]]]:
-    """The timeouts each transition of the record scheduled: when due, and fired, void (and why) or pending."""
+def _timers(session: Session, transition_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The timeouts each transition scheduled: when due, and fired, void (and why) or pending.
+
+    Found by transition (the unique index on ``transition_id, trigger``), 500 transitions a query.
+    """
     found: dict[int, list[dict[str, Any]]] = {}
-    for t in session.scalars(select(Timer).where(Timer.model == model, Timer.key == key).order_by(Timer.id)):
-        found.setdefault(t.transition_id, []).append({
-            "trigger": t.trigger, "due_at": t.due_at.isoformat(), "status": t.status, "reason": t.reason,
-            "fired_transition": t.fired_transition_id})
+    for start in range(0, len(transition_ids), 500):
+        for t in session.scalars(select(Timer).where(Timer.transition_id.in_(transition_ids[start:start + 500]))
+                                 .order_by(Timer.id)):
+            found.setdefault(t.transition_id, []).append({
+                "trigger": t.trigger, "due_at": t.due_at.isoformat(), "status": t.status, "reason": t.reason,
+                "fired_transition": t.fired_transition_id})
     return found
 
 

@@ -3,12 +3,44 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from notifiers import Timing, registry
-from workflow import stateful_models
+from workflow import Stateful, stateful_models
 
-__all__ = ["graph"]
+__all__ = ["Edge", "edges", "graph", "reminders"]
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One arrow of a workflow: ``source`` to ``dest`` on ``trigger``, its timeout (`` after 7 days``) and who is told."""
+
+    source: str
+    dest: str
+    trigger: str
+    after: str
+    told: str
+
+
+def edges(name: str, model: type[Stateful]) -> list[Edge]:
+    """The arrows of ``model``'s workflow, one per source state of each transition (``*`` spelled out)."""
+    workflow = model.workflow
+    found = []
+    for transition in workflow.transitions:
+        sources = transition["source"]
+        sources = workflow.states if sources == "*" else sources if isinstance(sources, list | tuple) else [sources]
+        for source in sources:
+            dest = source if transition["dest"] in (None, "=") else transition["dest"]
+            after = "".join(f" after {_duration(d)}" for t, d in workflow.timeouts.get(source, ())
+                            if t == transition["trigger"])
+            found.append(Edge(source, dest, transition["trigger"], after, _notified(name, transition["trigger"])))
+    return found
+
+
+def reminders(name: str, model: type[Stateful]) -> list[str]:
+    """A line per reminder of ``model``: the state it waits in, who, when."""
+    return _reminders(name, model.workflow.transitions, False)
 
 
 def graph(mermaid: bool = False) -> str:
@@ -19,19 +51,12 @@ def graph(mermaid: bool = False) -> str:
         lines = [f"stateDiagram-v2\n    %% {name}" if mermaid else f"{name} (initial: {workflow.initial})"]
         if mermaid:
             lines.append(f"    [*] --> {workflow.initial}")
-        for transition in workflow.transitions:
-            sources = transition["source"]
-            sources = workflow.states if sources == "*" else sources if isinstance(sources, list | tuple) else [sources]
-            for source in sources:
-                dest = source if transition["dest"] in (None, "=") else transition["dest"]
-                told = _notified(name, transition["trigger"])
-                after = "".join(f" after {_duration(d)}" for t, d in workflow.timeouts.get(source, ())
-                                if t == transition["trigger"])
-                if mermaid:
-                    told = f" / {told}" if told else ""
-                    lines.append(f"    {source} --> {dest}: {transition['trigger']}{after}{told}")
-                else:
-                    lines.append(f"  {source} -> {dest} on {transition['trigger']}{after}: {told or 'nobody is told'}")
+        for e in edges(name, model):
+            if mermaid:
+                told = f" / {e.told}" if e.told else ""
+                lines.append(f"    {e.source} --> {e.dest}: {e.trigger}{e.after}{told}")
+            else:
+                lines.append(f"  {e.source} -> {e.dest} on {e.trigger}{e.after}: {e.told or 'nobody is told'}")
         lines += _reminders(name, workflow.transitions, mermaid)
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) if blocks else "No Stateful model is imported (pass --import myapp.models)."

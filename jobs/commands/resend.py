@@ -8,8 +8,9 @@ import json
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 from workflow import utcnow
 
@@ -17,7 +18,7 @@ from ..claims import reset_for_resend
 from ..delivery_log import Delivery, Status
 from ..errors import ConfigurationError, DeliveryNotFound
 
-__all__ = ["add_parser", "add_window", "parse_time", "resend", "run", "select_for_resend"]
+__all__ = ["add_parser", "add_window", "delivery_criteria", "parse_time", "resend", "run", "select_for_resend"]
 
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -54,17 +55,30 @@ def select_for_resend(session: Session, *, ids: Sequence[int] = (), statuses: Se
     query = select(Delivery.id).where(Delivery.status.in_(allowed)).order_by(Delivery.id)
     if ids:
         query = query.where(Delivery.id.in_(list(ids)))
-    if notifier:
-        query = query.where(or_(Delivery.notifier == notifier,
-                                Delivery.notifier.endswith(f".{notifier}", autoescape=True),
-                                Delivery.notifier.contains(f".{notifier}.", autoescape=True)))
-    if channel:
-        query = query.where(Delivery.channel == channel)
-    if since is not None:
-        query = query.where(Delivery.updated_at >= since)
-    if until is not None:
-        query = query.where(Delivery.updated_at < until)
+    query = query.where(*delivery_criteria(notifier=notifier, channel=channel, since=since, until=until))
     return list(session.scalars(query))
+
+
+def delivery_criteria(*, notifier: str | None = None, channel: str | None = None, since: dt.datetime | None = None,
+                      until: dt.datetime | None = None, at: Any = Delivery.updated_at) -> list[ColumnElement[bool]]:
+    """The WHERE clauses selecting deliveries by notifier, channel and time (``at``: when they last changed).
+
+    ``notifier`` matches the recorded name, its class or its class and method, as for ``resend``;
+    the console's deliveries list filters with the same clauses, on when they were written
+    (``at=Delivery.created_at``, indexed).
+    """
+    found: list[ColumnElement[bool]] = []
+    if notifier:
+        found.append(or_(Delivery.notifier == notifier,
+                         Delivery.notifier.endswith(f".{notifier}", autoescape=True),
+                         Delivery.notifier.contains(f".{notifier}.", autoescape=True)))
+    if channel:
+        found.append(Delivery.channel == channel)
+    if since is not None:
+        found.append(at >= since)
+    if until is not None:
+        found.append(at < until)
+    return found
 
 
 def resend(session: Session, ids: Sequence[int], send: Callable[[int], object], *, batch: int = 500,

@@ -65,6 +65,7 @@ class SMTPChannel(Channel):
         self.starttls, self.ssl, self.timeout = starttls, ssl, timeout
         self.username, self._password = username, password
         self._connections: ThreadConnections[smtplib.SMTP] = ThreadConnections(_quietly_close)
+        self._tls: _ssl.SSLContext | None = None
 
     def __repr__(self) -> str:
         return f"SMTPChannel({self.host!r}, {self.port})"
@@ -130,14 +131,23 @@ class SMTPChannel(Channel):
     def _connection(self) -> smtplib.SMTP:
         return self._connections.current() or self._connections.keep(self._connect())
 
+    def _context(self) -> _ssl.SSLContext:
+        """The TLS context, built at the first TLS connection and shared by every thread's.
+
+        Building one loads the CA bundle (tens of milliseconds): never when TLS is off.
+        """
+        if self._tls is None:
+            self._tls = _ssl.create_default_context()
+        return self._tls
+
     def _connect(self) -> smtplib.SMTP:
-        context = _ssl.create_default_context()
         if self.ssl:
-            connection: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+            connection: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
+                                                        context=self._context())
         else:
             connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
             if self.starttls:
-                connection.starttls(context=context)
+                connection.starttls(context=self._context())
         if self.username:
             connection.login(self.username, self._password or "")
         return connection

@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -215,3 +216,30 @@ def tcp_proxy() -> Iterator[Callable[[int], TCPProxy]]:
     yield start
     for proxy in proxies:
         proxy.cut()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Debian's headless Chromium (``/usr/bin/chromium``, installed by ``make test``) driven by Playwright.
+
+    One browser per test module: Playwright's sync API holds an event loop on the main thread while
+    it runs, so it is stopped before the modules that run their own (``asyncio.run``).
+
+    Skipped, saying why, where either is missing; with CI=true a missing browser fails instead.
+    No browser build is ever downloaded: Playwright launches the system's.
+    """
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        executable = None
+    if executable is None:
+        reason = ("no browser: the console's browser tests need Debian's chromium (apt-get install chromium; "
+                  "`make test` installs it when run as root) and the playwright package (pip install -e '.[test]')")
+        if CI:
+            pytest.fail(f"{reason} (CI=true: the browser tests are required)")
+        pytest.skip(reason)
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
+        yield browser
+        browser.close()

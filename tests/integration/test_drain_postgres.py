@@ -19,5 +19,5 @@ def test_draining_a_postgresql_database_without_tables_masks_its_password(pg_url
     with pytest.raises(ConfigurationError) as refused:
         drain()
     message = str(refused.value)
-    assert message.startswith(f"The database {url.replace('s3cret', '***')} has no table tidings_deliveries, ")
+    assert message.startswith(f"The database {url.replace('s3cret', '***')} has no table tidings_console_actions, tidings_deliveries, ")
     assert "s3cret" not in message

@@ -80,3 +80,18 @@ def test_a_kept_connection_that_went_stale_is_replaced_once(server: tuple[Contro
         channel._connections.current().close()  # type: ignore[union-attr]  # as if the server dropped it
         channel.send(Email(subject="Hi", text="two"), Recipient("ann@example.com"), key="k2")
     assert len(handler.received) == 2
+
+
+def test_a_channel_without_tls_builds_no_tls_context(server: tuple[Controller, Reply],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building an SSL context loads the CA bundle (tens of ms): a plain connection must not pay it."""
+    import ssl
+
+    def refuse() -> ssl.SSLContext:
+        raise AssertionError("an SSL context was built for a plain connection")
+
+    monkeypatch.setattr(ssl, "create_default_context", refuse)
+    controller, handler = server
+    with channel_for(controller) as channel:
+        channel.send(Email(subject="Hi", text="body"), Recipient("ann@example.com"), key="k")
+    assert len(handler.received) == 1

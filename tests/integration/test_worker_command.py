@@ -80,7 +80,8 @@ def test_sigterm_during_deliveries_finishes_the_messages_in_hand_exits_0_and_los
     smtp_server.delay = 0.05
     env = worker_env(pg_url.replace("root@", "root:db-secret-42@"), redis_url, queue_name, smtp_server,
                      TIDINGS_SMTP_PASSWORD="smtp-secret-42", TIDINGS_SWEEP_INTERVAL="0")  # no sweeper: no help
-    worker = tidings_worker(LENDING, "--processes", "2", "--threads", "4", "--log-format", "json", env=env)
+    worker = tidings_worker(LENDING, "--processes", "2", "--threads", "4", "--log-format", "json",
+                            "--log-level", "DEBUG", env=env)  # a sent delivery's line is at DEBUG
     hand_over(pg_engine, ids)
 
     # When the supervisor gets SIGTERM in the middle of the deliveries

@@ -1,4 +1,4 @@
-"""Retention of digests and shared throttles' windows on SQLite: done digests go after their deliveries, nothing else."""
+"""Retention of digests and shared throttles' windows on SQLite: done digests go after their deliveries."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ def test_draining_a_database_without_tidings_tables_says_how_to_create_them(tmp_
     with pytest.raises(ConfigurationError) as refused:
         drain()
     assert str(refused.value) == (
-        f"The database sqlite:///{tmp_path / 'app.db'} has no table tidings_deliveries, tidings_digests, tidings_disabled_endpoints, tidings_inbox, "
+        f"The database sqlite:///{tmp_path / 'app.db'} has no table tidings_console_actions, tidings_deliveries, tidings_digests, tidings_disabled_endpoints, tidings_inbox, "
         "tidings_installation, tidings_preferences, tidings_suppressions, tidings_throttles, tidings_timers, tidings_transitions: create Tidings' tables with workflow.metadata.create_all(engine) "
         "after importing jobs (or add workflow.metadata to your migrations), or point Tidings at your application's "
         "database (TIDINGS_DATABASE_URL, or jobs.configure(engine=...)).")
@@ -48,7 +48,7 @@ def test_a_database_with_some_tables_missing_names_those(tmp_path: Path, stub: S
     with engine.begin() as connection:
         for table in ("tidings_transitions", "tidings_deliveries", "tidings_inbox", "tidings_installation",
                       "tidings_disabled_endpoints", "tidings_suppressions", "tidings_timers", "tidings_digests",
-                      "tidings_throttles"):
+                      "tidings_throttles", "tidings_console_actions"):
             connection.exec_driver_sql(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY)")
     jobs.configure(jobs.Settings(), broker=stub, engine=engine)
     with pytest.raises(ConfigurationError, match=r"has no table tidings_preferences: create Tidings' tables"):
@@ -87,7 +87,7 @@ def test_a_script_draining_a_database_without_tables_stops_at_once_with_one_line
                             env={**env, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 1, result.stderr
     assert result.stderr.splitlines()[-1].startswith(
-        "jobs.errors.ConfigurationError: The database sqlite:///tidings.db has no table tidings_deliveries, ")
+        "jobs.errors.ConfigurationError: The database sqlite:///tidings.db has no table tidings_console_actions, tidings_deliveries, ")
     assert "no such table" not in result.stderr
     # development's worker said it once at the commit, instead of failing each fan-out
     assert sum("has no table" in line for line in result.stderr.splitlines()) == 2

@@ -149,6 +149,22 @@ def test_overdue_transitions_are_enqueued_a_few_per_message(broker: StubBroker, 
     assert len(mailbox.outbox) == 80
 
 
+def test_overdue_deliveries_are_enqueued_a_few_per_message(broker: StubBroker, session: Session, order: Order,
+                                                           mailbox: MemoryChannel,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    overdue_deliveries(session, order, 20)
+    enqueued: list[Any] = []
+    real = broker.enqueue
+    monkeypatch.setattr(broker, "enqueue",
+                        lambda message, **options: enqueued.append(message) or real(message, **options))
+    assert len(sweep().deliveries) == 60
+    assert 1 < len(enqueued) < 60 and all(m.actor_name == "tidings.deliver_each" for m in enqueued)
+    assert sorted(i for m in enqueued for i in m.args[0]) == sorted(session.scalars(select(Delivery.id)))
+    drain()
+    assert len(mailbox.outbox) == 60
+    assert {d.status for d in session.scalars(select(Delivery))} == {Status.SENT}
+
+
 def unfanned_transition(session: Session, order: Order, *, retried: dt.datetime | None) -> int:
     """An order's payment, committed long ago and never fanned out, last re-enqueued at ``retried``."""
     record_id = order.pay().id

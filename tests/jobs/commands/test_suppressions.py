@@ -82,7 +82,8 @@ def test_suppress_without_an_address_nor_dsn_exits_2(capsys: pytest.CaptureFixtu
 def test_a_database_without_the_provider_column_is_refused_naming_it(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
     workflow.metadata.create_all(engine)
-    with engine.begin() as connection:  # the delivery log as it was before failover
+    with engine.begin() as connection:  # the delivery log as it was before failover (and before the console's index)
+        connection.exec_driver_sql("DROP INDEX ix_tidings_deliveries_provider")
         connection.exec_driver_sql("ALTER TABLE tidings_deliveries DROP COLUMN provider")
     engine.dispose()
     done = tidings("status", env={"TIDINGS_DATABASE_URL": f"sqlite:///{tmp_path / 'old.db'}"}, cwd=tmp_path)

@@ -18,7 +18,7 @@ from tests.app import Order
 
 @pytest.fixture
 def json_lines(broker: StubBroker) -> Iterator[io.StringIO]:
-    """JSON log lines of the 'jobs' loggers at INFO, with the worker's message context."""
+    """JSON log lines of the 'jobs' loggers at DEBUG (a sent delivery's level), with the worker's message context."""
     broker.add_middleware(LogContext())
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -27,7 +27,7 @@ def json_lines(broker: StubBroker) -> Iterator[io.StringIO]:
     logger = logging.getLogger("jobs")
     level = logger.level
     logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    logger.setLevel(logging.DEBUG)
     yield stream
     logger.removeHandler(handler)
     logger.setLevel(level)
@@ -47,6 +47,16 @@ def test_each_delivery_line_carries_its_delivery_and_transition_ids(json_lines: 
     # a transition's few deliveries are sent by its own fan-out message
     assert all(e["channel"] == "email" and e["actor"] == "tidings.fan_out" and e["message_id"] for e in sent)
     assert "is paid" not in json_lines.getvalue()  # the body is never logged
+
+
+def test_at_info_a_sent_delivery_and_its_fan_out_write_no_line(json_lines: io.StringIO, session: Session,
+                                                             order: Order) -> None:
+    logging.getLogger("jobs").setLevel(logging.INFO)
+    order.pay()
+    session.commit()
+    drain()
+    entries = [json.loads(line) for line in json_lines.getvalue().splitlines()]
+    assert [e for e in entries if e["logger"] in ("jobs.fanout", "jobs.delivery")] == []
 
 
 def test_a_line_logged_outside_any_message_has_no_ids() -> None:
