@@ -139,6 +139,8 @@ def _record_sent(session: Session, sent: list[HeldDigest], done: Closed) -> None
     """
     if not sent:
         return
+    if session.dirty or session.new or session.deleted:
+        session.rollback()  # what a channel or a template changed while sending is never committed
     now, d = utcnow(), _digests.c
     members = select(func.count()).where(_deliveries.c.digest_id == d.id,
                                          _deliveries.c.status.in_([Status.DIGEST, Status.SENT])).scalar_subquery()

@@ -212,8 +212,8 @@ def close_with(tidings: Kit, channel: Channel, max_retries: int = 3) -> Closed:
                                         retry=RetryPolicy(max_retries=max_retries))
 
 
-class MeddlingThenRefusing(Channel):
-    """Changes the event's row (or adds a row to its session) while sending, then refuses the message."""
+class Meddling(Channel):
+    """Changes the event's row (or adds a row to its session) while sending, then takes the message."""
 
     def __init__(self, change: str) -> None:
         self.change = change
@@ -223,6 +223,13 @@ class MeddlingThenRefusing(Channel):
             event.subject.title = "Meddled"
         else:
             object_session(event.subject).add(Member(name="Meddler", email="meddler@example.com"))
+
+
+class MeddlingThenRefusing(Meddling):
+    """Changes the event's row (or adds a row to its session) while sending, then refuses the message."""
+
+    def send(self, message: object, to: object, *, key: str, event: Any = None, **extra: object) -> None:
+        super().send(message, to, key=key, event=event)
         raise PermanentChannelError("550 no such user")
 
 
@@ -236,6 +243,19 @@ def test_what_is_changed_in_the_session_while_a_digest_is_sent_is_never_committe
     with Session(session.get_bind()) as other:
         assert other.scalars(select(Watched.title)).all() == ["Crash"]
         assert other.scalar(select(func.count()).select_from(Member).where(Member.name == "Meddler")) == 0
+
+
+@pytest.mark.parametrize("change", ["dirty", "new"])
+def test_what_is_changed_in_the_session_while_a_digest_is_sent_and_taken_is_never_committed(
+        session: Session, ticket: Watched, tidings: Kit, change: str) -> None:
+    fire(session, ticket, "comment", 2)
+    tidings.run()
+    clock.advance(HOUR)
+    assert close_with(tidings, Meddling(change)).sent == 3
+    with Session(session.get_bind()) as other:
+        assert other.scalars(select(Watched.title)).all() == ["Crash"]
+        assert other.scalar(select(func.count()).select_from(Member).where(Member.name == "Meddler")) == 0
+        assert set(other.scalars(select(DigestRow.status))) == {"sent"}
 
 
 def test_a_digest_refused_permanently_fails_with_its_events(session: Session, ticket: Watched, tidings: Kit) -> None:
