@@ -25,21 +25,43 @@ STATUSES = (Status.SCHEDULED, Status.PENDING, Status.SENDING, Status.SENT, Statu
 _FILTERS = ("status", "notifier", "channel", "since", "until")
 
 
-def _cursor(text: str) -> int | None:
-    return int(text) if text.isdigit() else None
+def _cursor(request: Request, name: str) -> int | None:
+    """The id a page starts past (``before``, ``after``).
+
+    Raises:
+        ConfigurationError: the value is not a whole number.
+    """
+    text = request.arg(name)
+    if text and not text.isdigit():
+        raise ConfigurationError(f"{name}={text!r} is not a delivery id: give a whole number, as the "
+                                 "'older' and 'newer' links do.")
+    return int(text) if text else None
+
+
+def _statuses(request: Request, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """The statuses asked for.
+
+    Raises:
+        ConfigurationError: one the page does not show, named with those it does.
+    """
+    asked = tuple(request.query.get("status", []))
+    unknown = [s for s in asked if s not in allowed]
+    if unknown:
+        raise ConfigurationError(f"Unknown status {unknown[0]!r}: this page shows {', '.join(allowed)}.")
+    return asked
 
 
 def context(session: Session, request: Request, *, statuses: tuple[str, ...] = (), page: int = PAGE) -> dict[str, Any]:
     """One page of deliveries for the request's filters (``statuses``: those the page is limited to, if any)."""
     filters = {name: request.arg(name) for name in _FILTERS}
-    chosen = tuple(s for s in request.query.get("status", []) if s in (statuses or STATUSES))
     problem = None
     try:
+        chosen = _statuses(request, statuses or STATUSES)
         since = parse_time(filters["since"]) if filters["since"] else None
         until = parse_time(filters["until"]) if filters["until"] else None
-    except ConfigurationError as error:
-        problem, since, until = str(error), None, None
-    before, after = _cursor(request.arg("before")), _cursor(request.arg("after"))
+        before, after = _cursor(request, "before"), _cursor(request, "after")
+    except ConfigurationError as error:  # a hand-edited address: say what is wrong, show the unfiltered page
+        problem, chosen, since, until, before, after = str(error), (), None, None, None, None
     rows = listing(session, statuses=chosen or statuses, notifier=filters["notifier"] or None,
                    channel=filters["channel"] or None, since=since, until=until, before=before, after=after,
                    newest_first=True, limit=page + 1)

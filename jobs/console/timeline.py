@@ -35,13 +35,16 @@ def context(session: Session, request: Request, *, previews: bool) -> dict[str, 
     """The timeline of the request's ``model`` and ``key`` (none asked: just the form)."""
     model, key = request.arg("model"), request.arg("key")
     transition = request.arg("transition")
-    if transition.isdigit() and not (model and key):  # from a list's transition id
-        found_row = session.execute(select(TransitionRecord.model, TransitionRecord.key)
-                                    .where(TransitionRecord.id == int(transition))).first()
-        if found_row is not None:
-            model, key = found_row
     found: dict[str, Any] = {"model": model, "key": key, "entries": None, "problem": None, "previews": previews,
                              "inline": False}
+    if transition and not (model and key):  # from a list's transition id
+        found_row = (session.execute(select(TransitionRecord.model, TransitionRecord.key)
+                                     .where(TransitionRecord.id == int(transition))).first()
+                     if transition.isdigit() else None)
+        if found_row is None:
+            found["problem"] = f"No transition {transition!r} in the log: give the id a list shows, or a model and key."
+            return found
+        found["model"], found["key"] = model, key = found_row
     if not (model and key):
         return found
     try:

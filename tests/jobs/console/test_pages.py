@@ -112,6 +112,22 @@ def test_a_timeline_shows_each_transition_and_who_was_told(engine: Engine, faile
     assert page.count("550 mailbox unavailable") == 2 and "<td>bea@example.com</td>" in page
 
 
+def test_an_unknown_status_is_said_on_the_page_with_those_it_shows(engine: Engine, failed: list[int]) -> None:
+    status, page = get(Console(engine), "/deliveries", status="faild")
+    assert status == 200 and "Unknown status &#39;faild&#39;: this page shows scheduled, pending," in page
+
+
+def test_a_page_cursor_that_is_not_an_id_is_said_on_the_page(engine: Engine, failed: list[int]) -> None:
+    status, page = get(Console(engine), "/deliveries", before="abc")
+    assert status == 200 and "before=&#39;abc&#39; is not a delivery id" in page
+
+
+def test_a_timeline_of_a_transition_id_not_in_the_log_says_so(engine: Engine, failed: list[int]) -> None:
+    for asked in ("999999", "abc"):
+        page = get(Console(engine), "/timeline", transition=asked)[1]
+        assert f"No transition &#39;{asked}&#39; in the log" in page
+
+
 def test_a_timeline_is_found_from_a_transition_id(engine: Engine, failed: list[int], order: Order,
                                                   session: Session) -> None:
     transition = session.scalar(select(Delivery.transition_id).where(Delivery.id == failed[0]))
