@@ -139,8 +139,8 @@ def _record_sent(session: Session, sent: list[HeldDigest], done: Closed) -> None
     """
     if not sent:
         return
-    if session.dirty or session.new or session.deleted:
-        session.rollback()  # what a channel or a template changed while sending is never committed
+    if session.in_transaction():  # what rendering or a channel changed, flushed or not (the run commits what it writes)
+        session.rollback()
     now, d = utcnow(), _digests.c
     members = select(func.count()).where(_deliveries.c.digest_id == d.id,
                                          _deliveries.c.status.in_([Status.DIGEST, Status.SENT])).scalar_subquery()
@@ -283,10 +283,8 @@ def _finish(session: Session, held: HeldDigest, status: str, error: str | None, 
             member_status: str = Status.FAILED, *, due_at: dt.datetime | None = None) -> None:
     """Record the digest's outcome and its members', together, while the claim is still held."""
     now = utcnow()
-    if session.dirty or session.new or session.deleted:
-        session.rollback()  # what rendering changed is never committed (see jobs.claims.finish)
-    if session.in_transaction():
-        session.commit()
+    if session.in_transaction():  # as in _record_sent: never commit what rendering or the channel changed
+        session.rollback()
     sent_at = now if status == DigestStatus.SENT else None
     written = session.connection().execute(_OUTCOME, {
         "d_id": held.id, "d_attempts": held.attempts, "d_status": status, "d_error": error, "d_events": len(ids),

@@ -258,6 +258,30 @@ def test_what_is_changed_in_the_session_while_a_digest_is_sent_and_taken_is_neve
         assert set(other.scalars(select(DigestRow.status))) == {"sent"}
 
 
+def test_what_a_channel_changed_in_one_digest_is_not_committed_by_the_next_digests_reads(
+        session: Session, ticket: Watched, tidings: Kit) -> None:
+    other = Watched(title="Other", author=Member(name="Bo", email="bo@example.com"),
+                    watchers=[Member(name="W9", email="w9@example.com")])
+    session.add(other)
+    session.commit()
+    fire(session, ticket, "comment", 2)
+    fire(session, other, "comment", 2)
+    tidings.run()
+    clock.advance(HOUR)
+
+    class MeddlingOnce(Channel):  # changes the first digest's row; the next digest's reads autoflush it
+        changed = False
+
+        def send(self, message: object, to: object, *, key: str, event: Any = None, **extra: object) -> None:
+            if not self.changed:
+                event.subject.title, self.changed = "Meddled", True
+
+    assert close_with(tidings, MeddlingOnce()).sent >= 2
+    with Session(session.get_bind()) as reader:
+        assert sorted(reader.scalars(select(Watched.title))) == ["Crash", "Other"]
+        assert set(reader.scalars(select(DigestRow.status))) == {"sent"}
+
+
 def test_a_digest_refused_permanently_fails_with_its_events(session: Session, ticket: Watched, tidings: Kit) -> None:
     fire(session, ticket, "comment", 2)
     tidings.run()
