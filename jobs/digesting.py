@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from notifiers import Batch, window_start
-from sqlalchemy import Connection, Table, bindparam, select, update
+from sqlalchemy import Connection, Table, bindparam, false, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .delivery_log import Status
@@ -45,6 +45,8 @@ def attach(connection: Connection, rows: list[dict[str, Any]], now: dt.datetime)
     held = [row for row in rows if row.get(BATCH) is not None]
     if not held:
         return
+    if connection.dialect.name == "sqlite":  # no row locks: take the write lock before reading counts (see jobs.due)
+        connection.execute(update(_digests).where(false()).values(alone=_digests.c.alone))
     wanted: dict[str, dict[str, Any]] = {}
     shared: dict[str, dict[str, Any]] = {}
     for row in held:

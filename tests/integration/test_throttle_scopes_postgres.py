@@ -10,15 +10,12 @@ from typing import Any
 import pytest
 import workflow
 from jobs import Status
-from jobs.digest_log import digest_key
 from jobs.digesting import attach
-from jobs.rows import BATCH
-from jobs.throttle_log import throttle_key
-from notifiers import Batch, window_start
 from sqlalchemy import Connection, Engine, create_engine, text
 from workflow import utcnow
 
 from tests.processes import wait_for
+from tests.throttle_rows import planned
 
 pytestmark = pytest.mark.integration
 
@@ -31,16 +28,6 @@ def engine(pg_url: str) -> Iterator[Engine]:
     workflow.metadata.create_all(engine)
     yield engine
     engine.dispose()
-
-
-def planned(notifier: str, channel: str, address: str, places: int, now: dt.datetime) -> dict[str, Any]:
-    """A delivery row as the fan-out plans it for a ``Throttle(places, per=HOUR, scope="all")`` to Ann."""
-    start = window_start(now, HOUR)
-    batch = Batch("", start, start + HOUR, leads=places, throttled=True, window=HOUR, scope="all")
-    return {BATCH: (batch, digest_key("test", address, channel, notifier, "", start),
-                    throttle_key("test", "all", "Member:1", channel, HOUR, start)),
-            "status": Status.PENDING, "notifier": notifier, "party": "owner", "channel": channel,
-            "address": address, "name": "Ann", "recipient_ref": "Member:1", "locale": None}
 
 
 def waits_on_a_lock(engine: Engine, pid: int) -> bool:
