@@ -17,6 +17,7 @@ from workflow import TransitionRecord
 from .. import actors
 from ..commands import refan as refanning
 from ..commands import resend as resending
+from ..errors import DeliveryNotFound
 from .. import console_log as audit
 from .guard import Refused
 from .http import Request
@@ -36,15 +37,38 @@ def resend(session: Session, request: Request, operator: str) -> int:
     ids = sorted({int(i) for i in request.form.get("delivery", []) if i.isdigit()})
     if not ids or len(ids) > _MAX_IDS:
         raise Refused(400, f"Tick between 1 and {_MAX_IDS} deliveries to re-send.")
-    selected = resending.select_for_resend(session, ids=ids)
-    done = 0
-    for done in resending.resend(session, selected, actors.deliver.send):
-        pass
+    done, selected = _resend(session, ids)
     gone = sorted(set(ids) - set(selected))
     outcome = f"re-sent {done} deliver{'y' if done == 1 else 'ies'}" + (
         f"; not failed or dead (any more): {', '.join(map(str, gone))}" if gone else "")
     _log.info("Console: %s %s (deliveries %s)", operator, outcome, ids)
     return audit.record(session, operator, "resend", "deliveries " + ", ".join(map(str, ids)), outcome)
+
+
+def _resend(session: Session, ids: list[int]) -> tuple[int, list[int]]:
+    """Re-send those of ``ids`` still failed or dead: how many, and which were selected.
+
+    Another operator (or a double click) may re-send some between the selection and the reset,
+    which then refuses the whole selection: it is made again, once, without them.
+
+    Raises:
+        Refused: the second selection raced another re-send too.
+    """
+    try:
+        return _resend_selected(session, ids)
+    except DeliveryNotFound:
+        try:
+            return _resend_selected(session, ids)
+        except DeliveryNotFound:
+            raise Refused(409, "Other re-sends of these deliveries are under way: reload the page and look "
+                               "again.") from None
+
+
+def _resend_selected(session: Session, ids: list[int]) -> tuple[int, list[int]]:
+    selected, done = resending.select_for_resend(session, ids=ids), 0
+    for done in resending.resend(session, selected, actors.deliver.send):
+        pass
+    return done, selected
 
 
 def refan(session: Session, request: Request, operator: str) -> int:

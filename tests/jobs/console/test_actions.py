@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jobs
 import pytest
 from dramatiq.brokers.stub import StubBroker
@@ -9,7 +11,7 @@ from jobs import ConsoleAction, Delivery
 from jobs.console import Console, Request
 from jobs.testing import drain
 from notifiers import MemoryChannel
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, event, select, update
 from sqlalchemy.orm import Session
 
 from tests.app import Order
@@ -103,6 +105,32 @@ def test_re_sending_a_delivery_that_is_not_failed_any_more_says_so(engine: Engin
     post(console, "/resend", {"delivery": [str(failed[0])]})
     latest = session.scalars(select(ConsoleAction).order_by(ConsoleAction.id.desc())).first()
     assert latest is not None and latest.outcome == f"re-sent 0 deliveries; not failed or dead (any more): {failed[0]}"
+
+
+def test_a_re_send_racing_another_re_sends_the_rest_and_says_which_were_gone(
+        engine: Engine, failed: list[int], session: Session) -> None:
+    raced: list[str] = []
+
+    select_statements: list[str] = []
+
+    def another_re_send_between_selection_and_reset(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("SELECT tidings_deliveries.id") and not raced:
+            select_statements.append(statement)
+            if len(select_statements) == 2:  # the reset's own read, after the selection
+                raced.append(statement)
+                with engine.begin() as other:
+                    other.execute(update(Delivery).where(Delivery.id == failed[0]).values(status="pending"))
+
+    event.listen(engine, "before_cursor_execute", another_re_send_between_selection_and_reset)
+    try:
+        status, _, _ = post(Console(engine, authorize=operator, actions=True), "/resend",
+                         {"delivery": [str(i) for i in failed]})
+    finally:
+        event.remove(engine, "before_cursor_execute", another_re_send_between_selection_and_reset)
+    assert raced and status == 303
+    latest = session.scalars(select(ConsoleAction).order_by(ConsoleAction.id.desc())).first()
+    assert latest is not None
+    assert latest.outcome == f"re-sent 1 delivery; not failed or dead (any more): {failed[0]}"
 
 
 def test_a_re_send_with_nothing_ticked_is_refused(engine: Engine, failed: list[int]) -> None:
