@@ -105,7 +105,7 @@ def sent_per_minute(session: Session, *, minutes: int = 180, now: dt.datetime | 
     counts: dict[str, int] = {}
     for at, count in session.execute(select(minute, func.count()).where(Delivery.sent_at >= start,
                                                                          Delivery.sent_at < end).group_by(minute)):
-        stamp = at if isinstance(at, str) else aware(at).strftime("%Y-%m-%d %H:%M")
+        stamp = at if isinstance(at, str) else aware(at).astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
         counts[stamp] = int(count)
     series = [start + dt.timedelta(minutes=i) for i in range(minutes)]
     return [(at, counts.get(at.strftime("%Y-%m-%d %H:%M"), 0)) for at in series]

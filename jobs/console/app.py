@@ -29,7 +29,7 @@ __all__ = ["Console"]
 
 _log = logging.getLogger(__name__)
 _FAILED = ("failed", "dead")
-_SAFE_BACK = re.compile(r"^/[\w/\-.?=&%+]*$")
+_SAFE_BACK = re.compile(r"^/[\w/\-.?=&%+]*$", re.ASCII)
 
 
 class Console:
@@ -74,6 +74,10 @@ class Console:
         try:
             if request.path == "/login":
                 return self._log_in(request)
+            if self._login is not None and self.guard.operator(request) is None:  # run alone: nothing before the login
+                if request.method == "POST":
+                    raise Refused(403, "Not authorised: log in with the console token first.")
+                return Response.redirect(f"{request.root}/login")
             with self._session() as session:
                 if request.path in pages and request.method in ("GET", "HEAD"):
                     return pages[request.path](request, session)
@@ -157,7 +161,7 @@ class Console:
             if done is not None:
                 return done
             return self._render(request, "login.html", 403, problem="Wrong token, or a name that is not 1 to 64 "
-                                                                    "letters, digits, spaces or .@+-")
+                                                                    "ASCII letters, digits or _.@+-")
         return self._render(request, "login.html", problem=None)
 
 

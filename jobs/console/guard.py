@@ -21,7 +21,7 @@ __all__ = ["CSRF_COOKIE", "Guard", "Refused", "TokenLogin"]
 
 CSRF_COOKIE = "tidings_console_csrf"
 OPERATOR_COOKIE = "tidings_console_operator"
-_NAME = re.compile(r"^[\w .@+-]{1,64}$")
+_NAME = re.compile(r"^[\w.@+-]{1,64}$", re.ASCII)  # as it is written in the cookie: no space, no quoting
 
 Authorize = Callable[[Request], "str | None"]
 

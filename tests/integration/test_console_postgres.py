@@ -10,6 +10,7 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 from jobs import Delivery
 from jobs.console import Console, Request
+from jobs.status import sent_per_minute
 from jobs.testing import drain, stop_workers
 from notifiers import MemoryChannel
 from sqlalchemy import Engine, select
@@ -53,6 +54,15 @@ def page(engine: Engine, path: str, **query: str) -> str:
 
 def test_on_postgresql_the_chart_counts_the_minute_each_delivery_was_sent(seeded: Engine) -> None:
     assert "(6 sent; peak 6 a minute)" in page(seeded, "/")
+
+
+def test_on_postgresql_in_a_session_zone_other_than_utc_the_chart_counts_each_delivery_in_its_utc_minute(
+        seeded: Engine) -> None:
+    with seeded.connect() as connection:
+        connection.exec_driver_sql("SET TIME ZONE 'Asia/Kolkata'")  # +05:30: the minutes themselves move
+        with Session(connection) as session:
+            counted = sum(count for _, count in sent_per_minute(session))
+    assert counted == 6
 
 
 def test_on_postgresql_the_overview_estimates_the_sent_count_from_the_statistics_once_analysed(seeded: Engine) -> None:

@@ -177,6 +177,22 @@ def test_run_alone_an_operator_logs_in_with_the_token_and_may_then_act(engine: E
     assert session.scalars(select(ConsoleAction.operator)).all() == ["ada"]
 
 
+def test_run_alone_with_a_token_every_page_asks_for_the_login_first(engine: Engine, failed: list[int]) -> None:
+    console = Console(engine, token="a-token-of-sixteen-chars")
+    for path in ("/", "/deliveries", "/failures", "/timeline", "/graph", "/actions"):
+        response = console.answer(Request("GET", path))
+        assert (response.status, dict(response.headers)["Location"]) == (303, "/login"), path
+    assert console.answer(Request("GET", "/login")).status == 200
+
+
+def test_an_operator_name_the_login_cookie_could_not_carry_is_refused_at_the_login(engine: Engine,
+                                                                                     failed: list[int]) -> None:
+    console = Console(engine, token="a-token-of-sixteen-chars", actions=True)
+    for name in ("Ann Lee", "Zoë", 'ann"x', "a" * 65):
+        status, page, _ = post(console, "/login", {"name": [name], "token": ["a-token-of-sixteen-chars"]})
+        assert status == 403 and "ASCII letters, digits or _.@+-" in page, name
+
+
 def test_a_forged_login_cookie_is_no_operator(engine: Engine, failed: list[int]) -> None:
     console = Console(engine, token="a-token-of-sixteen-chars", actions=True)
     response = console.answer(Request("POST", "/resend", form={"delivery": [str(failed[0])], "csrf": [CSRF]},
