@@ -65,7 +65,7 @@ def delivery_criteria(*, notifier: str | None = None, channel: str | None = None
 
     ``notifier`` matches the recorded name, its class or its class and method, as for ``resend``;
     the console's deliveries list filters with the same clauses, on when they were written
-    (``at=Delivery.created_at``, indexed).
+    (``at=Delivery.created_at``, which has no index: the console bounds it by the ids, see docs/console.md).
     """
     found: list[ColumnElement[bool]] = []
     if notifier:
