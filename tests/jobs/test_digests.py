@@ -457,3 +457,30 @@ def test_a_run_whose_claim_was_taken_since_records_nothing_for_the_digests_event
     clock.advance(HOUR)
     close_with(tidings, RefusingOnceTakenAgain(session.get_bind()))
     assert statuses(session) == {Status.DIGEST: 6}
+
+
+def claimed_digests(session: Session, ticket: Watched, tidings: Kit) -> list[digest_sending.HeldDigest]:
+    """Three digests due and claimed by a run for 60 seconds, as it holds them while a slow channel sends."""
+    fire(session, ticket, "comment", 2)
+    tidings.run()
+    clock.advance(HOUR + dt.timedelta(minutes=1))
+    return digest_sending._claim(session, utcnow(), 20, 60)
+
+
+def test_renewed_digest_claims_are_not_taken_by_another_run_before_their_new_lease_runs_out(
+        session: Session, ticket: Watched, tidings: Kit) -> None:
+    held = claimed_digests(session, ticket, tidings)
+    clock.advance(dt.timedelta(seconds=50))
+    digest_sending._renew(session, held, 60)
+    clock.advance(dt.timedelta(seconds=30))  # past the first lease, within the renewed one
+    with Session(session.get_bind()) as other:
+        assert digest_sending.close_due(other, channel_for=lambda kind: MemoryChannel(), lease_seconds=60,
+                                        retry=RetryPolicy(max_retries=2)).sent == 0
+
+
+def test_renewing_digest_claims_returns_those_still_held_and_not_one_taken_since(
+        session: Session, ticket: Watched, tidings: Kit) -> None:
+    held = claimed_digests(session, ticket, tidings)
+    session.execute(update(DigestRow).where(DigestRow.id == held[0].id).values(attempts=DigestRow.attempts + 1))
+    session.commit()  # another run took the first again (its lease ran out meanwhile)
+    assert [one.id for one in digest_sending._renew(session, held, 60)] == [one.id for one in held[1:]]
