@@ -1,4 +1,4 @@
-"""Digests on PostgreSQL without worker processes: the row locks a digests run takes and skips."""
+"""Digests on PostgreSQL without worker processes: the row locks a digests run and a fan-out take and skip."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 import workflow
-from jobs import RetryPolicy, digest_sending
+from jobs import RetryPolicy, Status, digest_sending
 from jobs.digest_log import DigestRow, DigestStatus
+from jobs.digesting import attach
+from jobs.rows import BATCH
 from jobs.testing import Kit
-from notifiers import MemoryChannel
+from notifiers import Batch, MemoryChannel
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 from workflow import clock, utcnow
@@ -60,3 +62,22 @@ def test_on_postgresql_a_digests_run_sends_the_digests_another_holds_none_of_wit
     session.expire_all()
     assert [row.status for row in session.scalars(select(DigestRow).order_by(DigestRow.id))] == [
         DigestStatus.OPEN, DigestStatus.SENT, DigestStatus.SENT]
+
+
+def test_on_postgresql_a_digests_run_sends_none_of_a_digest_a_fan_out_is_adding_to(session: Session,
+                                                                                  tidings: Kit) -> None:
+    ids = due_digests(session, tidings)  # their window closed, none taken yet
+    first = session.get(DigestRow, ids[0])
+    assert first is not None
+    batch = Batch("", first.window_start, first.due_at, window=HOUR)
+    row = {BATCH: (batch, first.key, None), "status": Status.PENDING, "notifier": first.notifier, "party": first.party,
+           "channel": first.channel, "address": first.address, "name": first.name,
+           "recipient_ref": first.recipient_ref, "locale": first.locale}
+    engine = session.get_bind()
+    with engine.connect() as fan_out, Session(engine) as runner:
+        attach(fan_out, [row], utcnow())  # its transaction open: the event joins the first digest
+        runner.execute(text("SET lock_timeout = '2s'"))
+        done = digest_sending.close_due(runner, channel_for=lambda kind: MemoryChannel(), lease_seconds=60,
+                                        retry=RetryPolicy(max_retries=2))
+        assert (row["digest_id"], done.sent) == (ids[0], 2)
+        fan_out.rollback()

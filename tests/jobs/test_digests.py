@@ -323,6 +323,18 @@ def test_an_event_fanned_out_after_its_digest_closed_goes_into_the_next_one(sess
     assert statuses(session) == {Status.SENT: 9}
 
 
+def test_an_event_fanned_out_in_the_window_of_a_digest_closed_early_goes_into_the_next_window(
+        session: Session, ticket: Watched, tidings: Kit) -> None:
+    fire(session, ticket, "comment", 2)
+    tidings.run()
+    session.execute(update(DigestRow).values(status="sending"))  # taken by a worker whose clock is ahead
+    session.commit()
+    [closed] = set(session.scalars(select(DigestRow.window_start)))
+    fire(session, ticket, "comment", 1)
+    tidings.run()
+    assert set(session.scalars(select(DigestRow.window_start).where(DigestRow.status == "open"))) == {closed + HOUR}
+
+
 def test_a_recipient_who_chose_hourly_gets_an_instant_notifier_in_an_hourly_digest(
         session: Session, ticket: Watched, tidings: Kit) -> None:
     choose_every(session, ticket.watchers[0], "hourly", notifier=WatchNotifier.closed)
