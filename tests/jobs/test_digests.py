@@ -335,6 +335,17 @@ def test_an_event_fanned_out_in_the_window_of_a_digest_closed_early_goes_into_th
     assert set(session.scalars(select(DigestRow.window_start).where(DigestRow.status == "open"))) == {closed + HOUR}
 
 
+def test_an_event_fanned_out_when_the_digests_of_three_windows_running_closed_early_is_sent_alone(
+        session: Session, ticket: Watched, tidings: Kit) -> None:
+    for _ in range(3):  # this window's digests, then the next one's, then the one after, each taken early
+        fire(session, ticket, "comment", 1)
+        tidings.run()
+        session.execute(update(DigestRow).values(status="sending"))
+        session.commit()
+    fire(session, ticket, "comment", 1)
+    assert sorted(n.to for n in tidings.run()) == ["w0@example.com", "w1@example.com", "w2@example.com"]
+
+
 def test_a_recipient_who_chose_hourly_gets_an_instant_notifier_in_an_hourly_digest(
         session: Session, ticket: Watched, tidings: Kit) -> None:
     choose_every(session, ticket.watchers[0], "hourly", notifier=WatchNotifier.closed)
