@@ -335,6 +335,19 @@ def test_an_event_fanned_out_in_the_window_of_a_digest_closed_early_goes_into_th
     assert set(session.scalars(select(DigestRow.window_start).where(DigestRow.status == "open"))) == {closed + HOUR}
 
 
+def test_an_event_fanned_out_when_the_digests_of_two_windows_running_closed_early_goes_into_the_third(
+        session: Session, ticket: Watched, tidings: Kit) -> None:
+    for _ in range(2):  # this window's digests, then the next one's, each taken early
+        fire(session, ticket, "comment", 1)
+        tidings.run()
+        session.execute(update(DigestRow).values(status="sending"))
+        session.commit()
+    first = min(session.scalars(select(DigestRow.window_start)))
+    fire(session, ticket, "comment", 1)
+    assert tidings.run() == []
+    assert set(session.scalars(select(DigestRow.window_start).where(DigestRow.status == "open"))) == {first + 2 * HOUR}
+
+
 def test_an_event_fanned_out_when_the_digests_of_three_windows_running_closed_early_is_sent_alone(
         session: Session, ticket: Watched, tidings: Kit) -> None:
     for _ in range(3):  # this window's digests, then the next one's, then the one after, each taken early
