@@ -351,13 +351,13 @@ def test_an_event_fanned_out_when_the_digests_of_two_windows_running_closed_earl
 
 def test_an_event_fanned_out_when_the_digests_of_three_windows_running_closed_early_is_sent_alone(
         session: Session, ticket: Watched, tidings: Kit) -> None:
-    for _ in range(3):  # this window's digests, then the next one's, then the one after, each taken early
+    for _ in range(3):  # W0's digest of this window, then of the next one, then of the one after, each taken early
         fire(session, ticket, "comment", 1)
         tidings.run()
-        session.execute(update(DigestRow).values(status="sending"))
+        session.execute(update(DigestRow).where(DigestRow.address == "w0@example.com").values(status="sending"))
         session.commit()
     fire(session, ticket, "comment", 1)
-    assert sorted(n.to for n in tidings.run()) == ["w0@example.com", "w1@example.com", "w2@example.com"]
+    assert [n.to for n in tidings.run()] == ["w0@example.com"]  # the others' events join their open digests
 
 
 def test_a_recipient_who_chose_hourly_gets_an_instant_notifier_in_an_hourly_digest(
