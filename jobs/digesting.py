@@ -6,8 +6,10 @@ digest rows are written if new (``ON CONFLICT DO NOTHING``), locked (``FOR UPDAT
 PostgreSQL: the task closing a digest waits for a fan-out adding to it, and the other way
 round), and each member row gets its ``digest_id`` and the status ``digest``. A digest that
 closed already (a fan-out late after its window) is not added to: its events go to the digest
-of the window the fan-out runs in. The first events of a window a lead mode or a throttle lets
-through (the digest's ``alone`` count) are written as any other delivery, to be sent at once.
+of the window the fan-out runs in (the next window's if that one closed too, and sent alone
+if the one after had as well: a clock far behind). The first events of a window a lead mode
+or a throttle lets through (the digest's ``alone`` count) are written as any other delivery,
+to be sent at once.
 A throttle of scope ``"channel"`` or ``"all"`` counts them on its shared budget row instead
 (:mod:`jobs.throttle_log`), written if new and locked in the same way, after the digests.
 """
@@ -60,9 +62,9 @@ def attach(connection: Connection, rows: list[dict[str, Any]], now: dt.datetime)
     alone, used = dict(alone_before), dict(used_before)
     for row in held:
         batch, key, budget = row.pop(BATCH)
+        if key not in found or row["status"] not in (Status.PENDING, Status.SCHEDULED):
+            continue  # no open digest (see _open): sent alone
         digest_id, _, leads = found[key]
-        if row["status"] not in (Status.PENDING, Status.SCHEDULED):
-            continue
         if (alone[digest_id] if budget is None else used[budget]) < leads:
             alone[digest_id] += 1
             if budget is not None:
@@ -118,7 +120,11 @@ def _values(row: dict[str, Any], key: str, batch: Batch, now: dt.datetime) -> di
 
 
 def _open(connection: Connection, wanted: dict[str, dict[str, Any]], now: dt.datetime) -> dict[str, tuple[int, int, int]]:
-    """``(id, alone, leads)`` of the open digest each key's events go into, written if new and locked."""
+    """``(id, alone, leads)`` of the open digest each key's events go into, written if new and locked.
+
+    A key whose digest and those of the next two windows are all closed has none: a member
+    joined to a digest being sent or sent would never be told, so its events are sent alone.
+    """
     found: dict[str, tuple[int, int, int]] = {}
     todo = {key: (key, values) for key, values in wanted.items()}
     for attempt in range(_LATE_TRIES):
@@ -130,10 +136,11 @@ def _open(connection: Connection, wanted: dict[str, dict[str, Any]], now: dt.dat
         late = {}
         for asked, (key, values) in todo.items():
             id_, status, alone = rows[key]
-            if status == DigestStatus.OPEN or attempt == _LATE_TRIES - 1:
+            if status == DigestStatus.OPEN:
                 found[asked] = (id_, alone, values["_leads"])
-            else:  # closed already: the window the fan-out runs in (then the one after) takes its events
+            elif attempt < _LATE_TRIES - 1:  # closed already: the window the fan-out runs in (then the next)
                 late[asked] = _later(values, now + attempt * values["_window"])
+            # else the digests of three windows running closed (a clock far behind): its events are sent alone
         if not late:
             break
         todo = late

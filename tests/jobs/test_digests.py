@@ -347,6 +347,43 @@ def test_an_event_fanned_out_after_its_digest_closed_goes_into_the_next_one(sess
     assert statuses(session) == {Status.SENT: 9}
 
 
+def test_an_event_fanned_out_in_the_window_of_a_digest_closed_early_goes_into_the_next_window(
+        session: Session, ticket: Watched, tidings: Kit) -> None:
+    fire(session, ticket, "comment", 2)
+    tidings.run()
+    session.execute(update(DigestRow).values(status="sending"))  # taken by a worker whose clock is ahead
+    session.commit()
+    [closed] = set(session.scalars(select(DigestRow.window_start)))
+    fire(session, ticket, "comment", 1)
+    tidings.run()
+    opened = session.execute(select(DigestRow.window_start, DigestRow.due_at).where(DigestRow.status == "open"))
+    assert set(opened) == {(closed + HOUR, closed + 2 * HOUR)}
+
+
+def test_an_event_fanned_out_when_the_digests_of_two_windows_running_closed_early_goes_into_the_third(
+        session: Session, ticket: Watched, tidings: Kit) -> None:
+    for _ in range(2):  # this window's digests, then the next one's, each taken early
+        fire(session, ticket, "comment", 1)
+        tidings.run()
+        session.execute(update(DigestRow).values(status="sending"))
+        session.commit()
+    first = min(session.scalars(select(DigestRow.window_start)))
+    fire(session, ticket, "comment", 1)
+    assert tidings.run() == []
+    assert set(session.scalars(select(DigestRow.window_start).where(DigestRow.status == "open"))) == {first + 2 * HOUR}
+
+
+def test_an_event_fanned_out_when_the_digests_of_three_windows_running_closed_early_is_sent_alone(
+        session: Session, ticket: Watched, tidings: Kit) -> None:
+    for _ in range(3):  # W0's digest of this window, then of the next one, then of the one after, each taken early
+        fire(session, ticket, "comment", 1)
+        tidings.run()
+        session.execute(update(DigestRow).where(DigestRow.address == "w0@example.com").values(status="sending"))
+        session.commit()
+    fire(session, ticket, "comment", 1)
+    assert [n.to for n in tidings.run()] == ["w0@example.com"]  # the others' events join their open digests
+
+
 def test_a_recipient_who_chose_hourly_gets_an_instant_notifier_in_an_hourly_digest(
         session: Session, ticket: Watched, tidings: Kit) -> None:
     choose_every(session, ticket.watchers[0], "hourly", notifier=WatchNotifier.closed)
@@ -481,3 +518,30 @@ def test_a_run_whose_claim_was_taken_since_records_nothing_for_the_digests_event
     clock.advance(HOUR)
     close_with(tidings, RefusingOnceTakenAgain(session.get_bind()))
     assert statuses(session) == {Status.DIGEST: 6}
+
+
+def claimed_digests(session: Session, ticket: Watched, tidings: Kit) -> list[digest_sending.HeldDigest]:
+    """Three digests due and claimed by a run for 60 seconds, as it holds them while a slow channel sends."""
+    fire(session, ticket, "comment", 2)
+    tidings.run()
+    clock.advance(HOUR + dt.timedelta(minutes=1))
+    return digest_sending._claim(session, utcnow(), 20, 60)
+
+
+def test_renewed_digest_claims_are_not_taken_by_another_run_before_their_new_lease_runs_out(
+        session: Session, ticket: Watched, tidings: Kit) -> None:
+    held = claimed_digests(session, ticket, tidings)
+    clock.advance(dt.timedelta(seconds=50))
+    digest_sending._renew(session, held, 60)
+    clock.advance(dt.timedelta(seconds=30))  # past the first lease, within the renewed one
+    with Session(session.get_bind()) as other:
+        assert digest_sending.close_due(other, channel_for=lambda kind: MemoryChannel(), lease_seconds=60,
+                                        retry=RetryPolicy(max_retries=2)).sent == 0
+
+
+def test_renewing_digest_claims_returns_those_still_held_and_not_one_taken_since(
+        session: Session, ticket: Watched, tidings: Kit) -> None:
+    held = claimed_digests(session, ticket, tidings)
+    session.execute(update(DigestRow).where(DigestRow.id == held[0].id).values(attempts=DigestRow.attempts + 1))
+    session.commit()  # another run took the first again (its lease ran out meanwhile)
+    assert [one.id for one in digest_sending._renew(session, held, 60)] == [one.id for one in held[1:]]
