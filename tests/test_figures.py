@@ -16,7 +16,7 @@ DOCUMENTS = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").
 # A path under bench/results/, or a results file's own name (a name ending in its commit, as `make bench`
 # writes them: bench-c6716a5.md, digests-d95b2be-requests.md).
 RESULTS_PATH = re.compile(r"bench/results/([\w.*-]+\.md)")
-RESULTS_NAME = re.compile(r"(?<![\w/.-])([a-z]+(?:-[a-z]+)*-[0-9a-f]{7}(?:-[a-z]+)*\.md)\b")
+RESULTS_NAME = re.compile(r"(?<![\w.-])([a-z]+(?:-[a-z]+)*-[0-9a-f]{7}(?:-[a-z]+)*\.md)\b")
 # A number as a document or a results file prints it: 3.46, 1,069, 10,000, 0.76 (of 0.76x).
 NUMBER = re.compile(r"(?<![\w.,])\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![\w.,])\d+(?:\.\d+)?")
 
