@@ -9,9 +9,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from notifiers import registry
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Dialect, String, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
 from workflow import TransitionRecord, WorkflowError, load_subjects, read_records, utcnow
 
 from . import digesting, holding, notifier_modules, runtime, taking, timers, tracing
@@ -249,17 +250,49 @@ def _subjects(session: Session, records: Iterable[TransitionRecord]) -> dict[int
 def _insert(connection: Connection, transition_ids: list[int], rows: list[dict[str, Any]]) -> dict[str, int]:
     """Insert the rows; their ids by key.
 
-    A few rows go in one INSERT ... RETURNING. Many go through the driver's executemany, then
-    one SELECT reads their ids: an INSERT of 1,000 rows with RETURNING is a statement with
-    15,000 placeholders, which psycopg parses afresh each time (0.7 s for 10,000 rows against
-    0.2 s this way).
+    A few rows go in one INSERT ... VALUES ... RETURNING. Many, on PostgreSQL through psycopg,
+    go in one INSERT ... SELECT FROM unnest(...) RETURNING, one array parameter per column sent
+    in binary: one round trip, and a statement of 20 placeholders where VALUES would have
+    15,000 per 1,000 rows, which psycopg parses afresh each time. Elsewhere they go through the
+    driver's executemany, then one SELECT reads their ids.
     """
     if len(rows) <= _RETURNING_UP_TO:
         return {key: id_ for id_, key in connection.execute(_INSERT, rows)}
+    names = tuple(rows[0])
+    if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg" and _DEFAULTED <= set(names):
+        arrays = {name: [row[name] for row in rows] for name in names}
+        return {key: id_ for id_, key in connection.exec_driver_sql(_unnest_insert(connection.dialect, names), arrays)}
     connection.execute(insert(_table), rows)
     written = {row["key"] for row in rows}
     found = connection.execute(select(_table.c.key, _table.c.id).where(_table.c.transition_id.in_(transition_ids)))
     return {key: id_ for key, id_ in found if key in written}
+
+
+#: The columns the model fills in when a row leaves them out: the rows written by unnest must carry them.
+_DEFAULTED = {column.name for column in _table.columns if column.default is not None}
+_UNNEST: dict[tuple[str, ...], str] = {}
+
+
+def _unnest_insert(dialect: Dialect, names: tuple[str, ...]) -> str:
+    """The INSERT ... SELECT FROM unnest(...) RETURNING id, key of rows with these columns (psycopg's SQL), built once.
+
+    Each array is of its column's type without a length: an explicit cast to ``varchar(n)``
+    would cut a longer value silently, where the insert into the column refuses it.
+    """
+    statement = _UNNEST.get(names)
+    if statement is None:
+        quote = dialect.identifier_preparer.quote
+        arrays = ", ".join(f"%({name})b::{_unbounded(_table.c[name].type).compile(dialect=dialect)}[]" for name in names)
+        statement = (f"INSERT INTO {dialect.identifier_preparer.format_table(_table)} "
+                     f"({', '.join(quote(name) for name in names)}) SELECT * FROM unnest({arrays}) "
+                     f"RETURNING {quote(_table.c.id.name)}, {quote(_table.c.key.name)}")
+        _UNNEST[names] = statement
+    return statement
+
+
+def _unbounded(type_: TypeEngine[Any]) -> TypeEngine[Any]:
+    """``type_``, a ``String`` of any length in place of a bounded one."""
+    return type(type_)() if isinstance(type_, String) and type_.length is not None else type_
 
 
 def _claim_of(delivery_id: int, row: dict[str, Any]) -> Claim:
