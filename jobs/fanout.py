@@ -85,8 +85,9 @@ def plan_many(session: Session, transition_ids: Sequence[int], *, claim_up_to: i
     """:func:`plan` for several transitions at once, in one transaction of a few statements.
 
     One read of the transitions, one of their rows per model (with the parties named by a
-    relationship), one of the preferences, one INSERT of every delivery, one UPDATE marking them
-    fanned out: what planning costs is paid once for all of them, not per transition. The
+    relationship), one of the preferences, one of the suppressions, one INSERT of every delivery,
+    one UPDATE marking them fanned out (on PostgreSQL, with many deliveries, in the same statement
+    as the INSERT): what planning costs is paid once for all of them, not per transition. The
     deliveries of a first fan-out are written claimed when it has at most ``claim_up_to``, while
     they fit within ``claim_total`` in all. Transitions that do not exist are returned as ``missing``.
 
@@ -183,8 +184,8 @@ def _plan_many(session: Session, records: dict[int, TransitionRecord], missing: 
     rows = [row for transition_rows in rows_of.values() for row in transition_rows]
     first = [record.id for record in records.values() if record.fanned_out_at is None]
     # The rows and the markers commit together, so a first run (no marker) finds no rows to skip.
-    ids = _insert(connection, list(rows_of), rows) if rows else {}
-    if first:
+    ids, marked = _insert(connection, list(rows_of), rows, first, now) if rows else ({}, False)
+    if first and not marked:
         connection.execute(_MARK.where(_transitions.c.id.in_(first)), {"mark_at": now})
     session.commit()
     taking.remember(session, first)
@@ -247,46 +248,60 @@ def _subjects(session: Session, records: Iterable[TransitionRecord]) -> dict[int
     return found
 
 
-def _insert(connection: Connection, transition_ids: list[int], rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Insert the rows; their ids by key.
+def _insert(connection: Connection, transition_ids: list[int], rows: list[dict[str, Any]], first: list[int],
+            now: dt.datetime) -> tuple[dict[str, int], bool]:
+    """Insert the rows; their ids by key, and whether the transitions ``first`` were marked fanned out with them.
 
     A few rows go in one INSERT ... VALUES ... RETURNING. Many, on PostgreSQL through psycopg,
     go in one INSERT ... SELECT FROM unnest(...) RETURNING, one array parameter per column sent
-    in binary: one round trip, and a statement of 20 placeholders where VALUES would have
-    15,000 per 1,000 rows, which psycopg parses afresh each time. Elsewhere they go through the
-    driver's executemany, then one SELECT reads their ids.
+    in binary, with the UPDATE marking ``first`` (at ``now``) in the same statement: one round
+    trip, and a statement of 20 placeholders where VALUES would have 15,000 per 1,000 rows,
+    which psycopg parses afresh each time. Elsewhere they go through the driver's executemany,
+    then one SELECT reads their ids.
     """
     if len(rows) <= _RETURNING_UP_TO:
-        return {key: id_ for id_, key in connection.execute(_INSERT, rows)}
+        return {key: id_ for id_, key in connection.execute(_INSERT, rows)}, False
     names = tuple(rows[0])
     if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg" and _DEFAULTED <= set(names):
-        arrays = {name: [row[name] for row in rows] for name in names}
-        return {key: id_ for id_, key in connection.exec_driver_sql(_unnest_insert(connection.dialect, names), arrays)}
+        arrays: dict[str, Any] = {name: [row[name] for row in rows] for name in names}
+        if first:
+            arrays.update(mark_ids_=first, mark_at_=now)
+        statement = _unnest_insert(connection.dialect, names, bool(first))
+        return {key: id_ for id_, key in connection.exec_driver_sql(statement, arrays)}, bool(first)
     connection.execute(insert(_table), rows)
     written = {row["key"] for row in rows}
     found = connection.execute(select(_table.c.key, _table.c.id).where(_table.c.transition_id.in_(transition_ids)))
-    return {key: id_ for key, id_ in found if key in written}
+    return {key: id_ for key, id_ in found if key in written}, False
 
 
 #: The columns the model fills in when a row leaves them out: the rows written by unnest must carry them.
 _DEFAULTED = {column.name for column in _table.columns if column.default is not None}
-_UNNEST: dict[tuple[str, ...], str] = {}
+_UNNEST: dict[tuple[tuple[str, ...], bool], str] = {}
 
 
-def _unnest_insert(dialect: Dialect, names: tuple[str, ...]) -> str:
+def _unnest_insert(dialect: Dialect, names: tuple[str, ...], marking: bool) -> str:
     """The INSERT ... SELECT FROM unnest(...) RETURNING id, key of rows with these columns (psycopg's SQL), built once.
 
     Each array is of its column's type without a length: an explicit cast to ``varchar(n)``
-    would cut a longer value silently, where the insert into the column refuses it.
+    would cut a longer value silently, where the insert into the column refuses it. With
+    ``marking``, a data-modifying WITH marks the transitions ``mark_ids_`` fanned out at
+    ``mark_at_`` (as ``_MARK`` does), in the same statement.
     """
-    statement = _UNNEST.get(names)
+    statement = _UNNEST.get((names, marking))
     if statement is None:
-        quote = dialect.identifier_preparer.quote
+        preparer = dialect.identifier_preparer
+        quote = preparer.quote
         arrays = ", ".join(f"%({name})b::{_unbounded(_table.c[name].type).compile(dialect=dialect)}[]" for name in names)
-        statement = (f"INSERT INTO {dialect.identifier_preparer.format_table(_table)} "
-                     f"({', '.join(quote(name) for name in names)}) SELECT * FROM unnest({arrays}) "
-                     f"RETURNING {quote(_table.c.id.name)}, {quote(_table.c.key.name)}")
-        _UNNEST[names] = statement
+        statement = (f"INSERT INTO {preparer.format_table(_table)} ({', '.join(quote(name) for name in names)}) "
+                     f"SELECT * FROM unnest({arrays}) RETURNING {quote(_table.c.id.name)}, {quote(_table.c.key.name)}")
+        if marking:
+            t = _transitions.c
+            statement = (f"WITH marked AS (UPDATE {preparer.format_table(_transitions)} SET "
+                         f"{quote(t.fanned_out_at.name)} = %(mark_at_)b::{t.fanned_out_at.type.compile(dialect=dialect)}, "
+                         f"{quote(t.held_reason.name)} = NULL "
+                         f"WHERE {quote(t.id.name)} = ANY(%(mark_ids_)b::{t.id.type.compile(dialect=dialect)}[])) "
+                         + statement)
+        _UNNEST[(names, marking)] = statement
     return statement
 
 

@@ -136,6 +136,18 @@ def test_a_fan_out_of_many_deliveries_writes_each_as_planned(shop: Engine) -> No
                 watcher.due_at, watcher.lease_until, watcher.digest_id) == (
             "watchers", "email", "Watcher 7", "w7@example.com", Status.PENDING, 0, None, None, None)
         assert watcher.created_at.tzinfo is not None and watcher.notifier.endswith("OrderNotifier.cancelled")
+    assert unfanned(shop) == 0  # marked fanned out with them
+
+
+def test_a_second_fan_out_of_many_deliveries_writes_only_those_missing(shop: Engine) -> None:
+    transition_id = cancelled_order(shop, 60)
+    with Session(shop) as session:
+        first = plan(session, transition_id)
+        session.execute(delete(Delivery).where(Delivery.id.in_(first.pending[:55])))
+        session.commit()
+        again = plan(session, transition_id)
+        assert len(again.pending) == 55 and unfanned(shop) == 0
+        assert session.scalar(select(func.count()).select_from(Delivery)) == 61
 
 
 def test_a_fan_out_of_many_deliveries_another_fan_out_committed_first_writes_nothing(
