@@ -254,20 +254,24 @@ def _insert(connection: Connection, transition_ids: list[int], rows: list[dict[s
 
     A few rows go in one INSERT ... VALUES ... RETURNING. Many, on PostgreSQL through psycopg,
     go in one INSERT ... SELECT FROM unnest(...) RETURNING, one array parameter per column sent
-    in binary, with the UPDATE marking ``first`` (at ``now``) in the same statement: one round
-    trip, and a statement of 20 placeholders where VALUES would have 15,000 per 1,000 rows,
-    which psycopg parses afresh each time. Elsewhere they go through the driver's executemany,
-    then one SELECT reads their ids.
+    in binary (one value for a column the same in every row), with the UPDATE marking ``first``
+    (at ``now``) in the same statement: one round trip, and a statement of 20 placeholders where
+    VALUES would have 15,000 per 1,000 rows, which psycopg parses afresh each time. Elsewhere
+    they go through the driver's executemany, then one SELECT reads their ids.
     """
     if len(rows) <= _RETURNING_UP_TO:
         return {key: id_ for id_, key in connection.execute(_INSERT, rows)}, False
     names = tuple(rows[0])
     if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg" and _DEFAULTED <= set(names):
-        arrays: dict[str, Any] = {name: [row[name] for row in rows] for name in names}
+        values: dict[str, Any] = {name: [row[name] for row in rows] for name in names}
+        # The columns equal in every row go as one value; the first (the key) stays an array, for unnest.
+        same = tuple(name for name in names[1:] if values[name].count(values[name][0]) == len(rows))
+        for name in same:
+            values[name] = values[name][0]
         if first:
-            arrays.update(mark_ids_=first, mark_at_=now)
-        statement = _unnest_insert(connection.dialect, names, bool(first))
-        return {key: id_ for id_, key in connection.exec_driver_sql(statement, arrays)}, bool(first)
+            values.update(mark_ids_=first, mark_at_=now)
+        statement = _unnest_insert(connection.dialect, names, same, bool(first))
+        return {key: id_ for id_, key in connection.exec_driver_sql(statement, values)}, bool(first)
     connection.execute(insert(_table), rows)
     written = {row["key"] for row in rows}
     found = connection.execute(select(_table.c.key, _table.c.id).where(_table.c.transition_id.in_(transition_ids)))
@@ -276,24 +280,28 @@ def _insert(connection: Connection, transition_ids: list[int], rows: list[dict[s
 
 #: The columns the model fills in when a row leaves them out: the rows written by unnest must carry them.
 _DEFAULTED = {column.name for column in _table.columns if column.default is not None}
-_UNNEST: dict[tuple[tuple[str, ...], bool], str] = {}
+_UNNEST: dict[tuple[tuple[str, ...], tuple[str, ...], bool], str] = {}
 
 
-def _unnest_insert(dialect: Dialect, names: tuple[str, ...], marking: bool) -> str:
+def _unnest_insert(dialect: Dialect, names: tuple[str, ...], same: tuple[str, ...], marking: bool) -> str:
     """The INSERT ... SELECT FROM unnest(...) RETURNING id, key of rows with these columns (psycopg's SQL), built once.
 
-    Each array is of its column's type without a length: an explicit cast to ``varchar(n)``
-    would cut a longer value silently, where the insert into the column refuses it. With
-    ``marking``, a data-modifying WITH marks the transitions ``mark_ids_`` fanned out at
-    ``mark_at_`` (as ``_MARK`` does), in the same statement.
+    Each column is an array of its type without a length, or, in ``same``, one value of that type:
+    an explicit cast to ``varchar(n)`` would cut a longer value silently, where the insert into
+    the column refuses it. With ``marking``, a data-modifying WITH marks the transitions
+    ``mark_ids_`` fanned out at ``mark_at_`` (as ``_MARK`` does), in the same statement.
     """
-    statement = _UNNEST.get((names, marking))
+    statement = _UNNEST.get((names, same, marking))
     if statement is None:
         preparer = dialect.identifier_preparer
         quote = preparer.quote
-        arrays = ", ".join(f"%({name})b::{_unbounded(_table.c[name].type).compile(dialect=dialect)}[]" for name in names)
+        types = {name: _unbounded(_table.c[name].type).compile(dialect=dialect) for name in names}
+        varying = [name for name in names if name not in same]
+        arrays = ", ".join(f"%({name})b::{types[name]}[]" for name in varying)
+        columns = ", ".join(f"%({name})b::{types[name]}" if name in same else f"rows_.{quote(name)}" for name in names)
         statement = (f"INSERT INTO {preparer.format_table(_table)} ({', '.join(quote(name) for name in names)}) "
-                     f"SELECT * FROM unnest({arrays}) RETURNING {quote(_table.c.id.name)}, {quote(_table.c.key.name)}")
+                     f"SELECT {columns} FROM unnest({arrays}) AS rows_({', '.join(quote(name) for name in varying)}) "
+                     f"RETURNING {quote(_table.c.id.name)}, {quote(_table.c.key.name)}")
         if marking:
             t = _transitions.c
             statement = (f"WITH marked AS (UPDATE {preparer.format_table(_transitions)} SET "
@@ -301,7 +309,7 @@ def _unnest_insert(dialect: Dialect, names: tuple[str, ...], marking: bool) -> s
                          f"{quote(t.held_reason.name)} = NULL "
                          f"WHERE {quote(t.id.name)} = ANY(%(mark_ids_)b::{t.id.type.compile(dialect=dialect)}[])) "
                          + statement)
-        _UNNEST[(names, marking)] = statement
+        _UNNEST[(names, same, marking)] = statement
     return statement
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-from jobs import Delivery, Status, fanout, rows
+from jobs import Delivery, Status, fanout
 from jobs.fanout import plan, plan_many
 from jobs.sweeper import sweep
 from jobs.taking import take as _take
@@ -27,12 +29,12 @@ def paid_orders(engine: Engine, count: int) -> list[int]:
         return scenarios.paid_orders(session, count)
 
 
-def cancelled_order(engine: Engine, watchers: int, name: str = "Watcher {n}") -> int:
+def cancelled_order(engine: Engine, watchers: int) -> int:
     """An order with ``watchers`` watchers, cancelled and committed (its buyer and watchers are told); the transition's id."""
     with Session(engine) as session:
         order = Order(buyer=Person(name="Bea", email="bea@example.com"),
                       seller=Person(name="Sam", email="sam@example.com"),
-                      watchers=[f"{name.format(n=n)} <w{n}@example.com>" for n in range(watchers)])
+                      watchers=[f"Watcher {n} <w{n}@example.com>" for n in range(watchers)])
         session.add(order)
         session.commit()
         transition_id = order.cancel().id
@@ -170,11 +172,28 @@ def test_a_fan_out_of_many_deliveries_another_fan_out_committed_first_writes_not
         assert session.scalar(select(func.count()).select_from(Delivery)) == 61
 
 
+#: A value longer than its column in each row written, as a check that let it through would leave it.
+TOO_LONG: dict[str, Callable[[int, dict[str, Any]], None]] = {
+    "each its own": lambda n, row: row.update(name=f"W{n}" + "x" * 300),
+    "the same in every row": lambda n, row: row.update(party="p" * 200),
+}
+
+
+@pytest.mark.parametrize("spoil", TOO_LONG.values(), ids=TOO_LONG.keys())
 def test_a_value_too_long_for_its_column_is_refused_by_the_insert_of_many_deliveries_not_cut(
-        shop: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given many watchers whose names are longer than their column, past a check that let them through
-    transition_id = cancelled_order(shop, 60, name="W{n}" + "x" * 300)
-    monkeypatch.setattr(rows, "_problem", lambda values: None)
+        shop: Engine, monkeypatch: pytest.MonkeyPatch, spoil: Callable[[int, dict[str, Any]], None]) -> None:
+    # Given many deliveries, each with a value longer than its column, past the check
+    transition_id = cancelled_order(shop, 60)
+
+    def spoiled(*args: Any) -> dict[int, list[dict[str, Any]]]:
+        planned = real(*args)
+        for rows_planned in planned.values():
+            for n, row in enumerate(rows_planned):
+                spoil(n, row)
+        return planned
+
+    real = fanout.plan_rows
+    monkeypatch.setattr(fanout, "plan_rows", spoiled)
     # Then the database refuses them, and nothing is written
     with Session(shop) as session:
         with pytest.raises(DataError, match="too long"):
