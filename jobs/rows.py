@@ -36,6 +36,7 @@ _table = cast(Table, Delivery.__table__)
 #: Each text column of a delivery row: its length (None: unbounded) and whether it may be NULL.
 _TEXT = {column.name: (column.type.length, bool(column.nullable))
          for column in _table.columns if isinstance(column.type, String)}
+_TEXT_COLUMNS = tuple(_TEXT.items())
 
 
 def plan_rows(session: Session, records: Mapping[int, TransitionRecord],
@@ -101,7 +102,27 @@ def _row(record: TransitionRecord, key: str, intent: Intent, installation: str) 
 
 
 def _problem(values: Mapping[str, Any]) -> str | None:
-    """Why one of ``values`` (by column name) cannot be stored in its column of the delivery log, or ``None``."""
+    """Why one of ``values`` (by column name) cannot be stored in its column of the delivery log, or ``None``.
+
+    A first look takes the usual values of a whole row at a glance, in its text columns only:
+    short ASCII text without NUL, or NULL where allowed. Given any other, or a few values, each
+    value is looked at in turn, and the problem named is the first in the order of ``values``.
+    """
+    if len(values) < len(_TEXT_COLUMNS):
+        return _first_problem(values)
+    for name, (length, nullable) in _TEXT_COLUMNS:
+        value = values.get(name)
+        if value.__class__ is str:
+            if (length is None or len(value) <= length) and value.isascii() and "\x00" not in value:
+                continue
+        elif value is None and (nullable or name not in values):
+            continue
+        return _first_problem(values)
+    return None
+
+
+def _first_problem(values: Mapping[str, Any]) -> str | None:
+    """:func:`_problem`, value by value."""
     for name, value in values.items():
         length, nullable = _TEXT.get(name, (None, True))
         if name not in _TEXT or (value is None and nullable):

@@ -161,3 +161,26 @@ def test_whatever_a_party_yields_the_transition_is_planned_and_the_host_told(
         rows = session.scalars(select(Delivery).where(Delivery.transition_id == record.id)).all()
     assert [d.status for d in rows if d.party == "host"] == [Status.PENDING]
     assert {d.status for d in rows if d.party == "guest"} <= {Status.PENDING, Status.FAILED}
+
+
+#: Guests enough for the deliveries to be written many at once (a few go in a statement of their own).
+_CROWD = [f"guest{n}@example.com" for n in range(60)]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(given=_GUESTS)
+def test_whatever_one_of_many_guests_is_the_others_are_planned(
+        invites: tuple[Engine, MemoryChannel], given: object) -> None:
+    engine, _ = invites
+    GIVEN["guest"] = [*_CROWD, *(given if isinstance(given, list) else [given])]
+    with Session(engine) as session:
+        invite = Invite()
+        session.add(invite)
+        session.commit()
+        record = invite.send()
+        session.commit()
+        plan(session, record.id)
+        rows = session.scalars(select(Delivery).where(Delivery.transition_id == record.id)).all()
+    assert [d.status for d in rows if d.party == "host"] == [Status.PENDING]
+    assert sorted(d.address for d in rows if d.status == Status.PENDING and d.address in _CROWD) == sorted(_CROWD)
+    assert {d.status for d in rows if d.party == "guest"} <= {Status.PENDING, Status.FAILED}

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-from jobs import Delivery
-from jobs.fanout import plan_many
+from jobs import Delivery, Status, fanout
+from jobs.fanout import plan, plan_many
 from jobs.sweeper import sweep
 from jobs.taking import take as _take
 from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
 
 from tests import scenarios
+from tests.app import Order, Person
 from tests.jobs.test_fanout import three_paid_orders_the_second_of_which_cannot_be_planned
 
 pytestmark = pytest.mark.integration
@@ -23,6 +27,19 @@ def paid_orders(engine: Engine, count: int) -> list[int]:
     """``count`` orders paid and committed, their transitions not fanned out yet; the transitions' ids."""
     with Session(engine) as session:
         return scenarios.paid_orders(session, count)
+
+
+def cancelled_order(engine: Engine, watchers: int) -> int:
+    """An order with ``watchers`` watchers, cancelled and committed (its buyer and watchers are told); the transition's id."""
+    with Session(engine) as session:
+        order = Order(buyer=Person(name="Bea", email="bea@example.com"),
+                      seller=Person(name="Sam", email="sam@example.com"),
+                      watchers=[f"Watcher {n} <w{n}@example.com>" for n in range(watchers)])
+        session.add(order)
+        session.commit()
+        transition_id = order.cancel().id
+        session.commit()
+        return transition_id
 
 
 def unfanned(engine: Engine) -> int:
@@ -96,3 +113,89 @@ def test_a_message_whose_own_transition_cannot_be_planned_raises_though_it_took_
         with pytest.raises(RuntimeError, match="preferences unreadable"):  # so that Dramatiq retries the message
             plan_many(session, [ids[1]], waiting=10)
     assert unfanned(shop) == 3  # the others it took go back to waiting
+
+
+def test_a_fan_out_of_many_deliveries_gives_each_the_id_of_its_own_row(shop: Engine) -> None:
+    transition_id = cancelled_order(shop, 120)
+    with Session(shop) as session:
+        planned = plan(session, transition_id, claim_up_to=200)
+        rows = {d.id: d for d in session.scalars(select(Delivery).where(Delivery.transition_id == transition_id))}
+    assert len(planned.claimed) == len(rows) == 121 and planned.pending == []
+    for claim in planned.claimed:  # each claim names its own row: the ids came back with the right keys
+        row = rows[claim.id]
+        assert (row.key, row.address, row.name, row.status) == (claim.key, claim.address, claim.name, Status.SENDING)
+    assert rows[planned.claimed[-1].id].name == "Watcher 119"
+
+
+def test_a_fan_out_of_many_deliveries_writes_each_as_planned(shop: Engine) -> None:
+    transition_id = cancelled_order(shop, 60)
+    with Session(shop) as session:
+        planned = plan(session, transition_id)
+        rows = session.scalars(select(Delivery).where(Delivery.transition_id == transition_id)).all()
+        assert sorted(planned.pending) == sorted(d.id for d in rows) and len(rows) == 61
+        watcher = next(d for d in rows if d.address == "w7@example.com")
+        assert (watcher.party, watcher.channel, watcher.name, watcher.recipient_ref, watcher.status, watcher.attempts,
+                watcher.due_at, watcher.lease_until, watcher.digest_id) == (
+            "watchers", "email", "Watcher 7", "w7@example.com", Status.PENDING, 0, None, None, None)
+        assert watcher.created_at.tzinfo is not None and watcher.notifier.endswith("OrderNotifier.cancelled")
+    assert unfanned(shop) == 0  # marked fanned out with them
+
+
+def test_a_second_fan_out_of_many_deliveries_writes_only_those_missing(shop: Engine) -> None:
+    transition_id = cancelled_order(shop, 60)
+    with Session(shop) as session:
+        first = plan(session, transition_id)
+        session.execute(delete(Delivery).where(Delivery.id.in_(first.pending[:55])))
+        session.commit()
+        again = plan(session, transition_id)
+        assert len(again.pending) == 55 and unfanned(shop) == 0
+        assert session.scalar(select(func.count()).select_from(Delivery)) == 61
+
+
+def test_a_fan_out_of_many_deliveries_another_fan_out_committed_first_writes_nothing(
+        shop: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a transition to many, and another fan-out of it committing while this one plans
+    transition_id = cancelled_order(shop, 60)
+
+    def planned_by_another_meanwhile(*args: object) -> object:
+        monkeypatch.undo()  # the other plans as usual
+        with Session(shop) as other:
+            assert len(plan(other, transition_id).pending) == 61
+        return fanout.plan_rows(*args)
+
+    monkeypatch.setattr(fanout, "plan_rows", planned_by_another_meanwhile)
+    # When this one writes its rows, their keys taken
+    with Session(shop) as session:
+        planned = plan(session, transition_id)
+        # Then it writes nothing, and raises nothing: the deliveries are the other's
+        assert planned.pending == [] and planned.claimed == []
+        assert session.scalar(select(func.count()).select_from(Delivery)) == 61
+
+
+#: A value longer than its column in each row written, as a check that let it through would leave it.
+TOO_LONG: dict[str, Callable[[int, dict[str, Any]], None]] = {
+    "each its own": lambda n, row: row.update(name=f"W{n}" + "x" * 300),
+    "the same in every row": lambda n, row: row.update(party="p" * 200),
+}
+
+
+@pytest.mark.parametrize("spoil", TOO_LONG.values(), ids=TOO_LONG.keys())
+def test_a_value_too_long_for_its_column_is_refused_by_the_insert_of_many_deliveries_not_cut(
+        shop: Engine, monkeypatch: pytest.MonkeyPatch, spoil: Callable[[int, dict[str, Any]], None]) -> None:
+    # Given many deliveries, each with a value longer than its column, past the check
+    transition_id = cancelled_order(shop, 60)
+
+    def spoiled(*args: Any) -> dict[int, list[dict[str, Any]]]:
+        planned = real(*args)
+        for rows_planned in planned.values():
+            for n, row in enumerate(rows_planned):
+                spoil(n, row)
+        return planned
+
+    real = fanout.plan_rows
+    monkeypatch.setattr(fanout, "plan_rows", spoiled)
+    # Then the database refuses them, and nothing is written
+    with Session(shop) as session:
+        with pytest.raises(DataError, match="too long"):
+            plan(session, transition_id)
+        assert session.scalar(select(func.count()).select_from(Delivery)) == 0
