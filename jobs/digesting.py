@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from notifiers import Batch, window_start
-from sqlalchemy import Connection, Table, bindparam, false, select, update
+from sqlalchemy import Connection, String, Table, any_, bindparam, false, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .delivery_log import Status
@@ -38,6 +38,13 @@ _throttles = cast(Table, ThrottleRow.__table__)
 _SENT = update(_throttles).where(_throttles.c.key == bindparam("key_")).values(sent=bindparam("sent_"))
 _LATE_TRIES = 3
 #: How a held event's reason names what its throttle counts.
+#: On PostgreSQL the keys go as one array (``= ANY``), not an IN list of one placeholder each: built once,
+#: its SQL short enough for psycopg to keep parsed; an IN list of 300 keys is parsed afresh each time.
+_KEYS = bindparam("keys", type_=postgresql.ARRAY(String()))
+_DIGESTS_PG = (select(_digests.c.key, _digests.c.id, _digests.c.status, _digests.c.alone)
+               .where(_digests.c.key == any_(_KEYS)).order_by(_digests.c.key).with_for_update())
+_BUDGETS_PG = (select(_throttles.c.key, _throttles.c.sent)
+               .where(_throttles.c.key == any_(_KEYS)).order_by(_throttles.c.key).with_for_update())
 _SHARED = {"notifier": "", "channel": " (shared by the notifiers on this channel)",
            "all": " (shared by the notifiers on every channel)"}
 
@@ -104,9 +111,9 @@ def _budgets(connection: Connection, shared: dict[str, dict[str, Any]]) -> dict[
 
 def _spent(connection: Connection, keys: list[str]) -> dict[str, int]:
     """``sent`` of the budgets of ``keys`` that exist, locked on PostgreSQL (in key order)."""
-    query = select(_throttles.c.key, _throttles.c.sent).where(_throttles.c.key.in_(keys)).order_by(_throttles.c.key)
     if connection.dialect.name == "postgresql":
-        query = query.with_for_update()
+        return {key: sent for key, sent in connection.execute(_BUDGETS_PG, {"keys": keys})}
+    query = select(_throttles.c.key, _throttles.c.sent).where(_throttles.c.key.in_(keys)).order_by(_throttles.c.key)
     return {key: sent for key, sent in connection.execute(query)}
 
 
@@ -149,10 +156,10 @@ def _open(connection: Connection, wanted: dict[str, dict[str, Any]], now: dt.dat
 
 def _locked(connection: Connection, keys: list[str]) -> dict[str, tuple[int, str, int]]:
     """``(id, status, alone)`` of the digests of ``keys`` that exist, locked on PostgreSQL (in key order)."""
+    if connection.dialect.name == "postgresql":
+        return {key: (id_, status, alone) for key, id_, status, alone in connection.execute(_DIGESTS_PG, {"keys": keys})}
     query = (select(_digests.c.key, _digests.c.id, _digests.c.status, _digests.c.alone)
              .where(_digests.c.key.in_(keys)).order_by(_digests.c.key))
-    if connection.dialect.name == "postgresql":
-        query = query.with_for_update()
     return {key: (id_, status, alone) for key, id_, status, alone in connection.execute(query)}
 
 
