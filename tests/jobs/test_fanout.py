@@ -34,6 +34,16 @@ def test_one_delivery_per_party_recipient_and_channel(session: Session, order: O
     assert session.get(TransitionRecord, record.id).fanned_out_at is not None  # type: ignore[union-attr]
 
 
+def test_a_fan_out_of_more_rows_than_one_returning_insert_takes_marks_its_transition_fanned_out(
+        session: Session, order: Order) -> None:
+    order.watchers = [f"w{n}@example.com" for n in range(60)]  # 61 rows: the executemany path on SQLite
+    record = order.cancel()
+    session.commit()
+    assert len(fan_out(session, record.id)) == 61
+    session.expire_all()
+    assert session.get(TransitionRecord, record.id).fanned_out_at is not None  # type: ignore[union-attr]
+
+
 def test_running_the_fan_out_twice_writes_nothing_new(session: Session, order: Order,
                                                       count: Callable[[type], int]) -> None:
     record = order.pay()
