@@ -108,6 +108,8 @@ BAD = {
     "a lone surrogate in the name": SimpleNamespace(email="guest@example.com", name="Gu\ud800est"),
     "a lone surrogate in the address": "gu\ud800est@example.com",
     "a NUL in the name": SimpleNamespace(email="guest@example.com", name="Gu\x00est"),
+    "a NUL in the locale": SimpleNamespace(email="guest@example.com", locale="e\x00n"),
+    "a lone surrogate in the locale": SimpleNamespace(email="guest@example.com", locale="e\ud800n"),
     "an object whose address and repr raise": Broken(),
     "a party callable that raises": LookupError("guest list unreachable"),
     "a party callable that raises with a NUL in its message": LookupError("guest\x00list \ud800unreachable"),

@@ -141,6 +141,14 @@ def test_a_fan_out_of_many_deliveries_writes_each_as_planned(shop: Engine) -> No
     assert unfanned(shop) == 0  # marked fanned out with them
 
 
+def test_transitions_planned_together_in_one_insert_of_many_deliveries_are_all_marked_fanned_out(
+        shop: Engine) -> None:
+    ids = [cancelled_order(shop, 30), cancelled_order(shop, 30)]  # 62 rows: one insert of many
+    with Session(shop) as session:
+        planned = plan_many(session, ids)
+    assert sorted(planned.loaded) == ids and len(planned.pending) == 62 and unfanned(shop) == 0
+
+
 def test_a_second_fan_out_of_many_deliveries_writes_only_those_missing(shop: Engine) -> None:
     transition_id = cancelled_order(shop, 60)
     with Session(shop) as session:

@@ -74,6 +74,17 @@ def test_the_suppressions_of_a_thousand_pairs_are_read_at_once_each_reason_on_it
         7, 8]
 
 
+def test_each_address_asked_is_matched_on_the_channel_asked_with_it(shop: Engine) -> None:
+    with Session(shop) as session:
+        suppress(session, "a7@example.com", "unsubscribed")
+        suppress(session, "a8@example.com", "complained", channel="sms")
+        session.commit()
+        reason = suppression_reasons(session, [("email", "a7@example.com"), ("sms", "a8@example.com"),
+                                               ("email", "b1@example.com")])
+    assert reason("email", "a7@example.com", False) is not None and reason("sms", "a8@example.com", False) is not None
+    assert reason("email", "b1@example.com", False) is None
+
+
 def test_an_address_longer_than_its_column_is_not_cut_to_match_a_suppressed_one(shop: Engine) -> None:
     stored = "x" * 308 + "@example.com"  # 320 characters, the column's length
     with Session(shop) as session:
