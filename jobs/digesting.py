@@ -37,14 +37,15 @@ _ALONE = update(_digests).where(_digests.c.id == bindparam("digest_id_")).values
 _throttles = cast(Table, ThrottleRow.__table__)
 _SENT = update(_throttles).where(_throttles.c.key == bindparam("key_")).values(sent=bindparam("sent_"))
 _LATE_TRIES = 3
-#: How a held event's reason names what its throttle counts.
 #: On PostgreSQL the keys go as one array (``= ANY``), not an IN list of one placeholder each: built once,
 #: its SQL short enough for psycopg to keep parsed; an IN list of 300 keys is parsed afresh each time.
+#: Locked in key order, waiting for a lock another holds (never skipping it): fan-outs sharing digests lock them alike.
 _KEYS = bindparam("keys", type_=postgresql.ARRAY(String()))
 _DIGESTS_PG = (select(_digests.c.key, _digests.c.id, _digests.c.status, _digests.c.alone)
                .where(_digests.c.key == any_(_KEYS)).order_by(_digests.c.key).with_for_update())
 _BUDGETS_PG = (select(_throttles.c.key, _throttles.c.sent)
                .where(_throttles.c.key == any_(_KEYS)).order_by(_throttles.c.key).with_for_update())
+#: How a held event's reason names what its throttle counts.
 _SHARED = {"notifier": "", "channel": " (shared by the notifiers on this channel)",
            "all": " (shared by the notifiers on every channel)"}
 
