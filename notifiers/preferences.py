@@ -30,7 +30,7 @@ from .registry import Registration, registry
 
 __all__ = ["Choices", "Preference", "choose_every", "opt_in", "opt_out", "preferences_of", "skip_reasons"]
 
-_CHUNK = 500  # refs per IN (...) query but on PostgreSQL: well under every database's parameter limit
+_CHUNK = 500  # refs per IN (...) query, off PostgreSQL (one array there): well under every parameter limit
 
 
 class Preference(TidingsBase):

@@ -33,7 +33,7 @@ __all__ = ["REASONS", "Suppression", "suppress", "suppressed", "suppression_reas
 
 #: Each reason, and whether it suppresses ``required`` notifications too.
 REASONS = {"bounced": True, "complained": True, "manual": True, "unsubscribed": False}
-_CHUNK = 400  # (channel, address) pairs per IN (...) query but on PostgreSQL: 800 parameters, under every database's limit
+_CHUNK = 400  # (channel, address) pairs per IN (...) query, off PostgreSQL (two arrays there): 800 parameters
 #: ``reason(channel, address, required)``: why not to send to that address, or ``None``.
 SuppressionReason = Callable[[str, str, bool], "str | None"]
 

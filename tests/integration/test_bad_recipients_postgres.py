@@ -138,6 +138,18 @@ def test_one_bad_element_of_a_partys_list_fails_alone(invites: tuple[Engine, Mem
     assert sorted(s.to.address for s in mailbox.outbox) == ["ann@example.com", "bob@example.com", "host@example.com"]
 
 
+def planned_invite(engine: Engine) -> list[Delivery]:
+    """An invite sent and committed, then planned by a fan-out in this process; its delivery rows."""
+    with Session(engine) as session:
+        invite = Invite()
+        session.add(invite)
+        session.commit()
+        record = invite.send()
+        session.commit()
+        plan(session, record.id)
+        return list(session.scalars(select(Delivery).where(Delivery.transition_id == record.id)))
+
+
 _TEXT = st.one_of(st.text(st.characters(exclude_categories=()), max_size=10),  # surrogates and NUL included
                   st.text(st.characters(exclude_categories=()), min_size=30, max_size=400))
 _ADDRESS = st.builds("{}@example.com".format, st.text("abcdefghij", min_size=1, max_size=400))  # some too long
@@ -153,14 +165,7 @@ def test_whatever_a_party_yields_the_transition_is_planned_and_the_host_told(
         invites: tuple[Engine, MemoryChannel], given: object) -> None:
     engine, _ = invites
     GIVEN["guest"] = given
-    with Session(engine) as session:
-        invite = Invite()
-        session.add(invite)
-        session.commit()
-        record = invite.send()
-        session.commit()
-        plan(session, record.id)
-        rows = session.scalars(select(Delivery).where(Delivery.transition_id == record.id)).all()
+    rows = planned_invite(engine)
     assert [d.status for d in rows if d.party == "host"] == [Status.PENDING]
     assert {d.status for d in rows if d.party == "guest"} <= {Status.PENDING, Status.FAILED}
 
@@ -175,14 +180,7 @@ def test_whatever_one_of_many_guests_is_the_others_are_planned(
         invites: tuple[Engine, MemoryChannel], given: object) -> None:
     engine, _ = invites
     GIVEN["guest"] = [*_CROWD, *(given if isinstance(given, list) else [given])]
-    with Session(engine) as session:
-        invite = Invite()
-        session.add(invite)
-        session.commit()
-        record = invite.send()
-        session.commit()
-        plan(session, record.id)
-        rows = session.scalars(select(Delivery).where(Delivery.transition_id == record.id)).all()
+    rows = planned_invite(engine)
     assert [d.status for d in rows if d.party == "host"] == [Status.PENDING]
     assert sorted(d.address for d in rows if d.status == Status.PENDING and d.address in _CROWD) == sorted(_CROWD)
     assert {d.status for d in rows if d.party == "guest"} <= {Status.PENDING, Status.FAILED}
