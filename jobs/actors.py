@@ -100,7 +100,7 @@ def _load(session: Session, transition_ids: set[int]) -> dict[int, tuple[Transit
     """
     try:
         records = read_records(session.connection(), transition_ids)
-        subjects = load_subjects(session, records.values())
+        subjects = load_subjects(session, records.values(), parties=False)  # the claims name the recipients
         session.commit()  # no read transaction held open while sending
     except Exception:
         _log.warning("Could not read transitions %s together; each is read again as it is sent.",

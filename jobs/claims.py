@@ -12,10 +12,11 @@ import logging
 import sys
 import time
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from notifiers import Recipient
-from sqlalchemy import Engine, Table, and_, bindparam, or_, select, tuple_, update
+from sqlalchemy import BigInteger, ColumnElement, Engine, Integer, Table, and_, any_, bindparam, func, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from workflow import utcnow
@@ -39,16 +40,23 @@ _COLUMNS = ("id", "key", "transition_id", "notifier", "party", "channel", "addre
 # Never before its due time. A delivery without a supersession rule is claimed by a statement as
 # simple as before rules existed (two NULL checks more); one with a rule by a second statement,
 # which claims it only if no later transition voided it (jobs.supersession), in that same UPDATE.
-_CLAIMING = (
-    update(_table)
-    .where(or_(_table.c.status == Status.PENDING,
-               and_(_table.c.status == Status.SENDING, _table.c.lease_until < bindparam("claim_now"))),
-           or_(_table.c.due_at.is_(None), _table.c.due_at <= bindparam("claim_now")),
-           _table.c.id.in_(bindparam("claim_ids", expanding=True)))
-    .values(status=Status.SENDING, attempts=_table.c.attempts + 1, updated_at=bindparam("claim_now"),
-            lease_until=bindparam("claim_lease"), claimed_at=bindparam("claim_now"))
-    .returning(*(_table.c[name] for name in _COLUMNS))
-)
+def _claiming(ids: ColumnElement[bool]) -> Any:
+    return (
+        update(_table)
+        .where(or_(_table.c.status == Status.PENDING,
+                   and_(_table.c.status == Status.SENDING, _table.c.lease_until < bindparam("claim_now"))),
+               or_(_table.c.due_at.is_(None), _table.c.due_at <= bindparam("claim_now")), ids)
+        .values(status=Status.SENDING, attempts=_table.c.attempts + 1, updated_at=bindparam("claim_now"),
+                lease_until=bindparam("claim_lease"), claimed_at=bindparam("claim_now"))
+        .returning(*(_table.c[name] for name in _COLUMNS))
+    )
+
+
+# The ids as an IN list of one placeholder each, or on PostgreSQL as one array (= ANY): one
+# statement text however many ids, so neither SQLAlchemy nor psycopg renders it again for each
+# count, and the server prepares it once.
+_CLAIMING = _claiming(_table.c.id.in_(bindparam("claim_ids", expanding=True)))
+_CLAIMING_PG = _claiming(_table.c.id == any_(bindparam("claim_ids", type_=postgresql.ARRAY(BigInteger))))
 # An outcome is written only while the claim is still this worker's: the same attempt, and not
 # finished since. Once its lease ran out, another worker may have claimed the delivery again
 # (attempts + 1); a late outcome must not overwrite what that one recorded.
@@ -69,16 +77,26 @@ _RECORD = (
             sent_at=bindparam("record_sent_at"), provider=bindparam("record_provider"))
 )
 
+_SENT_VALUES = dict(status=Status.SENT, last_error=None, updated_at=bindparam("sent_now"), lease_until=None,
+                    sent_at=bindparam("sent_now"))
+_STILL_HELD = _table.c.status.in_([Status.SENDING, Status.PENDING])
 _RECORD_SENT = (
     update(_table)
-    .where(tuple_(_table.c.id, _table.c.attempts).in_(bindparam("sent_ids", expanding=True)),
-           _table.c.status.in_([Status.SENDING, Status.PENDING]))
-    .values(status=Status.SENT, last_error=None, updated_at=bindparam("sent_now"), lease_until=None,
-            sent_at=bindparam("sent_now"))
+    .where(tuple_(_table.c.id, _table.c.attempts).in_(bindparam("sent_ids", expanding=True)), _STILL_HELD)
+    .values(**_SENT_VALUES)
     .returning(_table.c.id)
 )
-_CLAIM_UNRULED = _CLAIMING.where(supersession.UNRULED)
-_CLAIM_STANDING = _CLAIMING.where(supersession.STANDING)
+_SENT_PAIRS = (func.unnest(bindparam("sent_id", type_=postgresql.ARRAY(BigInteger)),
+                           bindparam("sent_attempts", type_=postgresql.ARRAY(Integer)))
+               .table_valued("id", "attempts").render_derived("sent_"))
+_RECORD_SENT_PG = (
+    update(_table)
+    .where(tuple_(_table.c.id, _table.c.attempts).in_(select(_SENT_PAIRS.c.id, _SENT_PAIRS.c.attempts)), _STILL_HELD)
+    .values(**_SENT_VALUES)
+    .returning(_table.c.id)
+)
+_CLAIMS = (_CLAIMING.where(supersession.UNRULED), _CLAIMING.where(supersession.STANDING))
+_CLAIMS_PG = (_CLAIMING_PG.where(supersession.UNRULED), _CLAIMING_PG.where(supersession.STANDING))
 
 
 @dataclass(frozen=True)
@@ -100,6 +118,10 @@ class Claim:
     def recipient(self, address_kind: str = "email") -> Recipient:
         """Who it is sent to: the row's address is the one of its channel's kind."""
         return recipient_of(self, address_kind)
+
+
+def _on_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def single_statement(session: Session) -> None:
@@ -130,7 +152,7 @@ def claim_many(session: Session, delivery_ids: list[int], lease_seconds: float) 
     now = utcnow()
     params = {"claim_ids": delivery_ids, "claim_now": now, "claim_lease": now + dt.timedelta(seconds=lease_seconds)}
     found: dict[int, Claim] = {}
-    for statement in (_CLAIM_UNRULED, _CLAIM_STANDING):
+    for statement in _CLAIMS_PG if _on_postgresql(session) else _CLAIMS:
         single_statement(session)
         found.update((held.id, held) for held in (Claim(*row) for row in session.connection().execute(
             statement, {**params, "claim_ids": [i for i in delivery_ids if i not in found]})))
@@ -259,8 +281,12 @@ class SentLog:
         self._discard_changes()
         now = utcnow()
         single_statement(session)
-        written = set(session.connection().execute(
-            _RECORD_SENT, {"sent_ids": [(one.id, one.attempts) for one in held], "sent_now": now}).scalars())
+        if _on_postgresql(session):
+            statement, params = _RECORD_SENT_PG, {"sent_id": [one.id for one in held],
+                                                  "sent_attempts": [one.attempts for one in held]}
+        else:
+            statement, params = _RECORD_SENT, {"sent_ids": [(one.id, one.attempts) for one in held]}
+        written = set(session.connection().execute(statement, {**params, "sent_now": now}).scalars())
         session.commit()
         for one in held:
             if one.id in written:

@@ -252,15 +252,15 @@ def _insert(connection: Connection, transition_ids: list[int], rows: list[dict[s
             now: dt.datetime) -> tuple[dict[str, int], bool]:
     """Insert the rows; their ids by key, and whether the transitions ``first`` were marked fanned out with them.
 
-    A few rows go in one INSERT ... VALUES ... RETURNING. Many, on PostgreSQL through psycopg,
-    go in one INSERT ... SELECT FROM unnest(...) RETURNING, one array parameter per column sent
-    in binary (one value for a column the same in every row), with the UPDATE marking ``first``
-    (at ``now``) in the same statement: one round trip, and a statement of 20 placeholders where
-    VALUES would have 15,000 per 1,000 rows, which psycopg parses afresh each time. Elsewhere
-    they go through the driver's executemany, then one SELECT reads their ids.
+    On PostgreSQL through psycopg, however few, they go in one INSERT ... SELECT FROM unnest(...)
+    RETURNING, one array parameter per column sent in binary (one value for a column the same in
+    every row), with the UPDATE marking ``first`` (at ``now``) in the same statement: one round
+    trip where a separate mark is a second, and a statement of 20 placeholders where VALUES would
+    have 15 per row (over 50 parameters psycopg parses a statement afresh each time; the text is
+    the same for every transition of one notifier, so the server prepares it once). Elsewhere a
+    few rows go in one INSERT ... VALUES ... RETURNING; many through the driver's executemany,
+    then one SELECT reads their ids.
     """
-    if len(rows) <= _RETURNING_UP_TO:
-        return {key: id_ for id_, key in connection.execute(_INSERT, rows)}, False
     names = tuple(rows[0])
     if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg" and _DEFAULTED <= set(names):
         values: dict[str, Any] = {name: [row[name] for row in rows] for name in names}
@@ -272,6 +272,8 @@ def _insert(connection: Connection, transition_ids: list[int], rows: list[dict[s
             values.update(mark_ids_=first, mark_at_=now)
         statement = _unnest_insert(connection.dialect, names, same, bool(first))
         return {key: id_ for id_, key in connection.exec_driver_sql(statement, values)}, bool(first)
+    if len(rows) <= _RETURNING_UP_TO:
+        return {key: id_ for id_, key in connection.execute(_INSERT, rows)}, False
     connection.execute(insert(_table), rows)
     written = {row["key"] for row in rows}
     found = connection.execute(select(_table.c.key, _table.c.id).where(_table.c.transition_id.in_(transition_ids)))

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, inspect, select
+from sqlalchemy import BigInteger, Enum, Integer, String, any_, bindparam, inspect, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, selectinload
 
 from .errors import WorkflowError
@@ -51,14 +52,16 @@ def load_subject(session: Session, record: TransitionRecord, *, lock: bool = Fal
 
 
 def load_subjects(session: Session, records: Iterable[TransitionRecord], *,
-                  lock: bool = False) -> dict[int, Stateful | None]:
+                  lock: bool = False, parties: bool = True) -> dict[int, Stateful | None]:
     """The rows many transitions were fired on, by transition id (``None`` for a row gone).
 
     One query per model (a composite key costs one per row), with each party declared by the
     name of a relationship loaded for all the rows at once (``selectinload``): planning the
     notifications of fifty transitions then reads their rows and their watchers in two queries,
     not a hundred. With ``lock``, the rows are locked ``FOR UPDATE`` (where the database has it)
-    until the transaction ends, so no other transaction changes them meanwhile.
+    until the transaction ends, so no other transaction changes them meanwhile. Without
+    ``parties``, the rows alone, as :func:`load_subject` reads one (their relationships load when
+    touched): sending a chunk of four of a row's fifty watchers' mails needs the row, not the fifty.
 
     Raises:
         WorkflowError: a transition's model is not imported.
@@ -74,29 +77,43 @@ def load_subjects(session: Session, records: Iterable[TransitionRecord], *,
             found.update((record.id, load_subject(session, record, lock=lock)) for record in group)
             continue
         keys = {record.id: _convert(columns[0], record.key) for record in group}
+        array = session.get_bind(cls).dialect.name == "postgresql"
         rows = {inspect(row).identity[0]: row
-                for row in session.scalars(_rows_query(cls, lock), {"keys": list(set(keys.values()))})}
+                for row in session.scalars(_rows_query(cls, lock, parties, array), {"keys": list(set(keys.values()))})}
         found.update((record_id, rows.get(key)) for record_id, key in keys.items())
     return found
 
 
-_queries: dict[tuple[type[Stateful], bool], Any] = {}
+_queries: dict[tuple[type[Stateful], bool, bool, bool], Any] = {}
 
 
-def _rows_query(cls: type[Stateful], lock: bool) -> Any:
-    """The query of ``cls``'s rows by key, with its parties' relationships: built once per model.
+def _rows_query(cls: type[Stateful], lock: bool, parties: bool = True, array: bool = False) -> Any:
+    """The query of ``cls``'s rows by key, with its parties' relationships if asked: built once per model.
 
     Built afresh for every fan-out, the statement and its cache key cost more Python than
-    the round trip's own work.
+    the round trip's own work. With ``array`` (PostgreSQL) an integer or text key is matched
+    against one array (``= ANY``): one statement text however many keys, which neither
+    SQLAlchemy nor the driver renders again per count.
     """
-    query = _queries.get((cls, lock))
+    query = _queries.get((cls, lock, parties, array))
     if query is None:
         key = inspect(cls).primary_key[0]
-        query = select(cls).where(key.in_(bindparam("keys", expanding=True))).options(*_party_loads(cls))
+        query = select(cls).where(_matching(key, array))
+        if parties:
+            query = query.options(*_party_loads(cls))
         if lock:
             query = query.order_by(key).with_for_update(of=cls).execution_options(populate_existing=True)
-        _queries[(cls, lock)] = query
+        _queries[(cls, lock, parties, array)] = query
     return query
+
+
+def _matching(key: Any, array: bool) -> Any:
+    """``key IN :keys``; on PostgreSQL, for an integer or a text key, ``key = ANY(:keys)`` (text of any length)."""
+    if array and isinstance(key.type, Integer):
+        return key == any_(bindparam("keys", type_=postgresql.ARRAY(BigInteger)))
+    if array and isinstance(key.type, String) and not isinstance(key.type, Enum):
+        return key == any_(bindparam("keys", type_=postgresql.ARRAY(String())))
+    return key.in_(bindparam("keys", expanding=True))
 
 
 def _party_loads(cls: type[Stateful]) -> list[Any]:

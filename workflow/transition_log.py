@@ -20,8 +20,10 @@ from sqlalchemy import (
     delete,
     event,
     insert,
+    any_,
     select,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, make_transient_to_detached, mapped_column
 
 from .clock import utcnow
@@ -83,6 +85,10 @@ LOG_COLUMNS = ("model", "key", "trigger", "source", "dest", "actor", "context", 
 
 
 _READ = select(TransitionRecord.__table__).where(TransitionRecord.id == bindparam("read_id"))
+# Many: an IN list of one placeholder each, or on PostgreSQL one array (one statement text however many).
+_READ_MANY = select(TransitionRecord.__table__).where(TransitionRecord.id.in_(bindparam("read_ids", expanding=True)))
+_READ_MANY_PG = select(TransitionRecord.__table__).where(
+    TransitionRecord.id == any_(bindparam("read_ids", type_=postgresql.ARRAY(BigInteger))))
 
 
 def read_records(connection: Connection, record_ids: Iterable[int]) -> dict[int, TransitionRecord]:
@@ -90,8 +96,8 @@ def read_records(connection: Connection, record_ids: Iterable[int]) -> dict[int,
     wanted = list(dict.fromkeys(record_ids))
     if not wanted:
         return {}
-    table = TransitionRecord.__table__
-    rows = connection.execute(select(table).where(table.c.id.in_(wanted))).mappings()
+    statement = _READ_MANY_PG if connection.dialect.name == "postgresql" else _READ_MANY
+    rows = connection.execute(statement, {"read_ids": wanted}).mappings()
     return {row["id"]: TransitionRecord(**row) for row in rows}
 
 
