@@ -77,7 +77,7 @@ _RECORD = (
             sent_at=bindparam("record_sent_at"), provider=bindparam("record_provider"))
 )
 
-_SENT_VALUES = dict(status=Status.SENT, last_error=None, updated_at=bindparam("sent_now"), lease_until=None,
+_SENT_VALUES: dict[str, Any] = dict(status=Status.SENT, last_error=None, updated_at=bindparam("sent_now"), lease_until=None,
                     sent_at=bindparam("sent_now"))
 _STILL_HELD = _table.c.status.in_([Status.SENDING, Status.PENDING])
 _RECORD_SENT = (
@@ -281,6 +281,7 @@ class SentLog:
         self._discard_changes()
         now = utcnow()
         single_statement(session)
+        params: dict[str, Any]
         if _on_postgresql(session):
             statement, params = _RECORD_SENT_PG, {"sent_id": [one.id for one in held],
                                                   "sent_attempts": [one.attempts for one in held]}

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import cast
 
 from notifiers import registry
-from sqlalchemy import BigInteger, Connection, Table, all_, any_, bindparam, func, select
+from sqlalchemy import BigInteger, Connection, String, Table, all_, any_, bindparam, func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord
@@ -29,11 +29,14 @@ _transitions = cast(Table, TransitionRecord.__table__)
 # index on (fanned_out_at, id) holds them, so it serves them in order and stops at the limit:
 # ORDER BY id alone would sort the whole backlog (IS NULL is no equality to the planner), and no
 # ORDER BY may get a sequential scan through every row fanned out already.
+# Every list goes as one array (= ANY): one statement text however many ids or models, which neither
+# SQLAlchemy nor psycopg renders again per count.
 _OWN_STATE = select(_transitions.c.id, _transitions.c.fanned_out_at).where(
-    _transitions.c.id.in_(bindparam("own_ids", expanding=True)))
+    _transitions.c.id == any_(bindparam("own_ids", type_=postgresql.ARRAY(BigInteger))))
 _OWN = bindparam("own", type_=postgresql.ARRAY(BigInteger))
+_MODELS = bindparam("models", type_=postgresql.ARRAY(String()))
 _WAITING = (select(_transitions.c.id)
-            .where(_transitions.c.fanned_out_at.is_(None), _transitions.c.model.in_(bindparam("models", expanding=True)),
+            .where(_transitions.c.fanned_out_at.is_(None), _transitions.c.model == any_(_MODELS),
                    _transitions.c.id != all_(_OWN),
                    _transitions.c.retried_at.is_(None))  # one the sweeper had to resend may fail: not in others' batches
             .order_by(_transitions.c.fanned_out_at, _transitions.c.id)

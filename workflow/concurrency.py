@@ -59,7 +59,21 @@ def write_transition(session: Session, row: Any, log: Mapping[str, Any]) -> int 
     if record_id is None:
         return None
     set_committed_value(row, "state", log["dest"])
+    _clean_if_unchanged(session, row)
     return int(record_id)
+
+
+def _clean_if_unchanged(session: Session, row: Any) -> None:
+    """Mark the row clean when its state, written already, was its only change.
+
+    Setting the state attribute marked it modified, and the commit's flush would then walk it
+    and its relationships to find nothing to write: a sixth of a request's Python. A row changed
+    otherwise too (before the trigger, or by its callbacks after) keeps those changes, and is
+    flushed as before.
+    """
+    state = inspect(row)
+    if state.modified and not state.committed_state and "_pending_mutations" not in state.__dict__:
+        state._commit_all(state.dict, session.identity_map)
 
 
 def _refuse_without_log(connection: Connection, error: DBAPIError) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from jobs import Delivery
+from jobs.claims import SentLog, claim_many
 from jobs.fanout import plan
 from notifiers import opt_out, registry, skip_reasons, suppress, suppression_reasons
 from sqlalchemy import Engine, event, select
@@ -113,3 +114,20 @@ def test_a_ref_longer_than_its_column_is_not_cut_to_match_another_recipients_pre
         session.commit()
         choices = skip_reasons(session, [stored + "7", stored])
     assert choices(stored + "7", UNLOCKED, "email") is None and choices(stored, UNLOCKED, "email") is not None
+
+
+def test_claims_and_sent_outcomes_of_one_delivery_or_many_send_the_same_statements(
+        shop: Engine, statements: list[str]) -> None:
+    with Session(shop) as session:
+        pending = plan(session, cancelled_order(session, 5)).pending
+        texts = []
+        for ids in (pending[:1], pending[1:]):
+            statements.clear()
+            sent = SentLog(session)
+            for held in claim_many(session, ids, lease_seconds=60):
+                sent.add(held)
+            sent.flush()
+            texts.append([s for s in statements if "tidings_deliveries" in s])
+        statuses = set(session.scalars(select(Delivery.status).where(Delivery.id.in_(pending))))
+    assert len(pending) == 6 and statuses == {"sent"}
+    assert texts[0] == texts[1] and len(texts[0]) == 2  # one text whatever the count: prepared once by the server

@@ -47,6 +47,23 @@ def test_the_state_update_is_written_once(engine: Engine, session: Session, orde
     assert [s for s in statements if s in ("UPDATE", "INSERT")] == ["UPDATE", "INSERT"]
 
 
+def test_a_row_whose_only_change_was_its_transition_is_left_clean_for_the_commit(session: Session,
+                                                                                  order: Order) -> None:
+    order.cancel()
+    assert order not in session.dirty  # its state is written: the commit's flush has nothing to walk
+
+
+def test_a_change_made_before_the_trigger_is_still_flushed_with_the_commit(engine: Engine, session: Session,
+                                                                          order: Order) -> None:
+    assert order.state == "new"  # loaded: the change below waits in the session, unflushed
+    order.paid_in_full = False
+    order.cancel()
+    session.commit()
+    with Session(engine) as other:
+        stored = other.get(Order, order.id)
+        assert stored is not None and (stored.state, stored.paid_in_full) == ("cancelled", False)
+
+
 def test_a_callback_that_makes_the_session_autoflush_does_not_defeat_the_check(session: Session,
                                                                               order: Order) -> None:
     order.pay()

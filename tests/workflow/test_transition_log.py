@@ -96,6 +96,19 @@ def test_many_transitions_are_read_back_in_one_statement_with_their_rows_and_par
     assert len(statements) == 4  # the transitions; the orders; their buyers and their sellers, each loaded at once
 
 
+def test_rows_read_without_their_parties_cost_one_statement_and_load_a_party_when_touched(
+        session: Session) -> None:
+    ids = paid_orders(session, 10)
+    statements: list[str] = []
+    with Session(session.get_bind()) as fresh:
+        records = read_records(fresh.connection(), ids)
+        event.listen(fresh.get_bind(), "before_cursor_execute", lambda *args: statements.append(args[2]))
+        subjects = load_subjects(fresh, records.values(), parties=False)
+        read = len(statements)
+        buyer = subjects[ids[0]].parties()["buyer"].email  # type: ignore[union-attr]
+    assert read == 1 and buyer == "b0@example.com" and len(statements) == 3  # then the buyer, the seller
+
+
 def test_a_transition_whose_row_is_gone_reads_back_as_none(session: Session, order: Order) -> None:
     record = order.pay()
     session.commit()
