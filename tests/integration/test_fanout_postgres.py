@@ -11,7 +11,7 @@ from jobs import Delivery, Status, fanout
 from jobs.fanout import plan, plan_many
 from jobs.sweeper import sweep
 from jobs.taking import take as _take
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, event, func, select, update
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
@@ -125,6 +125,26 @@ def test_a_fan_out_of_many_deliveries_gives_each_the_id_of_its_own_row(shop: Eng
         row = rows[claim.id]
         assert (row.key, row.address, row.name, row.status) == (claim.key, claim.address, claim.name, Status.SENDING)
     assert rows[planned.claimed[-1].id].name == "Watcher 119"
+
+
+def test_a_fan_out_of_two_deliveries_writes_them_and_marks_its_transition_in_one_statement(shop: Engine) -> None:
+    transition_id = cancelled_order(shop, 1)
+    sent: list[str] = []
+
+    def note(*args: object) -> None:
+        sent.append(str(args[2]))
+
+    event.listen(shop, "before_cursor_execute", note)
+    try:
+        with Session(shop) as session:
+            planned = plan(session, transition_id, claim_up_to=2)
+            rows = {d.id: d for d in session.scalars(select(Delivery).where(Delivery.transition_id == transition_id))}
+    finally:
+        event.remove(shop, "before_cursor_execute", note)
+    writes = [s for s in sent if "INSERT INTO tidings_deliveries" in s or s.startswith("UPDATE tidings_transitions")]
+    assert len(writes) == 1 and writes[0].startswith("WITH marked AS (UPDATE tidings_transitions")
+    assert sorted(rows) == sorted(c.id for c in planned.claimed) and unfanned(shop) == 0
+    assert {(rows[c.id].key, rows[c.id].address) for c in planned.claimed} == {(c.key, c.address) for c in planned.claimed}
 
 
 def test_a_fan_out_of_many_deliveries_writes_each_as_planned(shop: Engine) -> None:
