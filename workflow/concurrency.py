@@ -69,11 +69,22 @@ def _clean_if_unchanged(session: Session, row: Any) -> None:
     Setting the state attribute marked it modified, and the commit's flush would then walk it
     and its relationships to find nothing to write: a sixth of a request's Python. A row changed
     otherwise too (before the trigger, or by its callbacks after) keeps those changes, and is
-    flushed as before.
+    flushed as before. Left as it is: inside a SAVEPOINT (whose rollback resets only the rows
+    marked modified), and when flush or update listeners are registered (an audit hook that
+    stamps the rows a flush sees must still see it).
     """
     state = inspect(row)
-    if state.modified and not state.committed_state and "_pending_mutations" not in state.__dict__:
-        state._commit_all(state.dict, session.identity_map)
+    if (not state.modified or state.committed_state or "_pending_mutations" in state.__dict__
+            or session.in_nested_transaction() or _flush_heard(session, state.mapper)):
+        return
+    state._commit_all(state.dict, session.identity_map)
+
+
+def _flush_heard(session: Session, mapper: Mapper[Any]) -> bool:
+    """Whether a listener would hear of the row at the flush (the session's flush events, the mapper's updates)."""
+    return bool(session.dispatch.before_flush or session.dispatch.after_flush
+                or session.dispatch.after_flush_postexec or mapper.dispatch.before_update
+                or mapper.dispatch.after_update)
 
 
 def _refuse_without_log(connection: Connection, error: DBAPIError) -> None:

@@ -11,7 +11,7 @@ from jobs import Delivery, Status, fanout
 from jobs.fanout import plan, plan_many
 from jobs.sweeper import sweep
 from jobs.taking import take as _take
-from sqlalchemy import Engine, delete, event, func, select, update
+from sqlalchemy import Engine, delete, event, func, insert, select, update
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 from workflow import TransitionRecord, utcnow
@@ -74,6 +74,24 @@ def test_two_fan_outs_at_once_take_different_transitions(shop: Engine) -> None:
         first.rollback()
 
 
+def test_a_fan_out_never_takes_a_waiting_transition_of_a_model_this_process_has_no_notifier_for(
+        shop: Engine) -> None:
+    # Given a transition of a model only another deployment's workers know, waiting
+    with Session(shop) as session:
+        other = session.connection().execute(insert(TransitionRecord).returning(TransitionRecord.id), {
+            "model": "Unheard", "key": "1", "trigger": "go", "source": "a", "dest": "b", "actor": None,
+            "context": {}, "created_at": utcnow(), "traceparent": None}).scalar_one()
+        session.commit()
+    ids = paid_orders(shop, 2)
+    # When a fan-out here plans its own and those waiting behind it
+    with Session(shop) as session:
+        planned = plan_many(session, [ids[0]], waiting=10)
+        left = session.execute(select(TransitionRecord.fanned_out_at, TransitionRecord.held_reason)
+                               .where(TransitionRecord.id == other)).one()
+    # Then it takes the others of its models only: that one waits, untouched, for the workers that know it
+    assert sorted(planned.loaded) == ids and tuple(left) == (None, None)
+
+
 def test_a_transition_that_does_not_exist_is_reported_missing(shop: Engine) -> None:
     ids = paid_orders(shop, 1)
     with Session(shop) as session:
@@ -127,8 +145,10 @@ def test_a_fan_out_of_many_deliveries_gives_each_the_id_of_its_own_row(shop: Eng
     assert rows[planned.claimed[-1].id].name == "Watcher 119"
 
 
-def test_a_fan_out_of_two_deliveries_writes_them_and_marks_its_transition_in_one_statement(shop: Engine) -> None:
-    transition_id = cancelled_order(shop, 1)
+@pytest.mark.parametrize("watchers", [0, 1], ids=["one delivery", "two"])
+def test_a_fan_out_of_one_or_two_deliveries_writes_them_and_marks_its_transition_in_one_statement(
+        shop: Engine, watchers: int) -> None:
+    transition_id = cancelled_order(shop, watchers)
     sent: list[str] = []
 
     def note(*args: object) -> None:
@@ -143,7 +163,7 @@ def test_a_fan_out_of_two_deliveries_writes_them_and_marks_its_transition_in_one
         event.remove(shop, "before_cursor_execute", note)
     writes = [s for s in sent if "INSERT INTO tidings_deliveries" in s or s.startswith("UPDATE tidings_transitions")]
     assert len(writes) == 1 and writes[0].startswith("WITH marked AS (UPDATE tidings_transitions")
-    assert sorted(rows) == sorted(c.id for c in planned.claimed) and unfanned(shop) == 0
+    assert sorted(rows) == sorted(c.id for c in planned.claimed) and len(rows) == watchers + 1 and unfanned(shop) == 0
     assert {(rows[c.id].key, rows[c.id].address) for c in planned.claimed} == {(c.key, c.address) for c in planned.claimed}
 
 

@@ -123,3 +123,30 @@ def test_a_transition_aborted_by_its_after_callback_leaves_the_stored_state_unch
     monkeypatch.setattr(Gadget, "blow_up", lambda self: None)
     gadget.switch_on()  # once the callback is fixed it fires again: no stale write to trip on
     assert gadget.state == "on"
+
+
+def test_a_transition_rolled_back_with_its_savepoint_leaves_the_row_in_its_old_state(session: Session,
+                                                                                    order: Order) -> None:
+    assert order.state == "new"
+    savepoint = session.begin_nested()
+    order.cancel()
+    savepoint.rollback()
+    assert order.state == "new"  # read again: the stored state, not the one the savepoint wrote
+    order.pay()
+    session.commit()
+
+
+def test_an_update_listener_still_hears_of_the_row_a_transition_changed(engine: Engine, session: Session,
+                                                                        order: Order) -> None:
+    heard: list[object] = []
+
+    def stamp(mapper: object, connection: object, target: Order) -> None:
+        heard.append(target)
+
+    event.listen(Order, "before_update", stamp)
+    try:
+        order.cancel()
+        session.commit()
+    finally:
+        event.remove(Order, "before_update", stamp)
+    assert heard == [order]
