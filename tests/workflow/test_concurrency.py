@@ -150,3 +150,17 @@ def test_an_update_listener_still_hears_of_the_row_a_transition_changed(engine: 
     finally:
         event.remove(Order, "before_update", stamp)
     assert heard == [order]
+
+
+@pytest.mark.parametrize("name", ["before_flush", "after_flush", "after_flush_postexec"])
+def test_a_flush_listener_of_the_session_still_hears_of_the_row_a_transition_changed(
+        session: Session, order: Order, name: str) -> None:
+    heard: list[bool] = []
+
+    def note(flushing: Session, *args: object) -> None:
+        heard.append(order in flushing.identity_map.values())
+
+    event.listen(session, name, note)
+    order.cancel()
+    session.commit()
+    assert heard == [True]  # the commit flushed, so the listener ran
