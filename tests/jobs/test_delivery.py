@@ -415,3 +415,26 @@ def test_a_chunk_does_not_send_a_claim_it_lost_while_sending_the_others(
     deliver_each.fn(pending)
     # Then it sent the first delivery only: the second is the other worker's now
     assert len(slow.outbox) == 1 and len(taken) == 1
+
+
+def test_a_chunk_reads_its_rows_without_loading_their_parties(broker: StubBroker, engine: Engine, session: Session,
+                                                              order: Order, mailbox: MemoryChannel) -> None:
+    # Given a cancelled order's deliveries planned, to its buyer and its watchers
+    jobs.configure(broker=broker, engine=engine, channels={"email": mailbox})
+    record = order.cancel()
+    session.commit()
+    pending = plan(session, record.id).pending
+    sent: list[str] = []
+
+    def note(*args: object) -> None:
+        sent.append(str(args[2]))
+
+    # When a chunk sends them (the notifier's message reads no party)
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        deliver_each.fn(pending)
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    # Then every one is sent, and no party was read: the claims name the recipients
+    assert len(mailbox.outbox) == len(pending) == 3
+    assert not [s for s in sent if "FROM shop_people" in s]
