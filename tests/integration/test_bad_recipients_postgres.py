@@ -78,17 +78,23 @@ def invites(pg_url: str, restore_registry: None, restore_jobs: None) -> Iterator
     engine.dispose()
 
 
+def fired_invite(session: Session) -> int:
+    """A new invite committed, then ``send`` fired on it and committed; the transition's id."""
+    invite = Invite()
+    session.add(invite)
+    session.commit()
+    record = invite.send()
+    session.commit()
+    return record.id
+
+
 def send_invite(engine: Engine, given: object) -> int:
     """Fire ``send`` on a new invite whose guest is ``given``, commit, and run the worker; the transition's id."""
     GIVEN["guest"] = given
     with Session(engine) as session:
-        invite = Invite()
-        session.add(invite)
-        session.commit()
-        record = invite.send()
-        session.commit()
+        transition_id = fired_invite(session)
         drain()
-        return record.id
+        return transition_id
 
 
 def deliveries(engine: Engine) -> dict[str, tuple[str, str | None]]:
@@ -141,13 +147,9 @@ def test_one_bad_element_of_a_partys_list_fails_alone(invites: tuple[Engine, Mem
 def planned_invite(engine: Engine) -> list[Delivery]:
     """An invite sent and committed, then planned by a fan-out in this process; its delivery rows."""
     with Session(engine) as session:
-        invite = Invite()
-        session.add(invite)
-        session.commit()
-        record = invite.send()
-        session.commit()
-        plan(session, record.id)
-        return list(session.scalars(select(Delivery).where(Delivery.transition_id == record.id)))
+        transition_id = fired_invite(session)
+        plan(session, transition_id)
+        return list(session.scalars(select(Delivery).where(Delivery.transition_id == transition_id)))
 
 
 _TEXT = st.one_of(st.text(st.characters(exclude_categories=()), max_size=10),  # surrogates and NUL included
